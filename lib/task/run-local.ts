@@ -1,0 +1,117 @@
+import { DtsError, isDtsError } from '../errors.ts';
+import { type FullSyncSummary, runFullSync } from '../fullsync/full-sync-job.ts';
+import type { ProgressSink } from '../progress/progress-reporter.ts';
+import { openLocalStore } from '../state/dynamo-client.ts';
+import type { TaskStore } from '../state/task-store.ts';
+import { resolveEndpoint } from './resolve-endpoint.ts';
+import { defaultTaskId, generateTaskName, redactSpec, type TaskSpec } from './spec.ts';
+
+export interface RunLocalOptions {
+  /** On-disk state (embedded DynamoDB); undefined keeps it in memory (no resume). */
+  stateDir?: string;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs a task on this machine with the embedded DynamoDB: records the task, runs its phases, and
+ * leaves its status and last error in the store for `redis-dts status`.
+ *
+ * Today the phases are the full sync only; the local state machine (issue 5) will take over the
+ * sequencing with the same core functions.
+ */
+export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): Promise<FullSyncSummary> {
+  if (spec.syncType !== 'full') {
+    throw new DtsError(
+      'NOT_BUILT',
+      `syncType '${spec.syncType}' needs incremental sync, which is not built yet`,
+      'run with --sync-type full (syncType: "full") for now',
+    );
+  }
+  const source = resolveEndpoint(spec.source, 'source');
+  const target = resolveEndpoint(spec.target, 'target');
+  const taskId = spec.taskId ?? defaultTaskId(spec);
+  const local = await openLocalStore(o.stateDir !== undefined ? { stateDir: o.stateDir } : {});
+  try {
+    await recordStart(local.store, taskId, spec);
+    try {
+      const summary = await runFullSync({
+        taskId,
+        source,
+        target,
+        dbs: spec.dbs,
+        dbMap: spec.dbMap ? numericKeys(spec.dbMap) : undefined,
+        keyFilter: spec.keyFilter,
+        existingKeys: spec.existingKeys,
+        throttle: spec.throttle,
+        chunkKeys: spec.fullSync?.chunkKeys,
+        maxInFlightBytes: spec.fullSync?.maxInFlightBytes,
+        store: local.store,
+        progress: o.progress,
+        signal: o.signal,
+      });
+      const failed = summary.keyErrors.length > 0;
+      await local.store.updateTask(taskId, {
+        status: summary.stopped ? 'stopped' : failed ? 'failed' : 'succeeded',
+        phase: summary.stopped ? 'full-sync' : 'done',
+        progress: { keysWritten: summary.keysWritten, bytes: summary.bytes },
+        lastError: failed ? keyErrorsRecord(summary) : undefined,
+      });
+      return summary;
+    } catch (e) {
+      const err = isDtsError(e)
+        ? e
+        : new DtsError('INTERNAL', String((e as Error)?.message ?? e), 'report a bug');
+      await local.store
+        .updateTask(taskId, {
+          status: 'failed',
+          lastError: { code: err.code, message: err.message, fix: err.fix },
+        })
+        .catch(() => undefined);
+      throw e;
+    }
+  } finally {
+    await local.close();
+  }
+}
+
+async function recordStart(store: TaskStore, taskId: string, spec: TaskSpec): Promise<void> {
+  const now = new Date().toISOString();
+  const existing = await store.getTask(taskId);
+  if (existing) {
+    await store.updateTask(taskId, { status: 'running', phase: 'full-sync', lastError: undefined });
+    return;
+  }
+  await store.putTask({
+    taskId,
+    name: spec.name ?? generateTaskName(spec),
+    spec: redactSpec(spec) as unknown as Record<string, unknown>,
+    status: 'running',
+    phase: 'full-sync',
+    createdAt: now,
+    updatedAt: now,
+  });
+}
+
+function numericKeys(m: Record<string, number>): Record<number, number> {
+  return Object.fromEntries(Object.entries(m).map(([k, v]) => [Number(k), v]));
+}
+
+function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {
+  const e = keyErrorsError(s);
+  return { code: e.code, message: e.message, fix: e.fix };
+}
+
+/** Keys the destination refused, as one error naming a few of them. */
+export function keyErrorsError(s: FullSyncSummary): DtsError {
+  const failed = s.units.reduce((n, u) => n + u.keysFailed, 0);
+  const examples = s.keyErrors
+    .slice(0, 5)
+    .map((e) => `${JSON.stringify(e.key.toString('latin1'))}: ${e.error}`)
+    .join('; ');
+  return new DtsError(
+    'KEYS_FAILED',
+    `${failed} key(s) could not be written to the destination (${examples})`,
+    'fix the cause named for each key (e.g. a missing module, an incompatible RDB version) and run the same task again',
+  );
+}

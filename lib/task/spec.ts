@@ -1,0 +1,584 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { isDtsError } from '../errors.ts';
+import { parseRedisUrl, redactUrl } from '../redis/url.ts';
+import { describeTaskSpecIssues, TaskSpecError } from './spec-errors.ts';
+
+/**
+ * The task spec: one schema for the JSON pasted into the Step Functions console, the CLI flags (mapped
+ * to the same object by the CLI) and an EventBridge event's detail. Objects are strict, so a typo is an
+ * error rather than a silently ignored setting. Every issue carries its expectation as its message
+ * ("an integer 1..65535"); spec-errors.ts turns issues into `<path>: expected …, got …` lines.
+ */
+
+export const SCHEMA_FILE = 'schema/task-spec.schema.json';
+export const MAX_DB = 255;
+export const DEFAULT_PORT = 6379;
+
+const TASK_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+const HOST_NAME = /^[A-Za-z0-9._-]+$/;
+const DB_KEY = /^(?:0|[1-9]\d?|1\d\d|2[0-4]\d|25[0-5])$/;
+
+const PASSWORD_FIELDS = ['password', 'passwordEnv', 'passwordSecretArn'] as const;
+
+// Small builders so that no schema falls back to zod's own wording, which the line format cannot use.
+const text = (what = 'a non-empty string') => z.string({ error: what }).min(1, { error: what });
+const flag = () => z.boolean({ error: 'true or false' });
+const intIn = (min: number, max: number, what = `an integer ${min}..${max}`) =>
+  z.int({ error: what }).min(min, { error: what }).max(max, { error: what });
+const positive = (what = 'a number greater than 0') => z.number({ error: what }).positive({ error: what });
+const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: `one of ${values.join(', ')}` });
+const dbNumber = () => intIn(0, MAX_DB);
+
+/** An issue whose message is the whole line after the path (for rules that span fields). */
+function lineIssue(ctx: z.core.$RefinementCtx, path: PropertyKey[], message: string): void {
+  ctx.addIssue({ code: 'custom', path, message, params: { line: true } });
+}
+
+// Cross-field rules run even when a field failed, so one pass lists every problem.
+const always = { when: () => true };
+
+const passwordFields = {
+  password: text()
+    .optional()
+    .meta({
+      description:
+        'The password itself. Local runs only (rejected on AWS, where it would be kept in the execution ' +
+        'history: use passwordSecretArn). `user:password` names an ACL user when the endpoint gives no username. ' +
+        'At most one of password, passwordEnv and passwordSecretArn.',
+    }),
+  passwordEnv: z
+    .string({ error: 'the name of an environment variable (letters, digits and _)' })
+    .regex(ENV_NAME, { error: 'the name of an environment variable (letters, digits and _)' })
+    .optional()
+    .meta({
+      description:
+        'Name of an environment variable holding the password (or `user:password` for an ACL user), ' +
+        'read where the task runs. Local runs only (rejected on AWS: use passwordSecretArn). At most one of ' +
+        'password, passwordEnv and passwordSecretArn.',
+      examples: ['REDIS_DTS_SOURCE_PASSWORD'],
+    }),
+  passwordSecretArn: z
+    .string({
+      error: 'a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    })
+    .regex(SECRET_ARN, {
+      error: 'a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>)',
+    })
+    .optional()
+    .meta({
+      description:
+        'ARN of an AWS Secrets Manager secret whose plain-text value is the password (or `user:password` for ' +
+        'an ACL user). The way to give a password on AWS: only the ARN travels in the execution input. ' +
+        'At most one of password, passwordEnv and passwordSecretArn.',
+      examples: ['arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-source-AbCdEf'],
+    }),
+};
+
+const tlsFields = {
+  tlsCaFile: text('a file path')
+    .optional()
+    .meta({
+      description:
+        'Path of a PEM file with the CA certificate that signed the server certificate, for servers whose ' +
+        'certificate is not signed by a public CA. Needs TLS: a rediss:// url, or tls: true.',
+    }),
+  tlsInsecure: flag()
+    .optional()
+    .meta({
+      description:
+        'Accept any server certificate without checking it. For testing only: it lets anyone in the ' +
+        'network path read the data. Needs TLS: a rediss:// url, or tls: true.',
+    }),
+};
+
+const URL_WHAT = 'a URL redis://[user:password@]host[:port][/db] or rediss://… for TLS';
+
+const UrlEndpointSchema = z
+  .strictObject(
+    {
+      url: z
+        .string({ error: URL_WHAT })
+        .superRefine((url, ctx) => {
+          const reason = urlProblem(url);
+          if (reason !== undefined) ctx.addIssue({ code: 'custom', message: `${URL_WHAT} (${reason})` });
+        })
+        .meta({
+          description:
+            'Where the server is, as redis://[user:password@]host[:port][/db], or rediss://… for TLS ' +
+            '(default port 6379). Percent-encode special characters in the user and password. A password ' +
+            'here is a secret in the input: prefer passwordEnv locally and passwordSecretArn on AWS. The db ' +
+            'in the path is ignored: dbs and dbMap choose the databases.',
+          examples: ['redis://10.0.0.5:6379', 'rediss://default@my-cache.abc123.cache.amazonaws.com:6379'],
+        }),
+      ...passwordFields,
+      ...tlsFields,
+    },
+    { error: 'an object' },
+  )
+  .meta({ title: 'Endpoint by URL', description: 'A Redis server named by a redis:// or rediss:// URL.' });
+
+const HostEndpointSchema = z
+  .strictObject(
+    {
+      host: z
+        .string({ error: 'a host name or IP address' })
+        .refine((h) => (h.includes(':') ? isIP(h) === 6 : HOST_NAME.test(h)), {
+          error: 'a host name or IP address (IPv6 without brackets)',
+        })
+        .meta({
+          description: 'Host name or IP address of the server (IPv6 without brackets, e.g. ::1).',
+          examples: ['10.0.0.5', 'my-cache.abc123.ng.0001.use1.cache.amazonaws.com'],
+        }),
+      port: intIn(1, 65535).default(DEFAULT_PORT).meta({ description: 'TCP port of the server.' }),
+      tls: flag()
+        .optional()
+        .meta({
+          description:
+            'Connect with TLS (in-transit encryption). tlsCaFile or tlsInsecure turn it on as well; false ' +
+            'with either of them is a contradiction and rejected.',
+        }),
+      username: text()
+        .optional()
+        .meta({
+          description:
+            'ACL user to log in as (Redis 6+). Absent: the default user. The password comes from password, ' +
+            'passwordEnv or passwordSecretArn.',
+        }),
+      ...passwordFields,
+      ...tlsFields,
+    },
+    { error: 'an object' },
+  )
+  .meta({
+    title: 'Endpoint by host',
+    description: 'A Redis server named by host and port, with optional TLS and ACL user.',
+  });
+
+const ENDPOINT_WHAT = 'an endpoint object: {"url": "redis://host:port"} or {"host": "…", "port": 6379}';
+
+const EndpointSchema = z
+  .xor([UrlEndpointSchema, HostEndpointSchema], { error: ENDPOINT_WHAT })
+  .superRefine((_, ctx) => checkEndpoint(ctx.value, ctx), always)
+  .meta({
+    id: 'Endpoint',
+    description:
+      'A Redis server: either {"url": …} or {"host": …, "port": …}, plus at most one password source ' +
+      '(password, passwordEnv, passwordSecretArn) and optional TLS settings.',
+  });
+
+const KeyFilterSchema = z
+  .strictObject(
+    {
+      include: z
+        .array(text('a non-empty key prefix'), { error: 'an array of key prefixes' })
+        .optional()
+        .meta({
+          description:
+            'Copy only keys starting with one of these prefixes (case-sensitive, byte for byte). Absent or ' +
+            'empty: every key.',
+          examples: [['user:', 'session:']],
+        }),
+      exclude: z
+        .array(text('a non-empty key prefix'), { error: 'an array of key prefixes' })
+        .optional()
+        .meta({
+          description: 'Never copy keys starting with one of these prefixes. Wins over include.',
+          examples: [['tmp:']],
+        }),
+    },
+    { error: 'an object' },
+  )
+  .meta({
+    description:
+      "Which keys to copy, by prefix. redis-dts' own keys (redis-dts:heartbeat:, redis-dts:marker:, " +
+      'redis-dts:tmp:) are never copied.',
+  });
+
+const ThrottleSchema = z
+  .strictObject(
+    {
+      maxKeysPerSecond: positive().optional().meta({
+        description: 'Upper bound on keys written per second (full sync and incremental). Absent: no limit.',
+      }),
+      maxBytesPerSecond: positive()
+        .optional()
+        .meta({ description: 'Upper bound on payload bytes written per second. Absent: no limit.' }),
+    },
+    { error: 'an object' },
+  )
+  .meta({
+    description: 'Rate limits that spare a busy source or target. Absent: as fast as the servers allow.',
+  });
+
+const FullSyncSchema = z
+  .strictObject(
+    {
+      chunkKeys: intIn(10, 100_000)
+        .default(1000)
+        .meta({
+          description:
+            'Keys read per SCAN chunk. Each chunk is read in one transaction and checkpointed, so larger ' +
+            'chunks mean fewer round trips and longer blocking of the source per transaction.',
+        }),
+      maxInFlightBytes: intIn(1, Number.MAX_SAFE_INTEGER, 'a positive integer (bytes)')
+        .optional()
+        .meta({
+          description:
+            'Upper bound on bytes read from the source but not yet written to the target (back-pressure). ' +
+            'Absent: a default sized for the worker.',
+        }),
+    },
+    { error: 'an object' },
+  )
+  .meta({ description: 'Tuning of the full sync (the one-time copy of every key).' });
+
+const HeartbeatSchema = z
+  .strictObject(
+    {
+      enabled: flag()
+        .default(true)
+        .meta({
+          description:
+            'Write a heartbeat key to the source every intervalMs, so the replication offset keeps moving ' +
+            'and lag can be measured even when the source is idle.',
+        }),
+      prefix: text()
+        .default('redis-dts:heartbeat:')
+        .meta({ description: 'Prefix of the heartbeat key. The key is never copied to the target.' }),
+      intervalMs: intIn(100, 60_000)
+        .default(1000)
+        .meta({ description: 'Milliseconds between heartbeat writes.' }),
+    },
+    { error: 'an object' },
+  )
+  .meta({ description: 'The source heartbeat, which measures incremental lag.' });
+
+const IncrementalSchema = z
+  .strictObject(
+    {
+      mode: oneOf(['fargate', 'lambda'])
+        .default('fargate')
+        .meta({
+          description:
+            'fargate: one long-running replicator container streams changes continuously (lowest lag). ' +
+            'lambda: a loop of short Lambda windows, each reading the stream for a while (no container; ' +
+            'higher lag). Locally both run in-process.',
+        }),
+      heartbeat: HeartbeatSchema.prefault({}),
+      onBacklogLost: oneOf(['fail', 'resync'])
+        .default('fail')
+        .meta({
+          description:
+            "What to do when the source's replication backlog no longer holds the position to resume from " +
+            '(the source answered +FULLRESYNC): fail the task, or redo the full sync.',
+        }),
+    },
+    { error: 'an object' },
+  )
+  .meta({
+    description: 'Settings of the incremental sync (the continuous replay of changes after the full sync).',
+  });
+
+const VerifySchema = z
+  .strictObject(
+    {
+      mode: oneOf(['full', 'length', 'exists', 'off'])
+        .default('full')
+        .meta({
+          description:
+            'full: compare values and expiries key by key. length: compare types and lengths. exists: ' +
+            'only check that each key exists on the target. off: skip verification.',
+        }),
+      rounds: intIn(1, 10)
+        .default(3)
+        .meta({
+          description:
+            'How many times to re-check keys that differ: keys still being written on the source differ ' +
+            'for a moment, so a difference counts only if it persists through every round.',
+        }),
+      sampleRate: z
+        .number({ error: 'a number greater than 0 and at most 1' })
+        .gt(0, { error: 'a number greater than 0 and at most 1' })
+        .max(1, { error: 'a number greater than 0 and at most 1' })
+        .default(1)
+        .meta({ description: 'Fraction of keys to verify: 1 checks every key, 0.1 a random tenth.' }),
+      ttlToleranceMs: intIn(0, 3_600_000).default(100).meta({
+        description: 'Largest difference in remaining time to live (milliseconds) still counted as equal.',
+      }),
+    },
+    { error: 'an object' },
+  )
+  .meta({ description: 'Verification of the target against the source after the sync.' });
+
+export const TaskSpecSchema = z
+  .strictObject(
+    {
+      name: z
+        .string({ error: 'a string of 1..256 characters' })
+        .min(1, { error: 'a string of 1..256 characters' })
+        .max(256, { error: 'a string of 1..256 characters' })
+        .optional()
+        .meta({
+          description:
+            'A descriptive name shown in listings; need not be unique. Absent: generated from the endpoints ' +
+            'and the date, e.g. "src-host:6379 → dst-host:6380 2026-11-25".',
+        }),
+      taskId: z
+        .string({ error: 'an id of 1..64 letters, digits, _, . or -' })
+        .regex(TASK_ID, { error: 'an id of 1..64 letters, digits, _, . or -' })
+        .optional()
+        .meta({
+          description:
+            'Identifies the task and its checkpoints: starting a task with the id of an unfinished one ' +
+            'resumes it. 1..64 characters from A-Z a-z 0-9 _ . -. Absent: derived from the endpoints ' +
+            '(<srcHost>-<srcPort>-to-<dstHost>-<dstPort>).',
+        }),
+      source: EndpointSchema.meta({
+        description:
+          'The Redis server to copy from: {"url": "redis://host:port"} or {"host": "…", "port": 6379}. Its ' +
+          'data is only read (a heartbeat key is written during incremental sync: see incremental.heartbeat).',
+      }),
+      target: EndpointSchema.meta({
+        description:
+          'The Redis server to copy into: {"url": "redis://host:port"} or {"host": "…", "port": 6379}. See ' +
+          'existingKeys for keys it already holds.',
+      }),
+      syncType: oneOf(['full+incremental', 'full', 'incremental'])
+        .default('full+incremental')
+        .meta({
+          description:
+            'full+incremental: copy everything, then keep replaying changes until stopped. full: copy once ' +
+            'and finish. incremental: only replay changes (the target must already hold the data).',
+        }),
+      existingKeys: oneOf(['block', 'overwrite'])
+        .default('block')
+        .meta({
+          description:
+            'block: the precheck fails if the target already holds keys in the selected dbs. overwrite: ' +
+            'replace keys that exist on the target (others are left alone).',
+        }),
+      dbs: z
+        .array(dbNumber(), { error: 'an array of db numbers 0..255' })
+        .min(1, { error: 'at least one db (omit dbs to copy every non-empty db)' })
+        .superRefine(checkUniqueDbs, always)
+        .optional()
+        .meta({
+          description: 'Source databases to copy (0..255, each once). Absent: every non-empty source db.',
+          uniqueItems: true,
+          examples: [[0, 1]],
+        }),
+      dbMap: z
+        .record(z.string().regex(DB_KEY, { error: 'a source db number "0".."255" as the key' }), dbNumber(), {
+          error: 'an object mapping source db numbers to target db numbers',
+        })
+        .superRefine(checkDbMapTargets, always)
+        .optional()
+        .meta({
+          description:
+            'Write a source db into a different target db: {"<source db>": <target db>}. Dbs not named keep ' +
+            'their number. Two source dbs may not land in the same target db.',
+          examples: [{ '0': 2, '1': 3 }],
+        }),
+      keyFilter: KeyFilterSchema.optional(),
+      throttle: ThrottleSchema.optional(),
+      fullSync: FullSyncSchema.prefault({}),
+      incremental: IncrementalSchema.prefault({}),
+      verify: VerifySchema.prefault({}),
+      acknowledgeWarnings: flag()
+        .default(false)
+        .meta({
+          description:
+            'Start even if the precheck reports warnings (errors always stop the task). Read the precheck ' +
+            'report first.',
+        }),
+    },
+    { error: 'a JSON object' },
+  )
+  .superRefine((spec, ctx) => checkDbsAgainstDbMap(spec, ctx), always)
+  .meta({
+    title: 'redis-dts task spec',
+    description:
+      'One-way sync of a source Redis into a target Redis. Paste this object as the Step Functions ' +
+      'execution input, send it as the detail of an EventBridge event, or give it to `redis-dts sync ' +
+      '--spec`. Unknown fields are errors.',
+    examples: [
+      {
+        source: { url: 'redis://10.0.0.5:6379' },
+        target: { url: 'redis://10.0.1.7:6379' },
+        syncType: 'full',
+      },
+    ],
+  });
+
+export type TaskSpecInput = z.input<typeof TaskSpecSchema>;
+export type TaskSpec = z.output<typeof TaskSpecSchema>;
+export type EndpointSpec = TaskSpec['source'];
+export type EndpointSpecInput = TaskSpecInput['source'];
+
+export interface ParseTaskSpecOptions {
+  /** 'aws' refuses plain passwords and password variables: they would ride in the execution input. */
+  mode?: 'local' | 'aws';
+}
+
+/** Validates a spec and applies its defaults; throws one TaskSpecError listing every problem. */
+export function parseTaskSpec(input: unknown, opts: ParseTaskSpecOptions = {}): TaskSpec {
+  const result = TaskSpecSchema.safeParse(input);
+  const problems = result.success ? [] : describeTaskSpecIssues(result.error.issues, input, TaskSpecSchema);
+  if (opts.mode === 'aws') problems.push(...awsPasswordProblems(input));
+  if (problems.length > 0 || !result.success) throw new TaskSpecError(problems);
+  return result.data;
+}
+
+/**
+ * A copy safe to store (DynamoDB) and show: plain passwords dropped, a password in a URL replaced by ***.
+ * The names of password variables and secret ARNs stay: they are how a resumed task logs in again.
+ */
+export function redactSpec(spec: TaskSpec): TaskSpec {
+  const copy = structuredClone(spec);
+  for (const ep of [copy.source, copy.target]) {
+    delete ep.password;
+    if ('url' in ep) ep.url = redactUrl(ep.url);
+  }
+  return copy;
+}
+
+/** The JSON Schema (draft 2020-12) of the spec as a user writes it: defaulted fields are optional. */
+export function taskSpecJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(TaskSpecSchema, { target: 'draft-2020-12', io: 'input' }) as Record<string, unknown>;
+}
+
+/** The text of schema/task-spec.schema.json. */
+export function renderTaskSpecJsonSchema(): string {
+  return `${JSON.stringify(taskSpecJsonSchema(), null, 2)}\n`;
+}
+
+export { defaultTaskId, generateTaskName } from './task-name.ts';
+
+function urlProblem(url: string): string | undefined {
+  try {
+    // A stand-in password: a URL naming only a user is fine when the password comes from elsewhere.
+    parseRedisUrl(url, 'source', { password: 'x' });
+    return undefined;
+  } catch (e) {
+    if (!isDtsError(e)) throw e;
+    // parseRedisUrl names the URL in its message; keep only the reason, the line shows the URL itself.
+    const prefix = `source URL '${redactUrl(url.trim())}' `;
+    if (e.message.startsWith(prefix)) return e.message.slice(prefix.length);
+    return e.message.replace(/^source URL /, '');
+  }
+}
+
+function urlHasPassword(url: unknown): boolean {
+  if (typeof url !== 'string') return false;
+  try {
+    // Without a stand-in password, a lone userinfo word stays a username and only user:password counts.
+    return parseRedisUrl(url, 'source', { password: '' }).password !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+function checkEndpoint(value: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(value)) return;
+  const sources: string[] = PASSWORD_FIELDS.filter((f) => value[f] !== undefined);
+  if (urlHasPassword(value.url)) sources.unshift('a password in url');
+  if (sources.length > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'at most one of password, passwordEnv, passwordSecretArn (or a password in url)',
+      params: { got: sources.join(' and ') },
+    });
+  }
+  const tlsOptions = (['tlsCaFile', 'tlsInsecure'] as const).filter(
+    (f) => value[f] !== undefined && value[f] !== false,
+  );
+  if (tlsOptions.length === 0) return;
+  if (typeof value.url === 'string' && !/^\s*rediss:\/\//i.test(value.url)) {
+    for (const f of tlsOptions) {
+      lineIssue(ctx, [f], 'needs a rediss:// url (TLS options do not turn TLS on for a redis:// url)');
+    }
+  } else if (value.url === undefined && value.tls === false) {
+    for (const f of tlsOptions) lineIssue(ctx, [f], 'contradicts tls: false (drop one of them)');
+  }
+}
+
+function checkUniqueDbs(dbs: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!Array.isArray(dbs)) return;
+  const seen = new Set<unknown>();
+  const repeated = new Set<unknown>();
+  for (const db of dbs) (seen.has(db) ? repeated : seen).add(db);
+  if (repeated.size > 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'each db once',
+      params: { got: `${[...repeated].join(', ')} more than once` },
+    });
+  }
+}
+
+function checkDbMapTargets(map: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(map)) return;
+  for (const collision of collisions(Object.entries(map))) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'a different target db for each source db',
+      params: { got: collision },
+    });
+  }
+}
+
+/** With dbs given the whole mapping is known: an unmapped db keeps its number and may collide. */
+function checkDbsAgainstDbMap(spec: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(spec) || !Array.isArray(spec.dbs) || !isRecord(spec.dbMap)) return;
+  const map = spec.dbMap;
+  const unmapped = spec.dbs.filter((db) => Number.isInteger(db) && !Object.hasOwn(map, String(db)));
+  if (unmapped.length === 0) return;
+  const explicit = Object.entries(map).filter(([, to]) => Number.isInteger(to));
+  for (const db of new Set(unmapped)) {
+    const clash = explicit.find(([from, to]) => to === db && from !== String(db));
+    if (clash) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['dbMap'],
+        message: 'a different target db for each source db',
+        params: {
+          got: `dbs ${clash[0]} and ${db} both mapped to ${db} (db ${db} is in dbs but not in dbMap)`,
+        },
+      });
+    }
+  }
+}
+
+function collisions(entries: [string, unknown][]): string[] {
+  const byTarget = new Map<unknown, string[]>();
+  for (const [from, to] of entries) {
+    if (!Number.isInteger(to)) continue;
+    byTarget.set(to, [...(byTarget.get(to) ?? []), from]);
+  }
+  return [...byTarget]
+    .filter(([, froms]) => froms.length > 1)
+    .map(([to, froms]) => `dbs ${froms.join(' and ')} both mapped to ${to}`);
+}
+
+function awsPasswordProblems(input: unknown): string[] {
+  if (!isRecord(input)) return [];
+  const problems: string[] = [];
+  const advice = 'passwords must come from Secrets Manager on AWS: use passwordSecretArn';
+  for (const role of ['source', 'target'] as const) {
+    const ep = input[role];
+    if (!isRecord(ep)) continue;
+    if (urlHasPassword(ep.url))
+      problems.push(`${role}.url: ${advice} (and remove the password from the URL)`);
+    if (ep.password !== undefined) problems.push(`${role}.password: ${advice}`);
+    if (ep.passwordEnv !== undefined) problems.push(`${role}.passwordEnv: ${advice}`);
+  }
+  return problems;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

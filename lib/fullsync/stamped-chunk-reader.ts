@@ -1,0 +1,161 @@
+import { DtsError } from '../errors.ts';
+import { describeEndpoint } from '../redis/endpoint.ts';
+import type { RawConnection } from '../redis/raw-connection.ts';
+import { bulkSize, copyBytes, RespError, type RespValue, writeBulk } from '../redis/resp.ts';
+
+/** The source replication position at which a chunk was read (ARCHITECTURE.md, "Chunks are stamped"). */
+export interface Stamp {
+  replid: string;
+  offset: number;
+}
+
+/** One SCAN chunk of one db, read in a single MULTI/EXEC so every value carries the same stamp. */
+export interface Chunk {
+  /** SCAN cursor to resume from once this chunk is applied ('0' = the db is done). */
+  cursorAfter: string;
+  keys: Buffer[];
+  /** DUMP payload per key; null when the key vanished between SCAN and DUMP. */
+  payloads: (Buffer | null)[];
+  /** Absolute expiry in ms per key; 0 = no expiry. */
+  expireAt: number[];
+  stamp: Stamp;
+  /** Payload bytes in the chunk. */
+  bytes: number;
+}
+
+export interface KeyBatch {
+  cursorAfter: string;
+  keys: Buffer[];
+}
+
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const DUMP_HEAD = Buffer.from('*2\r\n$4\r\nDUMP\r\n');
+const PEXPIRETIME_HEAD = Buffer.from('*2\r\n$11\r\nPEXPIRETIME\r\n');
+const PTTL_HEAD = Buffer.from('*2\r\n$4\r\nPTTL\r\n');
+const TIME = Buffer.from('*1\r\n$4\r\nTIME\r\n');
+const INFO_REPLICATION = Buffer.from('*2\r\n$4\r\nINFO\r\n$11\r\nreplication\r\n');
+const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
+
+/**
+ * Reads key batches as stamped chunks:
+ * `MULTI; DUMP k…; PEXPIRETIME k… (PTTL k…; TIME below Redis 7); INFO replication; EXEC`.
+ * Many reads may be in flight on the one connection; they complete in order.
+ */
+export class StampedChunkReader {
+  private readonly conn: RawConnection;
+  private readonly hasPexpiretime: boolean;
+
+  constructor(conn: RawConnection, options: { sourceVersion: number }) {
+    this.conn = conn;
+    this.hasPexpiretime = options.sourceVersion >= 70000;
+  }
+
+  read(batch: KeyBatch): Promise<Chunk> {
+    const { keys } = batch;
+    const n = keys.length;
+    let size = MULTI.length + INFO_REPLICATION.length + EXEC.length + (this.hasPexpiretime ? 0 : TIME.length);
+    const ttlHead = this.hasPexpiretime ? PEXPIRETIME_HEAD : PTTL_HEAD;
+    for (const k of keys) size += DUMP_HEAD.length + ttlHead.length + 2 * bulkSize(k.length);
+    const out = Buffer.allocUnsafe(size);
+    let pos = MULTI.copy(out, 0);
+    // DUMP and its TTL read side by side: the second lookup of a key finds it in the CPU cache.
+    for (const k of keys) {
+      pos = writeKeyCommand(out, pos, DUMP_HEAD, k);
+      pos = writeKeyCommand(out, pos, ttlHead, k);
+    }
+    if (!this.hasPexpiretime) pos += TIME.copy(out, pos);
+    pos += INFO_REPLICATION.copy(out, pos);
+    pos += EXEC.copy(out, pos);
+
+    const commands = 2 * n + (this.hasPexpiretime ? 3 : 4);
+    return new Promise((resolve, reject) => {
+      let queueError: RespError | undefined;
+      let exec: RespValue = null;
+      this.conn.write(out.subarray(0, pos), commands, {
+        onReply: (v, i) => {
+          if (i === commands - 1) exec = v;
+          else if (v instanceof RespError && !queueError) queueError = v;
+        },
+        onDone: () => {
+          try {
+            resolve(this.toChunk(batch, exec, queueError));
+          } catch (e) {
+            reject(e);
+          }
+        },
+        onFail: reject,
+      });
+    });
+  }
+
+  private toChunk(batch: KeyBatch, exec: RespValue, queueError: RespError | undefined): Chunk {
+    if (queueError || exec instanceof RespError || !Array.isArray(exec)) {
+      const err =
+        queueError ?? (exec instanceof RespError ? exec : new RespError('ERR transaction discarded'));
+      throw chunkReadError(this.conn, err);
+    }
+    const n = batch.keys.length;
+    const payloads: (Buffer | null)[] = new Array(n);
+    const expireAt: number[] = new Array(n);
+    let bytes = 0;
+    let nowMs = 0;
+    if (!this.hasPexpiretime) {
+      const t = exec[2 * n] as Buffer[];
+      nowMs = Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
+    }
+    for (let i = 0; i < n; i++) {
+      const p = exec[2 * i];
+      if (p instanceof RespError) throw chunkReadError(this.conn, p);
+      payloads[i] = p as Buffer | null;
+      if (p) bytes += (p as Buffer).length;
+      const t = exec[2 * i + 1] as number;
+      // -1: no expiry, -2: vanished (its payload is null too).
+      expireAt[i] = t < 0 ? 0 : this.hasPexpiretime ? t : nowMs + t;
+    }
+    const info = exec[exec.length - 1] ?? null;
+    return {
+      cursorAfter: batch.cursorAfter,
+      keys: batch.keys,
+      payloads,
+      expireAt,
+      stamp: parseStamp(info),
+      bytes,
+    };
+  }
+}
+
+function writeKeyCommand(out: Buffer, pos: number, head: Buffer, key: Buffer): number {
+  pos = copyBytes(head, 0, head.length, out, pos);
+  return writeBulk(out, pos, key);
+}
+
+/** master_replid and master_repl_offset from an INFO replication reply. */
+export function parseStamp(info: RespValue): Stamp {
+  const text = Buffer.isBuffer(info) ? info.toString('latin1') : String(info);
+  const replid = /^master_replid:([0-9a-f]+)/m.exec(text)?.[1];
+  const offset = /^master_repl_offset:(\d+)/m.exec(text)?.[1];
+  if (!replid || offset === undefined) {
+    throw new DtsError(
+      'NO_REPLICATION_INFO',
+      'the source did not report master_replid/master_repl_offset in INFO replication',
+      'use a Redis-compatible source that implements INFO replication (Redis >= 4)',
+    );
+  }
+  return { replid, offset: Number(offset) };
+}
+
+function chunkReadError(conn: RawConnection, err: RespError): DtsError {
+  const who = describeEndpoint(conn.endpoint);
+  if (err.prefix === 'NOPERM' || /NOPERM/.test(err.message)) {
+    return new DtsError(
+      'NO_PERMISSION',
+      `${who}: the user may not run a command the full sync needs (${err.message})`,
+      'grant the user +scan +dump +pexpiretime +info +multi +exec (e.g. ACL SETUSER <user> +@read +dump +info +multi +exec)',
+    );
+  }
+  return new DtsError(
+    'SOURCE_READ_FAILED',
+    `${who}: reading a chunk failed: ${err.message}`,
+    'check that the source allows MULTI/EXEC, DUMP, PEXPIRETIME and INFO (they may be renamed or disabled)',
+  );
+}

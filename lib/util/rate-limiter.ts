@@ -1,0 +1,44 @@
+/**
+ * Token buckets for --max-keys-per-second and --max-bytes-per-second. A request larger than one
+ * second's budget is let through and paid back by waiting, so big chunks cannot stall forever.
+ */
+export class RateLimiter {
+  private readonly keysPerSecond: number;
+  private readonly bytesPerSecond: number;
+  private keyTokens: number;
+  private byteTokens: number;
+  private last = performance.now();
+
+  constructor(limits: { keysPerSecond?: number; bytesPerSecond?: number }) {
+    this.keysPerSecond = limits.keysPerSecond ?? Number.POSITIVE_INFINITY;
+    this.bytesPerSecond = limits.bytesPerSecond ?? Number.POSITIVE_INFINITY;
+    this.keyTokens = Math.min(this.keysPerSecond, 1e12);
+    this.byteTokens = Math.min(this.bytesPerSecond, 1e15);
+  }
+
+  get unlimited(): boolean {
+    return (
+      this.keysPerSecond === Number.POSITIVE_INFINITY && this.bytesPerSecond === Number.POSITIVE_INFINITY
+    );
+  }
+
+  async acquire(keys: number, bytes: number): Promise<void> {
+    if (this.unlimited) return;
+    this.refill();
+    this.keyTokens -= keys;
+    this.byteTokens -= bytes;
+    const waitMs = Math.max(
+      this.keyTokens < 0 ? (-this.keyTokens / this.keysPerSecond) * 1000 : 0,
+      this.byteTokens < 0 ? (-this.byteTokens / this.bytesPerSecond) * 1000 : 0,
+    );
+    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+  }
+
+  private refill(): void {
+    const now = performance.now();
+    const dt = (now - this.last) / 1000;
+    this.last = now;
+    this.keyTokens = Math.min(this.keysPerSecond, this.keyTokens + dt * this.keysPerSecond);
+    this.byteTokens = Math.min(this.bytesPerSecond, this.byteTokens + dt * this.bytesPerSecond);
+  }
+}

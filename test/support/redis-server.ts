@@ -95,9 +95,13 @@ function makeProcess(child: ChildProcess, port: number, dir: string, password?: 
       ? `redis://:${encodeURIComponent(password)}@127.0.0.1:${port}`
       : `redis://127.0.0.1:${port}`,
     async cli(...args: string[]) {
-      const { stdout } = await execFileAsync('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args], {
-        maxBuffer: 64 * 1024 * 1024,
-      });
+      const { stdout } = await execFileAsync(
+        'redis-cli',
+        ['-h', '127.0.0.1', '-p', String(port), ...auth, ...args],
+        {
+          maxBuffer: 64 * 1024 * 1024,
+        },
+      );
       return stdout.trim();
     },
     stop() {
@@ -120,7 +124,8 @@ function makeProcess(child: ChildProcess, port: number, dir: string, password?: 
 async function waitReady(proc: RedisProcess, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`redis-server on port ${proc.port} exited (${child.exitCode})`);
+    if (child.exitCode !== null)
+      throw new Error(`redis-server on port ${proc.port} exited (${child.exitCode})`);
     try {
       if ((await proc.cli('PING')) === 'PONG') return;
     } catch {

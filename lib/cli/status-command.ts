@@ -1,0 +1,87 @@
+import { parseArgs } from 'node:util';
+import { DtsError } from '../errors.ts';
+import { openLocalStore } from '../state/dynamo-client.ts';
+import type { TaskRecord, UnitCheckpoint } from '../state/task-store.ts';
+import { HELP } from './help.ts';
+import { DEFAULT_STATE_DIR } from './sync-command.ts';
+import { UsageError } from './usage-error.ts';
+
+const OPTIONS = {
+  'state-dir': { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parse(argv: string[], command: string) {
+  try {
+    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!, command);
+  }
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, 'status');
+  if (values.help) {
+    process.stdout.write(HELP.status!);
+    return 0;
+  }
+  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR });
+  try {
+    const tasks = await local.store.listTasks();
+    const task = positionals[0] ? tasks.find((t) => t.taskId === positionals[0]) : tasks[tasks.length - 1];
+    if (!task) {
+      throw new DtsError(
+        'TASK_NOT_FOUND',
+        positionals[0]
+          ? `no task '${positionals[0]}' in the state directory`
+          : 'no task in the state directory',
+        "run 'redis-dts list' to see the tasks, or pass --state-dir",
+      );
+    }
+    const units = (await local.store.listCheckpoints(task.taskId)).map((c) => c.value);
+    process.stdout.write(
+      values.json ? `${JSON.stringify({ task, units }, null, 2)}\n` : formatStatus(task, units),
+    );
+    return 0;
+  } finally {
+    await local.close();
+  }
+}
+
+export async function listCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, 'list');
+  if (values.help) {
+    process.stdout.write(HELP.list!);
+    return 0;
+  }
+  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR });
+  try {
+    const tasks = await local.store.listTasks();
+    if (values.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
+    else if (tasks.length === 0) process.stdout.write('no tasks\n');
+    else
+      for (const t of tasks)
+        process.stdout.write(`${t.taskId}\t${t.status}\t${t.phase}\t${t.updatedAt}\t${t.name}\n`);
+    return 0;
+  } finally {
+    await local.close();
+  }
+}
+
+function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
+  const lines = [
+    `task     ${task.taskId} (${task.name})`,
+    `status   ${task.status}, phase ${task.phase}, updated ${task.updatedAt}`,
+  ];
+  for (const u of units) {
+    lines.push(
+      `  ${u.unitId.padEnd(8)} db ${u.sourceDb} → ${u.targetDb}: ${u.done ? 'done' : `cursor ${u.cursor}`}, ` +
+        `${u.keysWritten.toLocaleString('en-US')} keys written, ${(u.bytes / 1e6).toFixed(1)} MB, ` +
+        `${u.keysVanished} vanished, ${u.keysFailed} failed` +
+        (u.stamp ? `, stamp ${u.stamp.replid.slice(0, 8)}…:${u.stamp.offset}` : ''),
+    );
+  }
+  if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
+  return `${lines.join('\n')}\n`;
+}

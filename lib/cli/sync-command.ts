@@ -1,0 +1,224 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DtsError } from '../errors.ts';
+import { ProgressReporter, type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
+import { keyErrorsError, runTaskLocally } from '../task/run-local.ts';
+import { parseTaskSpec } from '../task/spec.ts';
+import { HELP } from './help.ts';
+import { UsageError } from './usage-error.ts';
+
+const OPTIONS = {
+  spec: { type: 'string' },
+  name: { type: 'string' },
+  'task-id': { type: 'string' },
+  source: { type: 'string' },
+  target: { type: 'string' },
+  'source-password-env': { type: 'string' },
+  'target-password-env': { type: 'string' },
+  'source-tls-ca': { type: 'string' },
+  'target-tls-ca': { type: 'string' },
+  'source-tls-insecure': { type: 'boolean' },
+  'target-tls-insecure': { type: 'boolean' },
+  'sync-type': { type: 'string' },
+  'existing-keys': { type: 'string' },
+  dbs: { type: 'string' },
+  'db-map': { type: 'string' },
+  'include-prefix': { type: 'string', multiple: true },
+  'exclude-prefix': { type: 'string', multiple: true },
+  'max-keys-per-second': { type: 'string' },
+  'max-bytes-per-second': { type: 'string' },
+  'chunk-keys': { type: 'string' },
+  'state-dir': { type: 'string' },
+  'in-memory': { type: 'boolean' },
+  progress: { type: 'string' },
+  yes: { type: 'boolean', short: 'y' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const DEFAULT_STATE_DIR = '.redis-dts';
+
+export async function syncCommand(argv: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    values = parse(argv).values;
+  } catch (e) {
+    throw new UsageError(
+      (e as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option'),
+      'sync',
+    );
+  }
+  if (values.help) {
+    process.stdout.write(HELP.sync!);
+    return 0;
+  }
+  const spec = parseTaskSpec(specInput(values), { mode: 'local' });
+  const progress = progressSink(values.progress);
+
+  // First Ctrl-C: finish the chunks in flight, checkpoint, exit 130. Second: exit at once (the
+  // checkpoint still holds, a rerun resumes from it).
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) process.exit(130);
+    progress.log('stopping after the chunks in flight (Ctrl-C again to quit at once)');
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const stateDir = values['in-memory'] ? undefined : (values['state-dir'] ?? DEFAULT_STATE_DIR);
+    const summary = await runTaskLocally(spec, {
+      ...(stateDir !== undefined ? { stateDir } : {}),
+      progress,
+      signal: stop.signal,
+    });
+    const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
+    const line =
+      `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${summary.keysThisRun.toLocaleString('en-US')} keys ` +
+      `(${(summary.bytesThisRun / 1e6).toFixed(1)} MB) in ${summary.seconds.toFixed(1)} s, ` +
+      `${Math.round(rate).toLocaleString('en-US')} keys/s; task '${summary.taskId}'` +
+      (stateDir !== undefined ? ` (state in ${stateDir})` : '');
+    process.stdout.write(`${line}\n`);
+    progress.result({
+      taskId: summary.taskId,
+      stopped: summary.stopped,
+      keys: summary.keysThisRun,
+      bytes: summary.bytesThisRun,
+      seconds: summary.seconds,
+      keysFailed: summary.units.reduce((n, u) => n + u.keysFailed, 0),
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
+    });
+    if (summary.keyErrors.length > 0) throw keyErrorsError(summary);
+    if (summary.stopped) {
+      process.stderr.write(`stopped: run the same command again to resume from the checkpoint\n`);
+      return 130;
+    }
+    return 0;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+}
+
+type Values = ReturnType<typeof parse>['values'];
+
+/** Flags become the same object a console user would paste; the spec schema judges both alike. */
+export function specInput(v: Values): Record<string, unknown> {
+  const base = v.spec ? readSpecFile(v.spec) : {};
+  const input: Record<string, unknown> = { ...base };
+  const endpoint = (role: 'source' | 'target') => {
+    const current = (input[role] ?? {}) as Record<string, unknown>;
+    const next: Record<string, unknown> = { ...current };
+    if (v[role] !== undefined) {
+      delete next.host;
+      delete next.port;
+      next.url = v[role];
+    }
+    set(next, 'passwordEnv', v[`${role}-password-env`]);
+    set(next, 'tlsCaFile', v[`${role}-tls-ca`]);
+    set(next, 'tlsInsecure', v[`${role}-tls-insecure`]);
+    if (Object.keys(next).length > 0) input[role] = next;
+  };
+  endpoint('source');
+  endpoint('target');
+  set(input, 'name', v.name);
+  set(input, 'taskId', v['task-id']);
+  set(input, 'syncType', v['sync-type']);
+  set(input, 'existingKeys', v['existing-keys']);
+  if (v.dbs !== undefined) input.dbs = v.dbs.split(',').map((s) => numberish(s.trim()));
+  if (v['db-map'] !== undefined) input.dbMap = parseDbMap(v['db-map']);
+  if (v['include-prefix'] || v['exclude-prefix']) {
+    const kf = { ...((input.keyFilter ?? {}) as Record<string, unknown>) };
+    set(kf, 'include', v['include-prefix']);
+    set(kf, 'exclude', v['exclude-prefix']);
+    input.keyFilter = kf;
+  }
+  if (v['max-keys-per-second'] !== undefined || v['max-bytes-per-second'] !== undefined) {
+    const t = { ...((input.throttle ?? {}) as Record<string, unknown>) };
+    if (v['max-keys-per-second'] !== undefined) t.maxKeysPerSecond = numberish(v['max-keys-per-second']);
+    if (v['max-bytes-per-second'] !== undefined) t.maxBytesPerSecond = parseBytes(v['max-bytes-per-second']);
+    input.throttle = t;
+  }
+  if (v['chunk-keys'] !== undefined) {
+    input.fullSync = {
+      ...((input.fullSync ?? {}) as Record<string, unknown>),
+      chunkKeys: numberish(v['chunk-keys']),
+    };
+  }
+  if (v.yes) input.acknowledgeWarnings = true;
+  return input;
+}
+
+function set(o: Record<string, unknown>, key: string, value: unknown): void {
+  if (value !== undefined) o[key] = value;
+}
+
+/** Numbers stay numbers; anything else is passed on so the schema names it in its error. */
+function numberish(s: string): number | string {
+  return /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s;
+}
+
+function parseDbMap(text: string): Record<string, unknown> {
+  const map: Record<string, unknown> = {};
+  for (const pair of text.split(',')) {
+    const [from, to, extra] = pair.split(':').map((s) => s.trim());
+    if (from === undefined || to === undefined || extra !== undefined || from === '' || to === '') {
+      throw new UsageError(`--db-map '${text}': expected SRC:DST pairs like 0:2,1:3`, 'sync');
+    }
+    map[from] = numberish(to);
+  }
+  return map;
+}
+
+/** `10MB`, `512k`, `1GiB` or plain bytes. */
+function parseBytes(text: string): number | string {
+  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?$/i.exec(text.trim());
+  if (!m) return text;
+  const unit = (m[2] ?? '').toLowerCase();
+  const base = m[3]?.toLowerCase() === 'ib' ? 1024 : 1000;
+  const mult = unit === 'k' ? base : unit === 'm' ? base ** 2 : unit === 'g' ? base ** 3 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function readSpecFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new DtsError(
+      'BAD_TASK_SPEC',
+      `cannot read --spec ${path}: ${(e as Error).message}`,
+      'give a readable JSON file',
+    );
+  }
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      return parsed as Record<string, unknown>;
+    throw new Error('the top level is not an object');
+  } catch (e) {
+    throw new DtsError(
+      'BAD_TASK_SPEC',
+      `--spec ${path} is not a JSON object: ${(e as Error).message}`,
+      'see schema/task-spec.schema.json for the format',
+    );
+  }
+}
+
+function progressSink(mode: string | undefined): ProgressSink {
+  switch (mode ?? 'auto') {
+    case 'auto':
+      return new ProgressReporter();
+    case 'bar':
+      return new ProgressReporter({ tty: true });
+    case 'json':
+      return new ProgressReporter({ tty: false });
+    case 'off':
+      return silentProgress;
+    default:
+      throw new UsageError(`--progress '${mode}': expected auto, bar, json or off`, 'sync');
+  }
+}

@@ -1,0 +1,311 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { openLocalStore } from '../../lib/state/dynamo-client.ts';
+import { collect, runCli, startCli } from '../support/cli.ts';
+import { assertSameData, compareServers, keyCounts, serverDigest } from '../support/compare.ts';
+import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { seedEveryType, seedManyKeys } from '../support/seed.ts';
+
+const dirs: string[] = [];
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'redis-dts-state-'));
+  dirs.push(d);
+  return d;
+}
+
+afterAll(async () => {
+  await stopAllRedis();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+describe('redis-dts sync --sync-type full', () => {
+  let source: RedisProcess;
+  beforeAll(async () => {
+    source = await startRedis();
+    await seedEveryType(source.url);
+  });
+
+  let target: RedisProcess | undefined;
+  afterEach(async () => {
+    await target?.stop();
+    target = undefined;
+  });
+
+  it('copies every type, encoding, db and TTL exactly into an empty destination', async () => {
+    target = await startRedis();
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--progress',
+      'json',
+    ]);
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/full sync done: [\d,]+ keys/);
+    await assertSameData(source.url, target.url);
+    // progress went out as JSON lines (not a TTY)
+    expect(
+      r.stderr.split('\n').some((l) => l.startsWith('{') && JSON.parse(l).msg?.startsWith('copying db0')),
+    ).toBe(true);
+  });
+
+  it('block refuses a non-empty destination, names its keys, and writes nothing', async () => {
+    target = await startRedis();
+    await target.cli('SELECT', '1');
+    await target.cli('-n', '1', 'SET', 'already:here', 'x');
+    const before = await serverDigest(target.url);
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: target 127\.0\.0\.1:\d+ is not empty: db 1 has 1 key \("already:here"\); nothing was written$/m,
+    );
+    expect(r.stderr).toMatch(/^fix: .*--existing-keys overwrite/m);
+    expect(await serverDigest(target.url)).toBe(before);
+    expect(await keyCounts(target.url)).toEqual({ 1: 1 });
+  });
+
+  it('overwrite replaces keys of the same name and keeps the others', async () => {
+    target = await startRedis();
+    await target.cli('SET', 'str:int', 'old value');
+    await target.cli('SET', 'only:on:target', 'stays');
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--existing-keys',
+      'overwrite',
+    ]);
+    expect(r.code).toBe(0);
+    expect(await target.cli('GET', 'only:on:target')).toBe('stays');
+    await target.cli('DEL', 'only:on:target');
+    await assertSameData(source.url, target.url);
+  });
+
+  it('copies only the selected dbs, mapped, and only the included prefixes', async () => {
+    target = await startRedis();
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--dbs',
+      '0,1',
+      '--db-map',
+      '0:5,1:6',
+      '--include-prefix',
+      'user:',
+      '--include-prefix',
+      'order:',
+      '--exclude-prefix',
+      'user:skip',
+    ]);
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    const counts = await keyCounts(target.url);
+    expect(Object.keys(counts).map(Number).sort()).toEqual([5, 6]);
+    for (const [sdb, tdb] of [
+      [0, 5],
+      [1, 6],
+    ] as const) {
+      const expected = (await source.cli('-n', String(sdb), '--scan', '--pattern', '*'))
+        .split('\n')
+        .filter((k) => (k.startsWith('user:') || k.startsWith('order:')) && !k.startsWith('user:skip'))
+        .sort();
+      const copied = (await target.cli('-n', String(tdb), '--scan', '--pattern', '*'))
+        .split('\n')
+        .filter(Boolean)
+        .sort();
+      expect(expected.length).toBeGreaterThan(0);
+      expect(copied).toEqual(expected);
+      for (const key of copied) {
+        expect(await target.cli('-n', String(tdb), 'DEBUG', 'DIGEST-VALUE', key)).toBe(
+          await source.cli('-n', String(sdb), 'DEBUG', 'DIGEST-VALUE', key),
+        );
+      }
+    }
+  });
+});
+
+describe('resume after kill -9', () => {
+  it('continues from the checkpoint: earlier chunks are not read again, and the copy is exact', async () => {
+    const source = await startRedis();
+    const target = await startRedis();
+    await seedManyKeys(source.url, { count: 60_000, valueBytes: 64 });
+    const dir = stateDir();
+    const args = [
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--state-dir',
+      dir,
+      '--chunk-keys',
+      '200',
+      '--progress',
+      'json',
+    ];
+
+    // Throttled so the kill lands mid-copy; killed once progress shows a third of the keys.
+    const child = startCli([...args, '--max-keys-per-second', '20000']);
+    let seen = '';
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d: Buffer) => {
+        seen += d.toString();
+        const last = seen
+          .trim()
+          .split('\n')
+          .filter((l) => l.includes('"keys"'))
+          .pop();
+        if (last && JSON.parse(last).keys >= 20_000) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    const killed = await collect(child);
+    expect(killed.signal).toBe('SIGKILL');
+
+    const local = await openLocalStore({ stateDir: dir });
+    const [cp] = (
+      await local.store.listCheckpoints(`127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`)
+    ).map((c) => c.value);
+    await local.close();
+    expect(cp?.done).toBe(false);
+    expect(cp?.cursor).not.toBe('0');
+    const readBeforeKill = cp!.keysRead;
+    expect(readBeforeKill).toBeGreaterThanOrEqual(10_000);
+
+    const second = await runCli(args);
+    expect(second.stderr).not.toContain('error:');
+    expect(second.code).toBe(0);
+    const readThisRun = Number(/full sync done: ([\d,]+) keys/.exec(second.stdout)![1]!.replaceAll(',', ''));
+    // SCAN may return a key twice across a resize, so allow a little slack but never a restart from zero.
+    expect(readThisRun).toBeLessThanOrEqual(60_000 - readBeforeKill + 2_000);
+    expect((await compareServers(source.url, target.url)).equal).toBe(true);
+  });
+});
+
+describe('bad input: non-zero exit, one-line cause, nothing written', () => {
+  let source: RedisProcess;
+  let target: RedisProcess;
+  beforeAll(async () => {
+    source = await startRedis({ args: ['--requirepass', 's3cret-src'], password: 's3cret-src' });
+    await source.cli('SET', 'k', 'v');
+    await source.cli('ACL', 'SETUSER', 'nodump', 'on', '>nodump-pw', '~*', '+@all', '-dump');
+    target = await startRedis();
+  });
+  afterEach(async () => {
+    expect(await keyCounts(target.url)).toEqual({});
+  });
+
+  const cases: [string, () => string[], Record<string, string>, RegExp][] = [
+    [
+      'unreachable host',
+      () => ['--source', 'redis://127.0.0.1:1', '--target', target.url],
+      {},
+      /^error: source 127\.0\.0\.1:1.*(refused|unreachable|not listening)/im,
+    ],
+    [
+      'wrong password',
+      () => ['--source', `redis://:wrong@127.0.0.1:${source.port}`, '--target', target.url],
+      {},
+      /^error: source 127\.0\.0\.1:\d+.*(password|WRONGPASS)/im,
+    ],
+    [
+      'missing password',
+      () => ['--source', `redis://127.0.0.1:${source.port}`, '--target', target.url],
+      {},
+      /^error: source .*(password|NOAUTH)/im,
+    ],
+    [
+      'ACL user without DUMP',
+      () => [
+        '--source',
+        `redis://127.0.0.1:${source.port}`,
+        '--source-password-env',
+        'SRC_PW',
+        '--target',
+        target.url,
+      ],
+      { SRC_PW: 'nodump:nodump-pw' },
+      /^error: source .*(permission|NOPERM)/im,
+    ],
+    [
+      'malformed URL',
+      () => ['--source', 'redis://host:99999', '--target', target.url],
+      {},
+      /^error: invalid task spec: source.url: .*invalid port 99999/m,
+    ],
+    [
+      'unknown flag',
+      () => ['--source', source.url, '--target', target.url, '--bogus'],
+      {},
+      /^error: unknown option '--bogus'/im,
+    ],
+    [
+      'bad db list',
+      () => ['--source', source.url, '--target', target.url, '--dbs', '0,x'],
+      {},
+      /^error: .*dbs\[1\]/im,
+    ],
+  ];
+  for (const [name, args, env, pattern] of cases) {
+    it(name, async () => {
+      const r = await runCli(['sync', '--sync-type', 'full', '--in-memory', ...args()], env);
+      expect(r.code === 1 || r.code === 2).toBe(true);
+      expect(r.stderr).toMatch(pattern);
+      expect(r.stderr).toMatch(/^fix: /m);
+      expect(r.stderr).not.toMatch(/s3cret-src|nodump-pw| {4}at /);
+    });
+  }
+});
+
+describe('destination out of memory', () => {
+  it('stops with a clear message that the destination is partially written', async () => {
+    const source = await startRedis();
+    const target = await startRedis({ args: ['--maxmemory', '3mb', '--maxmemory-policy', 'noeviction'] });
+    await seedManyKeys(source.url, { count: 20_000, valueBytes: 512 });
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: target 127\.0\.0\.1:\d+ is out of memory .*partially written$/m);
+    expect(r.stderr).toMatch(/^fix: raise maxmemory/m);
+  });
+});

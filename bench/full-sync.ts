@@ -1,0 +1,147 @@
+/**
+ * npm run bench:full [-- --keys 1200000 --value-bytes 100 --runs 2]
+ *
+ * Seeds one source with a mixed dataset, then in the same run measures
+ *   native: a fresh redis-server doing REPLICAOF the source (diskless, delay 0) until the link is up
+ *           and DBSIZE matches, and
+ *   ours:   `redis-dts sync --sync-type full` (the real CLI, in-memory state) into a fresh server,
+ * and prints keys/s, MB/s, our peak RSS and the ratio ours/native. Figures, not assertions: the
+ * target (ratio <= 2.0) is judged by reading them.
+ */
+import { spawn } from 'node:child_process';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { compareServers } from '../test/support/compare.ts';
+import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
+import { seedManyKeys } from '../test/support/seed.ts';
+
+const { values } = parseArgs({
+  options: {
+    keys: { type: 'string', default: '1200000' },
+    'value-bytes': { type: 'string', default: '100' },
+    runs: { type: 'string', default: '2' },
+    verify: { type: 'boolean', default: true },
+  },
+});
+const keys = Number(values.keys);
+const valueBytes = Number(values['value-bytes']);
+const runs = Number(values.runs);
+
+const source = await startRedis({ args: ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'] });
+try {
+  const t0 = performance.now();
+  await seedManyKeys(source.url, { count: keys, valueBytes, mixed: true });
+  const src = new Redis(source.port, '127.0.0.1');
+  const usedMemory = Number(/used_memory:(\d+)/.exec(await src.info('memory'))![1]);
+  const dbsize = await src.dbsize();
+  console.log(
+    `dataset: ${dbsize.toLocaleString('en-US')} keys (mixed string/hash/list/set/zset, ${valueBytes}-byte values), ` +
+      `used_memory ${(usedMemory / 1e6).toFixed(0)} MB, seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+
+  const native: number[] = [];
+  const ours: { seconds: number; bytes: number; peakRssMb: number }[] = [];
+  for (let run = 1; run <= runs; run++) {
+    native.push(await measureNative(source.port, dbsize));
+    ours.push(await measureOurs(source.url, dbsize, values.verify && run === 1));
+    const n = native[native.length - 1]!;
+    const o = ours[ours.length - 1]!;
+    console.log(
+      `run ${run}: native ${n.toFixed(2)} s (${rate(dbsize, n)} keys/s) | redis-dts ${o.seconds.toFixed(2)} s ` +
+        `(${rate(dbsize, o.seconds)} keys/s, ${(o.bytes / 1e6 / o.seconds).toFixed(1)} MB/s of DUMP payload, ` +
+        `peak RSS ${o.peakRssMb.toFixed(0)} MB) | ratio ${(o.seconds / n).toFixed(2)}`,
+    );
+  }
+  const bestNative = Math.min(...native);
+  const bestOurs = ours.reduce((a, b) => (b.seconds < a.seconds ? b : a));
+  console.log(
+    `\nRESULT full sync of ${dbsize.toLocaleString('en-US')} keys: redis-dts ${bestOurs.seconds.toFixed(2)} s ` +
+      `= ${rate(dbsize, bestOurs.seconds)} keys/s, ${(bestOurs.bytes / 1e6 / bestOurs.seconds).toFixed(1)} MB/s; ` +
+      `native replication ${bestNative.toFixed(2)} s = ${rate(dbsize, bestNative)} keys/s; ` +
+      `ratio ours/native ${(bestOurs.seconds / bestNative).toFixed(2)} (target <= 2.0); ` +
+      `peak RSS ${Math.max(...ours.map((o) => o.peakRssMb)).toFixed(0)} MB (best of ${runs})`,
+  );
+  src.disconnect();
+} finally {
+  await stopAllRedis();
+}
+
+function rate(n: number, seconds: number): string {
+  return Math.round(n / seconds).toLocaleString('en-US');
+}
+
+/** Wall time from REPLICAOF to a replica that serves the whole dataset. */
+async function measureNative(sourcePort: number, dbsize: number): Promise<number> {
+  const replica = await startRedis();
+  const r = new Redis(replica.port, '127.0.0.1');
+  try {
+    const t = performance.now();
+    await r.replicaof('127.0.0.1', sourcePort);
+    for (;;) {
+      const info = await r.info('replication');
+      if (info.includes('master_link_status:up') && (await r.dbsize()) === dbsize) break;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    return (performance.now() - t) / 1000;
+  } finally {
+    r.disconnect();
+    await replica.stop();
+  }
+}
+
+async function measureOurs(
+  sourceUrl: string,
+  dbsize: number,
+  verify: boolean,
+): Promise<{ seconds: number; bytes: number; peakRssMb: number }> {
+  const target = await startRedis();
+  try {
+    const t = performance.now();
+    const child = spawn(
+      process.execPath,
+      [
+        new URL('../bin/redis-dts.ts', import.meta.url).pathname,
+        'sync',
+        '--source',
+        sourceUrl,
+        '--target',
+        target.url,
+        '--sync-type',
+        'full',
+        '--in-memory',
+        '--progress',
+        'json',
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    const code = await new Promise<number | null>((res) => child.once('close', res));
+    const seconds = (performance.now() - t) / 1000;
+    if (code !== 0) throw new Error(`redis-dts exited ${code}: ${err.slice(-2000)}`);
+    const summary = err
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.msg === 'summary');
+    if (!summary) throw new Error(`no summary line from redis-dts: ${out}`);
+    const t2 = new Redis(target.port, '127.0.0.1');
+    const copied = await t2.dbsize();
+    t2.disconnect();
+    if (copied !== dbsize) throw new Error(`destination has ${copied} keys, source ${dbsize}`);
+    if (verify) {
+      const c = await compareServers(sourceUrl, target.url, { digestOnly: true });
+      if (!c.equal) throw new Error(`DEBUG DIGEST differs after the full sync: ${c.summary()}`);
+      console.log('verified: DEBUG DIGEST and key counts equal');
+    }
+    return { seconds, bytes: Number(summary.bytes), peakRssMb: Number(summary.peakRssMb) };
+  } finally {
+    await target.stop();
+  }
+}

@@ -2,10 +2,11 @@ import { DtsError } from '../errors.ts';
 import { type TaskStore, type UnitCheckpoint, VersionConflictError } from '../state/task-store.ts';
 
 /**
- * Persists unit checkpoints without putting DynamoDB latency on the data path: chunks are applied
- * faster than one conditional write completes, so at most one write per unit is in flight and it
- * always carries the newest progress. A crash loses at most the chunks applied since the last
- * completed write; they are read and RESTOREd again (REPLACE makes that harmless).
+ * Persists unit checkpoints without putting DynamoDB latency or CPU on the data path: at most one
+ * write per unit is in flight, it always carries the newest progress, and writes are spaced by
+ * `minIntervalMs` (a conditional put costs more than copying a 1000-key chunk). A crash loses at
+ * most the chunks applied since the last completed write, about that interval of work; they are
+ * read and RESTOREd again, which REPLACE makes harmless.
  */
 export class CheckpointWriter {
   private readonly store: TaskStore;
@@ -14,10 +15,20 @@ export class CheckpointWriter {
   private readonly pending = new Map<string, UnitCheckpoint>();
   private readonly writing = new Map<string, Promise<void>>();
   private error: unknown;
+  private flushing = false;
+  private readonly sleepers: (() => void)[] = [];
 
-  constructor(store: TaskStore, taskId: string, versions: Map<string, number>) {
+  private readonly minIntervalMs: number;
+
+  constructor(
+    store: TaskStore,
+    taskId: string,
+    versions: Map<string, number>,
+    options: { minIntervalMs?: number } = {},
+  ) {
     this.store = store;
     this.taskId = taskId;
+    this.minIntervalMs = options.minIntervalMs ?? 250;
     for (const [unit, v] of versions) this.versions.set(unit, v);
   }
 
@@ -28,10 +39,31 @@ export class CheckpointWriter {
     if (!this.writing.has(cp.unitId)) this.writing.set(cp.unitId, this.drain(cp.unitId));
   }
 
-  /** Waits until every queued checkpoint is stored. */
+  /** Waits until every queued checkpoint is stored (without waiting out the interval). */
   async flush(): Promise<void> {
-    while (this.writing.size > 0) await Promise.all(this.writing.values());
+    this.flushing = true;
+    try {
+      for (const wake of this.sleepers.splice(0)) wake();
+      while (this.writing.size > 0) await Promise.all(this.writing.values());
+    } finally {
+      this.flushing = false;
+    }
     if (this.error) throw this.error;
+  }
+
+  private pause(ms: number): Promise<void> | undefined {
+    if (ms <= 0 || this.flushing) return undefined;
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.sleepers.push(done);
+      const sleepers = this.sleepers;
+      function done() {
+        clearTimeout(timer);
+        const i = sleepers.indexOf(done);
+        if (i >= 0) sleepers.splice(i, 1);
+        resolve();
+      }
+    });
   }
 
   private async drain(unitId: string): Promise<void> {
@@ -39,8 +71,10 @@ export class CheckpointWriter {
       for (let cp = this.pending.get(unitId); cp; cp = this.pending.get(unitId)) {
         this.pending.delete(unitId);
         const expected = this.versions.get(unitId);
+        const started = performance.now();
         try {
           this.versions.set(unitId, await this.store.putCheckpoint(this.taskId, cp, expected));
+          await this.pause(this.minIntervalMs - (performance.now() - started));
         } catch (e) {
           if (e instanceof VersionConflictError) {
             throw new DtsError(

@@ -25,6 +25,7 @@ export interface FullSyncJobOptions {
   throttle?: { maxKeysPerSecond?: number; maxBytesPerSecond?: number };
   chunkKeys?: number;
   maxInFlightBytes?: number;
+  checkpointIntervalMs?: number;
   store: TaskStore;
   progress?: ProgressSink;
   /** Aborting stops cleanly after the chunks in flight (SIGINT, the task's stop flag). */
@@ -74,6 +75,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
       o.store,
       o.taskId,
       new Map([...saved].map(([unitId, c]) => [unitId, c.version])),
+      { minIntervalMs: o.checkpointIntervalMs },
     );
     // Checkpoints exist before the first write: a crash before any chunk still counts as "started",
     // so the rerun does not mistake our own keys for a non-empty destination.

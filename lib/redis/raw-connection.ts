@@ -37,7 +37,7 @@ export class RawConnection {
   readonly endpoint: RedisEndpoint;
   private readonly socket: net.Socket;
   private readonly parser: RespParser;
-  private queue: Pending[] = [];
+  private queue: (Pending | undefined)[] = [];
   private head = 0;
   private failure: Error | undefined;
   private closing = false;
@@ -193,7 +193,8 @@ export class RawConnection {
     }
     p.sink.onReply(value, p.received);
     if (++p.received === p.count) {
-      this.head++;
+      // Drop the finished sink now: it holds the whole chunk in its closure until then.
+      this.queue[this.head++] = undefined;
       if (this.head > 1024 && this.head * 2 > this.queue.length) {
         this.queue = this.queue.slice(this.head);
         this.head = 0;
@@ -209,7 +210,7 @@ export class RawConnection {
     const pending = this.queue.slice(this.head);
     this.queue = [];
     this.head = 0;
-    for (const p of pending) p.sink.onFail?.(err);
+    for (const p of pending) p?.sink.onFail?.(err);
     for (const l of this.closeListeners) l(this.closing ? undefined : err);
   }
 }

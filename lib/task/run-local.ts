@@ -46,6 +46,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
         throttle: spec.throttle,
         chunkKeys: spec.fullSync?.chunkKeys,
         maxInFlightBytes: spec.fullSync?.maxInFlightBytes,
+        checkpointIntervalMs: spec.fullSync?.checkpointIntervalMs,
         store: local.store,
         progress: o.progress,
         signal: o.signal,

@@ -231,6 +231,14 @@ const FullSyncSchema = z
             'Upper bound on bytes read from the source but not yet written to the target (back-pressure). ' +
             'Absent: a default sized for the worker.',
         }),
+      checkpointIntervalMs: intIn(0, 60_000)
+        .default(250)
+        .meta({
+          description:
+            'Least time between two checkpoint writes of a db. Every write carries the newest applied chunk; ' +
+            'after a crash, at most this much work is read again. 0 writes after every chunk (slower: a ' +
+            'DynamoDB write costs more than copying a chunk).',
+        }),
     },
     { error: 'an object' },
   )

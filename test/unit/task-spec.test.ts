@@ -345,7 +345,7 @@ describe('parseTaskSpec accepts', () => {
       target: { url: 'redis://dst-host:6380' },
       syncType: 'full+incremental',
       existingKeys: 'block',
-      fullSync: { chunkKeys: 1000 },
+      fullSync: { chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
         heartbeat: { enabled: true, prefix: 'redis-dts:heartbeat:', intervalMs: 1000 },
@@ -378,7 +378,7 @@ describe('parseTaskSpec accepts', () => {
       intervalMs: 1000,
     });
     expect(out.verify).toEqual({ mode: 'exists', rounds: 3, sampleRate: 1, ttlToleranceMs: 100 });
-    expect(out.fullSync).toEqual({ chunkKeys: 1000, maxInFlightBytes: 1 << 26 });
+    expect(out.fullSync).toEqual({ chunkKeys: 1000, maxInFlightBytes: 1 << 26, checkpointIntervalMs: 250 });
   });
 
   it('every field at once, unchanged', () => {
@@ -398,7 +398,7 @@ describe('parseTaskSpec accepts', () => {
       dbMap: { '0': 3, '1': 4, '2': 5 },
       keyFilter: { include: ['user:'], exclude: ['user:tmp:'] },
       throttle: { maxKeysPerSecond: 5000, maxBytesPerSecond: 1.5e7 },
-      fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000 },
+      fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
       incremental: {
         mode: 'lambda',
         heartbeat: { enabled: true, prefix: 'hb:', intervalMs: 250 },

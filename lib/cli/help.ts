@@ -13,6 +13,7 @@ Commands:
   sync      copy a source Redis into a destination (runs here, state in an embedded DynamoDB)
   status    show a task's phase, progress per db, and last error
   list      list the tasks in a state directory
+  stop      ask a running task to stop cleanly (it can be resumed)
   help CMD  show a command's options
 
 Examples:
@@ -78,4 +79,17 @@ const LIST = `Usage: redis-dts list [--state-dir DIR] [--json]
 Lists the tasks in the state directory (default .redis-dts), newest last.
 `;
 
-export const HELP: Record<string, string> = { main: MAIN, sync: SYNC, status: STATUS, list: LIST };
+const STOP = `Usage: redis-dts stop TASK-ID [--state-dir DIR]
+
+Asks a running task to stop: it finishes the chunks in flight, writes its checkpoint and exits (code
+130). Run the same sync command again to resume. Works while the task runs (it reaches the running
+task's embedded DynamoDB).
+`;
+
+export const HELP: Record<string, string> = {
+  main: MAIN,
+  sync: SYNC,
+  status: STATUS,
+  list: LIST,
+  stop: STOP,
+};

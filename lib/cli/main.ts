@@ -1,6 +1,6 @@
 import { isDtsError } from '../errors.ts';
 import { HELP, VERSION } from './help.ts';
-import { listCommand, statusCommand } from './status-command.ts';
+import { listCommand, statusCommand, stopCommand } from './status-command.ts';
 import { syncCommand } from './sync-command.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -25,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await statusCommand(rest);
       case 'list':
         return await listCommand(rest);
+      case 'stop':
+        return await stopCommand(rest);
       default:
         throw new UsageError(`unknown command '${command}'`, 'main');
     }

@@ -26,7 +26,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP.status!);
     return 0;
   }
-  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR });
+  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
   try {
     const tasks = await local.store.listTasks();
     const task = positionals[0] ? tasks.find((t) => t.taskId === positionals[0]) : tasks[tasks.length - 1];
@@ -55,7 +55,7 @@ export async function listCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP.list!);
     return 0;
   }
-  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR });
+  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
   try {
     const tasks = await local.store.listTasks();
     if (values.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
@@ -84,4 +84,31 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
   }
   if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
   return `${lines.join('\n')}\n`;
+}
+
+export async function stopCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, 'stop');
+  if (values.help) {
+    process.stdout.write(HELP.stop!);
+    return 0;
+  }
+  const taskId = positionals[0];
+  if (!taskId) throw new UsageError('name the task to stop (see redis-dts list)', 'stop');
+  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
+  try {
+    if (!(await local.store.getTask(taskId))) {
+      throw new DtsError(
+        'TASK_NOT_FOUND',
+        `no task '${taskId}' in the state directory`,
+        "run 'redis-dts list' to see the tasks",
+      );
+    }
+    await local.store.requestStop(taskId);
+    process.stdout.write(
+      `stop requested for '${taskId}': it finishes the chunks in flight, checkpoints and exits; rerun it to resume\n`,
+    );
+    return 0;
+  } finally {
+    await local.close();
+  }
 }

@@ -97,6 +97,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
     const keyErrors: KeyError[] = [];
     const started = performance.now();
     let stopped = false;
+    const stopFlag = new StopFlagPoller(o.store, o.taskId);
 
     for (const unit of units) {
       const from = checkpoints.get(unit.unitId)!;
@@ -119,7 +120,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
           limiter,
           scanCount: o.chunkKeys,
           maxInFlightBytes: o.maxInFlightBytes,
-          shouldStop: () => o.signal?.aborted === true,
+          shouldStop: () => o.signal?.aborted === true || stopFlag.requested,
           onChunkApplied: (p) => {
             const cp = toCheckpoint(unit, p);
             checkpoints.set(unit.unitId, cp);
@@ -143,6 +144,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
         await writer.flush().catch(() => undefined);
       }
     }
+    stopFlag.close();
     await writer.flush();
     progress.finish();
     const all = [...checkpoints.values()];
@@ -160,6 +162,28 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
   } finally {
     progress.finish();
     await Promise.all(admins.map((a) => a.quit().catch(() => a.disconnect())));
+  }
+}
+
+/** `redis-dts stop` sets a flag in the store; copying checks a cached copy between chunks. */
+class StopFlagPoller {
+  requested = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(store: TaskStore, taskId: string, intervalMs = 1000) {
+    this.timer = setInterval(() => {
+      store.isStopRequested(taskId).then(
+        (r) => {
+          this.requested ||= r;
+        },
+        () => undefined, // a missed poll is retried at the next tick
+      );
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  close(): void {
+    clearInterval(this.timer);
   }
 }
 

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { startEmbeddedDynamo } from './embedded-dynamo.ts';
+import { DtsError } from '../errors.ts';
+import { runningEndpoint, startEmbeddedDynamo } from './embedded-dynamo.ts';
 import { TaskStore } from './task-store.ts';
 
 export const DEFAULT_TABLE_NAME = 'redis-dts-tasks';
@@ -34,9 +35,30 @@ export interface LocalStore {
 
 /** The task store of local mode: embedded dynalite (in memory, or under `<stateDir>/dynamodb`) with the table ready. */
 export async function openLocalStore(
-  opts: { stateDir?: string; tableName?: string } = {},
+  opts: { stateDir?: string; tableName?: string; shared?: boolean } = {},
 ): Promise<LocalStore> {
-  const dynamo = await startEmbeddedDynamo({ stateDir: opts.stateDir });
+  if (opts.shared && opts.stateDir !== undefined) {
+    // Readers (status, list, stop) join the store of a run in progress instead of waiting for its lock.
+    const endpoint = await runningEndpoint(opts.stateDir);
+    if (endpoint !== undefined) {
+      const client = createDynamoClient({ endpoint });
+      return {
+        store: new TaskStore(client, opts.tableName ?? DEFAULT_TABLE_NAME),
+        endpoint,
+        close: async () => client.destroy(),
+      };
+    }
+  }
+  const dynamo = await startEmbeddedDynamo({ stateDir: opts.stateDir }).catch((e: unknown) => {
+    if (e instanceof DtsError && e.code === 'STATE_DIR_LOCKED' && opts.shared) {
+      throw new DtsError(
+        e.code,
+        e.message,
+        'the run holding it did not publish its endpoint: wait for it to finish',
+      );
+    }
+    throw e;
+  });
   const client = createDynamoClient({ endpoint: dynamo.endpoint });
   const close = async (): Promise<void> => {
     // Destroying the client first drops its keep-alive sockets, which would otherwise hold the server open.

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
@@ -37,15 +37,36 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
     throw e;
   }
   const { port } = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${port}`;
+  // Lets `redis-dts status` / `stop` reach the running task's store while this run holds the lock.
+  const endpointFile = opts.stateDir !== undefined ? join(resolve(opts.stateDir), ENDPOINT_FILE) : undefined;
+  if (endpointFile) await writeFile(endpointFile, `${JSON.stringify({ endpoint, pid: process.pid })}\n`);
 
   let closing: Promise<void> | undefined;
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint,
     close() {
-      closing ??= new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
+      closing ??= (async () => {
+        if (endpointFile) await rm(endpointFile, { force: true });
+        await new Promise<void>((done, fail) => server.close((err) => (err ? fail(err) : done())));
+      })();
       return closing;
     },
   };
+}
+
+const ENDPOINT_FILE = 'dynamodb.endpoint';
+
+/** The endpoint of the embedded DynamoDB another live process serves for this state dir, if any. */
+export async function runningEndpoint(stateDir: string): Promise<string | undefined> {
+  try {
+    const text = await readFile(join(resolve(stateDir), ENDPOINT_FILE), 'utf8');
+    const { endpoint, pid } = JSON.parse(text) as { endpoint: string; pid: number };
+    process.kill(pid, 0); // throws when that process is gone
+    return endpoint;
+  } catch {
+    return undefined;
+  }
 }
 
 function listen(server: Server): Promise<void> {

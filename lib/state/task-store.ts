@@ -2,6 +2,7 @@ import {
   type AttributeValue,
   BatchWriteItemCommand,
   CreateTableCommand,
+  DeleteItemCommand,
   DescribeTableCommand,
   type DynamoDBClient,
   GetItemCommand,
@@ -191,6 +192,11 @@ export class TaskStore {
         Item: marshalItem({ pk: taskPk(taskId), sk: STOP_SK, requestedAt: new Date().toISOString() }),
       }),
     );
+  }
+
+  /** A new run of a stopped task starts without the old request. */
+  async clearStop(taskId: string): Promise<void> {
+    await this.client.send(new DeleteItemCommand({ TableName: this.tableName, Key: keyOf(taskId, STOP_SK) }));
   }
 
   async isStopRequested(taskId: string): Promise<boolean> {

@@ -78,6 +78,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
 
 async function recordStart(store: TaskStore, taskId: string, spec: TaskSpec): Promise<void> {
   const now = new Date().toISOString();
+  await store.clearStop(taskId);
   const existing = await store.getTask(taskId);
   if (existing) {
     await store.updateTask(taskId, { status: 'running', phase: 'full-sync', lastError: undefined });

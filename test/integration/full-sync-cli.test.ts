@@ -309,3 +309,113 @@ describe('destination out of memory', () => {
     expect(r.stderr).toMatch(/^fix: raise maxmemory/m);
   });
 });
+
+describe('big keys', () => {
+  let source: RedisProcess;
+  beforeAll(async () => {
+    source = await startRedis();
+    await seedEveryType(source.url, { big: true });
+  });
+
+  it('copies the 1M-field hash and the 1M-element list with one RESTORE each', async () => {
+    const target = await startRedis();
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--progress',
+      'json',
+    ]);
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    expect(r.stderr).not.toContain('in parts');
+    await assertSameData(source.url, target.url);
+    await target.stop();
+  });
+
+  it('copies keys whose DUMP exceeds the destination proto-max-bulk-len in parts, exactly', async () => {
+    const target = await startRedis({ args: ['--proto-max-bulk-len', '1mb'] });
+    const r = await runCli([
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--progress',
+      'json',
+    ]);
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    const inParts = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l).msg as string | undefined)
+      .filter((m) => m?.includes('in parts'));
+    expect(inParts).toEqual(
+      expect.arrayContaining([expect.stringContaining('big:hash'), expect.stringContaining('big:list')]),
+    );
+    await assertSameData(source.url, target.url);
+    expect(await target.cli('--scan', '--pattern', 'redis-dts:tmp:*')).toBe('');
+    await target.stop();
+  });
+});
+
+describe('status and stop while a sync runs', () => {
+  it('shows the running task, stops it cleanly on request, and a rerun finishes the copy', async () => {
+    const source = await startRedis();
+    const target = await startRedis();
+    await seedManyKeys(source.url, { count: 40_000, valueBytes: 32 });
+    const dir = stateDir();
+    const args = [
+      'sync',
+      '--source',
+      source.url,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--state-dir',
+      dir,
+      '--chunk-keys',
+      '200',
+      '--progress',
+      'json',
+    ];
+    const taskId = `127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`;
+
+    const child = startCli([...args, '--max-keys-per-second', '4000']);
+    const done = collect(child);
+    await new Promise<void>((resolve) => {
+      child.stderr?.on('data', (d: Buffer) => {
+        if (d.toString().includes('"keys"')) resolve();
+      });
+    });
+    const status = await runCli(['status', '--state-dir', dir]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toContain(`task     ${taskId}`);
+    expect(status.stdout).toMatch(/status {3}running, phase full-sync/);
+
+    const stop = await runCli(['stop', taskId, '--state-dir', dir]);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toContain('stop requested');
+    const stopped = await done;
+    expect(stopped.code).toBe(130);
+    expect(stopped.stdout).toContain('full sync stopped');
+    expect(Number((await target.cli('DBSIZE')).trim())).toBeLessThan(40_000);
+
+    const after = await runCli(['status', taskId, '--state-dir', dir]);
+    expect(after.stdout).toMatch(/status {3}stopped/);
+
+    const rerun = await runCli(args);
+    expect(rerun.code).toBe(0);
+    await assertSameData(source.url, target.url);
+  });
+});

@@ -1,7 +1,5 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
 import type { Redis } from 'ioredis';
@@ -20,6 +18,7 @@ import { DtsError } from '../../lib/errors.ts';
 import { classifyAdminError, connectAdmin, serverInfo } from '../../lib/redis/admin-client.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
 import { freePort, type RedisProcess, startRedis } from '../support/redis-server.ts';
+import { hasOpenssl, makeTestCertificates, tlsServerArgs } from '../support/tls.ts';
 
 const PASSWORD = 'Adm1n-S3cret';
 const READER_PASSWORD = 'R3ader-S3cret';
@@ -238,73 +237,17 @@ describe('connectAdmin against a server that accepts and never answers', () => {
   });
 });
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe.skipIf(!hasOpenssl())('connectAdmin over TLS', () => {
   let dir: string;
   let server: RedisProcess;
   let tlsPort: number;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'redis-dts-tls-'));
-    const f = (name: string) => join(dir, name);
-    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    ssl(
-      'req',
-      '-x509',
-      ...ec,
-      '-keyout',
-      f('ca.key'),
-      '-out',
-      f('ca.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=redis-dts test CA',
-    );
-    ssl('req', ...ec, '-keyout', f('server.key'), '-out', f('server.csr'), '-subj', '/CN=localhost');
-    writeFileSync(f('ext.cnf'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-    ssl(
-      'x509',
-      '-req',
-      '-in',
-      f('server.csr'),
-      '-CA',
-      f('ca.crt'),
-      '-CAkey',
-      f('ca.key'),
-      '-CAcreateserial',
-      '-out',
-      f('server.crt'),
-      '-days',
-      '2',
-      '-extfile',
-      f('ext.cnf'),
-    );
+    const certs = makeTestCertificates();
+    dir = certs.dir;
     tlsPort = await freePort();
     server = await startRedis({
-      args: [
-        '--tls-port',
-        String(tlsPort),
-        '--tls-cert-file',
-        f('server.crt'),
-        '--tls-key-file',
-        f('server.key'),
-        '--tls-ca-cert-file',
-        f('ca.crt'),
-        '--tls-auth-clients',
-        'no',
-        '--requirepass',
-        PASSWORD,
-      ],
+      args: [...tlsServerArgs(certs, tlsPort), '--requirepass', PASSWORD],
       password: PASSWORD,
     });
   });

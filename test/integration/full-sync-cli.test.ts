@@ -5,8 +5,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openLocalStore } from '../../lib/state/dynamo-client.ts';
 import { collect, runCli, startCli } from '../support/cli.ts';
 import { assertSameData, compareServers, keyCounts, serverDigest } from '../support/compare.ts';
-import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { freePort, type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedEveryType, seedManyKeys } from '../support/seed.ts';
+import { hasOpenssl, makeTestCertificates, tlsServerArgs } from '../support/tls.ts';
 
 const dirs: string[] = [];
 function stateDir(): string {
@@ -417,5 +418,55 @@ describe('status and stop while a sync runs', () => {
     const rerun = await runCli(args);
     expect(rerun.code).toBe(0);
     await assertSameData(source.url, target.url);
+  });
+});
+
+describe.skipIf(!hasOpenssl())('over TLS', () => {
+  it('syncs from a rediss:// source verified with --source-tls-ca into a rediss:// target with --target-tls-insecure', async () => {
+    const certs = makeTestCertificates();
+    dirs.push(certs.dir);
+    const srcTls = await freePort();
+    const dstTls = await freePort();
+    const source = await startRedis({ args: tlsServerArgs(certs, srcTls) });
+    const target = await startRedis({ args: tlsServerArgs(certs, dstTls) });
+    await seedEveryType(source.url);
+    const r = await runCli([
+      'sync',
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--source',
+      `rediss://localhost:${srcTls}`,
+      '--source-tls-ca',
+      certs.ca,
+      '--target',
+      `rediss://127.0.0.1:${dstTls}`,
+      '--target-tls-insecure',
+    ]);
+    expect(r.stderr).not.toContain('error:');
+    expect(r.code).toBe(0);
+    await assertSameData(source.url, target.url);
+  });
+
+  it('refuses an untrusted certificate with a clear message', async () => {
+    const certs = makeTestCertificates();
+    dirs.push(certs.dir);
+    const srcTls = await freePort();
+    const source = await startRedis({ args: tlsServerArgs(certs, srcTls) });
+    const target = await startRedis();
+    await source.cli('SET', 'k', 'v');
+    const r = await runCli([
+      'sync',
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--source',
+      `rediss://localhost:${srcTls}`,
+      '--target',
+      target.url,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: source localhost:\d+ \(tls\).*certificate/im);
+    expect(await keyCounts(target.url)).toEqual({});
   });
 });

@@ -7,9 +7,17 @@ export class RateLimiter {
   private readonly bytesPerSecond: number;
   private keyTokens: number;
   private byteTokens: number;
-  private last = performance.now();
+  private readonly now: () => number;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private last: number;
 
-  constructor(limits: { keysPerSecond?: number; bytesPerSecond?: number }) {
+  constructor(
+    limits: { keysPerSecond?: number; bytesPerSecond?: number },
+    clock: { now?: () => number; sleep?: (ms: number) => Promise<void> } = {},
+  ) {
+    this.now = clock.now ?? (() => performance.now());
+    this.sleep = clock.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.last = this.now();
     this.keysPerSecond = limits.keysPerSecond ?? Number.POSITIVE_INFINITY;
     this.bytesPerSecond = limits.bytesPerSecond ?? Number.POSITIVE_INFINITY;
     this.keyTokens = Math.min(this.keysPerSecond, 1e12);
@@ -31,11 +39,11 @@ export class RateLimiter {
       this.keyTokens < 0 ? (-this.keyTokens / this.keysPerSecond) * 1000 : 0,
       this.byteTokens < 0 ? (-this.byteTokens / this.bytesPerSecond) * 1000 : 0,
     );
-    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+    if (waitMs > 0) await this.sleep(waitMs);
   }
 
   private refill(): void {
-    const now = performance.now();
+    const now = this.now();
     const dt = (now - this.last) / 1000;
     this.last = now;
     this.keyTokens = Math.min(this.keysPerSecond, this.keyTokens + dt * this.keysPerSecond);

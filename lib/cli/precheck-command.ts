@@ -1,0 +1,87 @@
+import { parseArgs } from 'node:util';
+import { formatPrecheckReport } from '../precheck/format-report.ts';
+import { runPrecheck } from '../precheck/run-precheck.ts';
+import { parseTaskSpec } from '../task/spec.ts';
+import { specInput } from './sync-command.ts';
+import { UsageError } from './usage-error.ts';
+
+const OPTIONS = {
+  spec: { type: 'string' },
+  source: { type: 'string' },
+  target: { type: 'string' },
+  'source-password-env': { type: 'string' },
+  'target-password-env': { type: 'string' },
+  'source-tls-ca': { type: 'string' },
+  'target-tls-ca': { type: 'string' },
+  'source-tls-insecure': { type: 'boolean' },
+  'target-tls-insecure': { type: 'boolean' },
+  'sync-type': { type: 'string' },
+  'existing-keys': { type: 'string' },
+  dbs: { type: 'string' },
+  'db-map': { type: 'string' },
+  'include-prefix': { type: 'string', multiple: true },
+  'exclude-prefix': { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+export const PRECHECK_HELP = `Usage: redis-dts precheck --source URL --target URL [options]
+
+Checks that a task can run, without copying anything, and prints one line per item: Passed, Warning
+or Failed, with the detail and the fix. \`sync\` runs the same checks first and stops on a failure, and
+on warnings unless --yes.
+
+Checked: both servers reachable and logged in; the destination writable (a temporary key with a TTL,
+removed); source and destination not the same server and db; the destination can RESTORE a DUMP of a
+source key (versions); destination memory and maxmemory-policy; the selected dbs exist; existing keys
+in the destination; PSYNC and REPLCONF allowed on the source (PSYNC itself is not sent: no fork);
+repl-backlog-size against the measured write rate; modules; cluster destination; the heartbeat key
+writable on the source. The last four concern incremental sync and are skipped for --sync-type full.
+
+Options (the same as sync's, so a sync command line can be checked as it is):
+  --source URL, --target URL   redis://[user:password@]host:port or rediss://… (TLS)
+  --source-password-env VAR    read the password from environment variable VAR (also --target-…)
+  --source-tls-ca FILE         CA bundle (PEM) for rediss:// (also --target-tls-ca)
+  --source-tls-insecure        accept any certificate (testing only; also --target-tls-insecure)
+  --sync-type TYPE             full | full+incremental | incremental (default full+incremental)
+  --dbs 0,1                    source dbs (default: every non-empty db)
+  --db-map 0:2,1:3             write source db 0 into destination db 2, …
+  --include-prefix P, --exclude-prefix P   key filter (decides which key is sampled for RESTORE)
+  --existing-keys MODE         block (default): keys in the destination dbs fail the check;
+                               overwrite: they are a warning
+  --spec FILE                  a JSON task spec; flags override it
+  --json                       print the report as JSON
+  -h, --help                   this help
+
+Exit codes: 0 passed (warnings included: they are printed); 1 an item failed; 2 bad usage.
+`;
+
+export async function precheckCommand(argv: string[]): Promise<number> {
+  let values: ReturnType<typeof parse>['values'];
+  try {
+    values = parse(argv).values;
+  } catch (e) {
+    throw new UsageError(
+      (e as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option'),
+      'precheck',
+    );
+  }
+  if (values.help) {
+    process.stdout.write(PRECHECK_HELP);
+    return 0;
+  }
+  const { json, help: _help, ...specFlags } = values;
+  const spec = parseTaskSpec(specInput(specFlags), { mode: 'local' });
+  const report = await runPrecheck(spec);
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatPrecheckReport(report, width()));
+  return report.status === 'failed' ? 1 : 0;
+}
+
+function parse(argv: string[]) {
+  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
+}
+
+/** The terminal's width when printing to one; a fixed width otherwise, so piped output is stable. */
+function width(): { width?: number } {
+  return process.stdout.isTTY && process.stdout.columns ? { width: process.stdout.columns } : {};
+}

@@ -1,0 +1,149 @@
+import type { Redis } from 'ioredis';
+import { makeKeyFilter } from '../commands/key-filter.ts';
+import { printableKey } from '../fullsync/copy-key-in-parts.ts';
+import { classifyAdminError } from '../redis/admin-client.ts';
+import { payloadRdbVersion, rdbVersionOfRelease } from './rdb-version.ts';
+import {
+  failedFrom,
+  formatBytes,
+  isCommandUnavailable,
+  precheckKey,
+  productVersion,
+  TEMP_KEY_PREFIX,
+  TEMP_KEY_TTL_MS,
+} from './server-facts.ts';
+import { type CheckResult, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
+
+/** A sample must be cheap to DUMP and RESTORE: the check should not block either server. */
+const MAX_SAMPLE_BYTES = 64 * 1024;
+/** SCAN calls per db before giving up on finding a small key (big or filtered-out keys only). */
+const MAX_SCANS_PER_DB = 10;
+
+export interface DumpSample {
+  db: number;
+  key: Buffer;
+  payload: Buffer;
+}
+
+export const dumpCompat: PrecheckCheck = {
+  id: 'dump-compat',
+  title: 'Versions and DUMP compatibility',
+  needs: ['source', 'target'],
+  async run(ctx) {
+    const source = sideOf(ctx, 'source');
+    const target = sideOf(ctx, 'target');
+    const filter = makeKeyFilter(ctx.spec.keyFilter);
+    const sample = await sampleDump(
+      source.client,
+      ctx.routes.map((r) => r.sourceDb),
+      filter,
+    );
+    if (!sample) return predictFromVersions(source, target);
+    return restoreSample(source, target, sample);
+  },
+};
+
+/**
+ * RESTOREs a payload into a temporary key on the destination (with a TTL, then DEL): the destination
+ * itself says whether it reads the source's format, which a version table can only guess.
+ */
+export async function restoreSample(
+  source: PrecheckSide,
+  target: PrecheckSide,
+  sample: DumpSample,
+): Promise<CheckResult> {
+  const versions = `source ${productVersion(source.fields)}, destination ${productVersion(target.fields)}`;
+  const rdb = payloadRdbVersion(sample.payload);
+  const key = precheckKey(TEMP_KEY_PREFIX);
+  const what = `key ${printableKey(sample.key)} of db ${sample.db} (${formatBytes(sample.payload.length)}${rdb !== undefined ? `, RDB ${rdb}` : ''})`;
+  try {
+    await target.client.call('RESTORE', key, String(TEMP_KEY_TTL_MS), sample.payload);
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (/payload version or checksum are wrong/i.test(msg)) {
+      const reads = rdbVersionOfRelease(target.info.versionNum);
+      return {
+        status: 'failed',
+        detail:
+          `the destination cannot RESTORE the source's DUMP payloads (${versions}): ${what} ` +
+          `was refused${rdb !== undefined && reads !== undefined ? ` (the destination reads RDB ${reads} and older)` : ''}`,
+        fix: `use a destination of ${productVersion(source.fields)} or newer (the destination must not be older than the source)`,
+      };
+    }
+    if (/bad data format/i.test(msg)) {
+      return {
+        status: 'failed',
+        detail: `the destination cannot read ${what} (Bad data format): its type comes from a module the destination lacks, or the payload is damaged (${versions})`,
+        fix: 'load the same modules on the destination (see the Modules item), or leave such keys out with --exclude-prefix',
+      };
+    }
+    return failedFrom(classifyAdminError(target.client, e, 'RESTORE'), `RESTORE of ${what} failed`);
+  } finally {
+    await target.client.del(key).catch(() => undefined);
+  }
+  return {
+    status: 'passed',
+    detail: `the destination RESTOREd a DUMP of ${what}; ${versions}`,
+  };
+}
+
+/** With nothing to sample, the release table is the best we have. */
+function predictFromVersions(source: PrecheckSide, target: PrecheckSide): CheckResult {
+  const versions = `source ${productVersion(source.fields)}, destination ${productVersion(target.fields)}`;
+  const writes = rdbVersionOfRelease(source.info.versionNum);
+  const reads = rdbVersionOfRelease(target.info.versionNum);
+  if (writes !== undefined && reads !== undefined && reads < writes) {
+    return {
+      status: 'warning',
+      detail:
+        `the selected source dbs have no keys to test RESTORE with, and the destination is older (${versions}): ` +
+        `it reads RDB ${reads} and older, the source writes RDB ${writes}, so keys copied later may be refused`,
+      fix: `use a destination of ${productVersion(source.fields)} or newer`,
+    };
+  }
+  return {
+    status: 'passed',
+    detail: `the selected source dbs have no keys to test RESTORE with; the destination is not older (${versions})`,
+  };
+}
+
+/** The DUMP of a small key the task would copy, or undefined when the selected dbs hold none. */
+export async function sampleDump(
+  client: Redis,
+  dbs: readonly number[],
+  filter: (key: Buffer) => boolean,
+): Promise<DumpSample | undefined> {
+  try {
+    for (const db of dbs) {
+      await client.select(db);
+      let cursor = '0';
+      let scans = 0;
+      do {
+        const [next, keys] = await client.scanBuffer(cursor, 'COUNT', 100);
+        cursor = String(next);
+        scans++;
+        for (const key of keys) {
+          if (!filter(key) || !(await looksSmall(client, key))) continue;
+          const payload = await client.dumpBuffer(key);
+          if (payload && payload.length <= MAX_SAMPLE_BYTES) return { db, key, payload };
+        }
+      } while (cursor !== '0' && scans < MAX_SCANS_PER_DB);
+    }
+    return undefined;
+  } catch (e) {
+    throw classifyAdminError(client, e, 'DUMP sample');
+  } finally {
+    await client.select(0).catch(() => undefined);
+  }
+}
+
+/** MEMORY USAGE keeps a huge key from being DUMPed (which would block the source); unknown counts as small. */
+async function looksSmall(client: Redis, key: Buffer): Promise<boolean> {
+  try {
+    const bytes = await client.call('MEMORY', 'USAGE', key);
+    return bytes === null || Number(bytes) <= MAX_SAMPLE_BYTES * 4;
+  } catch (e) {
+    if (isCommandUnavailable(e)) return true;
+    throw e;
+  }
+}

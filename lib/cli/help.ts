@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { PRECHECK_HELP } from './precheck-command.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -10,7 +11,10 @@ then (soon) continuous incremental sync over the replication protocol.
 Usage: redis-dts <command> [options]
 
 Commands:
-  sync      copy a source Redis into a destination (runs here, state in an embedded DynamoDB)
+  sync      copy a source Redis into a destination (runs here, state in an embedded DynamoDB);
+            runs the precheck first and stops on failures (and on warnings, unless --yes)
+  precheck  check source and destination before a sync: connectivity, auth, versions, memory,
+            eviction policy, existing keys, dbs, PSYNC permission, backlog size, modules
   status    show a task's phase, progress per db, and last error
   list      list the tasks in a state directory
   stop      ask a running task to stop cleanly (it can be resumed)
@@ -89,6 +93,7 @@ task's embedded DynamoDB).
 export const HELP: Record<string, string> = {
   main: MAIN,
   sync: SYNC,
+  precheck: PRECHECK_HELP,
   status: STATUS,
   list: LIST,
   stop: STOP,

@@ -1,5 +1,6 @@
 import { isDtsError } from '../errors.ts';
 import { HELP, VERSION } from './help.ts';
+import { precheckCommand } from './precheck-command.ts';
 import { listCommand, statusCommand, stopCommand } from './status-command.ts';
 import { syncCommand } from './sync-command.ts';
 import { UsageError } from './usage-error.ts';
@@ -21,6 +22,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'sync':
         return await syncCommand(rest);
+      case 'precheck':
+        return await precheckCommand(rest);
       case 'status':
         return await statusCommand(rest);
       case 'list':

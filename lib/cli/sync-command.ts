@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { DtsError } from '../errors.ts';
+import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { ProgressReporter, type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { keyErrorsError, runTaskLocally } from '../task/run-local.ts';
 import { parseTaskSpec } from '../task/spec.ts';
@@ -70,6 +71,10 @@ export async function syncCommand(argv: string[]): Promise<number> {
       ...(stateDir !== undefined ? { stateDir } : {}),
       progress,
       signal: stop.signal,
+      onPrecheck: (report) => {
+        if (report.status === 'passed') progress.log(`precheck passed (${report.items.length} checks)`);
+        else process.stderr.write(`${formatPrecheckReport(report)}\n`);
+      },
     });
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const line =

@@ -1,5 +1,7 @@
 import { DtsError, isDtsError } from '../errors.ts';
 import { type FullSyncSummary, runFullSync } from '../fullsync/full-sync-job.ts';
+import { runPrecheck } from '../precheck/run-precheck.ts';
+import type { PrecheckReport } from '../precheck/types.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
@@ -11,6 +13,8 @@ export interface RunLocalOptions {
   stateDir?: string;
   progress?: ProgressSink;
   signal?: AbortSignal;
+  /** Called with the precheck report before anything is copied (the CLI prints it). */
+  onPrecheck?: (report: PrecheckReport) => void;
 }
 
 /**
@@ -35,6 +39,10 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
   try {
     await recordStart(local.store, taskId, spec);
     try {
+      const resuming = (await local.store.listCheckpoints(taskId)).length > 0;
+      const report = forResume(await runPrecheck(spec), resuming);
+      o.onPrecheck?.(report);
+      assertPrecheckAllows(report, spec.acknowledgeWarnings);
       const summary = await runFullSync({
         taskId,
         source,
@@ -116,4 +124,45 @@ export function keyErrorsError(s: FullSyncSummary): DtsError {
     `${failed} key(s) could not be written to the destination (${examples})`,
     'fix the cause named for each key (e.g. a missing module, an incompatible RDB version) and run the same task again',
   );
+}
+
+/** A resumed task's destination holds its own partial copy: that is not the "existing keys" block means. */
+function forResume(report: PrecheckReport, resuming: boolean): PrecheckReport {
+  if (!resuming) return report;
+  const items = report.items.map((i) =>
+    i.id === 'existing-keys' && i.status !== 'passed'
+      ? {
+          ...i,
+          status: 'passed' as const,
+          detail: 'resuming this task: the keys are its own partial copy',
+          fix: undefined,
+        }
+      : i,
+  );
+  const status = items.some((i) => i.status === 'failed')
+    ? 'failed'
+    : items.some((i) => i.status === 'warning')
+      ? 'warning'
+      : 'passed';
+  return { ...report, items, status };
+}
+
+/** Failed items stop the task; warnings stop it unless acknowledged (DTS asks the same question). */
+export function assertPrecheckAllows(report: PrecheckReport, acknowledgeWarnings: boolean): void {
+  const failed = report.items.filter((i) => i.status === 'failed');
+  if (failed.length > 0) {
+    throw new DtsError(
+      'PRECHECK_FAILED',
+      `precheck failed: ${failed.map((i) => `${i.title}: ${i.detail}`).join('; ')}; nothing was written`,
+      failed[0]!.fix ?? 'see the precheck report above',
+    );
+  }
+  const warnings = report.items.filter((i) => i.status === 'warning');
+  if (warnings.length > 0 && !acknowledgeWarnings) {
+    throw new DtsError(
+      'PRECHECK_WARNINGS',
+      `precheck has ${warnings.length} warning(s): ${warnings.map((i) => i.title).join(', ')}; nothing was written`,
+      'read the warnings above, then rerun with --yes (acknowledgeWarnings: true) to go ahead, or fix them',
+    );
+  }
 }

@@ -1,8 +1,8 @@
-import net from 'node:net';
-import tls from 'node:tls';
+import type net from 'node:net';
 import { DtsError } from '../errors.ts';
 import { classifyRedisError } from './classify-error.ts';
 import { describeEndpoint, type RedisEndpoint } from './endpoint.ts';
+import { openSocket } from './open-socket.ts';
 import { type CommandArg, encodeCommand, RespError, RespParser, type RespValue } from './resp.ts';
 
 /** Receives the replies of one pipelined write, in order. */
@@ -69,7 +69,7 @@ export class RawConnection {
 
   static async open(endpoint: RedisEndpoint, options: RawConnectionOptions = {}): Promise<RawConnection> {
     const timeoutMs = options.connectTimeoutMs ?? 5000;
-    const socket = await connectSocket(endpoint, timeoutMs);
+    const socket = await openSocket(endpoint, timeoutMs);
     socket.setNoDelay(true);
     const conn = new RawConnection(endpoint, socket);
     try {
@@ -213,38 +213,4 @@ export class RawConnection {
     for (const p of pending) p?.sink.onFail?.(err);
     for (const l of this.closeListeners) l(this.closing ? undefined : err);
   }
-}
-
-function connectSocket(ep: RedisEndpoint, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = ep.tls
-      ? tls.connect({
-          host: ep.host,
-          port: ep.port,
-          ca: ep.tls.ca,
-          rejectUnauthorized: !ep.tls.insecure,
-          servername: ep.tls.servername ?? (net.isIP(ep.host) ? undefined : ep.host),
-        })
-      : net.connect({ host: ep.host, port: ep.port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        classifyRedisError(
-          Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }),
-          ep,
-          'connecting',
-        ),
-      );
-    }, timeoutMs);
-    socket.once(ep.tls ? 'secureConnect' : 'connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (e) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(classifyRedisError(e, ep, 'connecting'));
-    });
-  });
 }

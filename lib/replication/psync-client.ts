@@ -2,9 +2,9 @@ import type net from 'node:net';
 import { DtsError } from '../errors.ts';
 import { classifyRedisError } from '../redis/classify-error.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { openSocket } from '../redis/open-socket.ts';
 import { type CommandArg, encodeCommand, encodeCommands } from '../redis/resp.ts';
 import { CommandStreamParser } from './command-stream-parser.ts';
-import { openSocket } from './open-socket.ts';
 import {
   classifyReplicationReply,
   type ReplicationPhase,

@@ -190,9 +190,10 @@ describe('resume after kill -9', () => {
     await new Promise<void>((resolve) => {
       child.stderr?.on('data', (d: Buffer) => {
         seen += d.toString();
+        // Only whole lines: a pipe may deliver a JSON line in two pieces.
         const last = seen
-          .trim()
           .split('\n')
+          .slice(0, -1)
           .filter((l) => l.includes('"keys"'))
           .pop();
         if (last && JSON.parse(last).keys >= 20_000) {

@@ -1,11 +1,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { classifyRedisError } from '../redis/classify-error.ts';
-import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { classifyRedisError } from './classify-error.ts';
+import type { RedisEndpoint } from './endpoint.ts';
 
 /**
- * Opens a plain or TLS socket to the endpoint (TLS as in lib/redis/raw-connection.ts). The replication
- * link reads raw bytes (RDB, then the command stream), so it cannot go through a reply-parsing client.
+ * Opens a plain or TLS socket to the endpoint, for the data-plane connection and the replication
+ * link (which reads raw bytes: RDB, then the command stream), neither of which goes through ioredis.
  */
 export function openSocket(ep: RedisEndpoint, timeoutMs: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

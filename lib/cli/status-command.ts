@@ -82,6 +82,12 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
         (u.stamp ? `, stamp ${u.stamp.replid.slice(0, 8)}…:${u.stamp.offset}` : ''),
     );
   }
+  if (task.precheck) {
+    const notPassed = task.precheck.items.filter((i) => i.status === 'warning' || i.status === 'failed');
+    lines.push(
+      `precheck ${task.precheck.status}${notPassed.length ? `: ${notPassed.map((i) => `${i.title} (${i.status})`).join(', ')}` : ''}`,
+    );
+  }
   if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
   return `${lines.join('\n')}\n`;
 }

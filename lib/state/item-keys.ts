@@ -19,6 +19,21 @@ export function unitSk(unitId: string): string {
   return `${UNIT_SK_PREFIX}${unitId}`;
 }
 
+export const SHARD_SK_PREFIX = 'shard#';
+export const DIRTY_SK_PREFIX = 'dirty#';
+
+export function shardSk(shardId: string): string {
+  requireId('shardId', shardId);
+  if (shardId.includes('#')) throw new Error(`shardId must not contain '#': ${shardId}`);
+  return `${SHARD_SK_PREFIX}${shardId}`;
+}
+
+/** Pages sort by number within a shard: dirty#<shardId>#000042. */
+export function dirtyPageSk(shardId: string, page: number): string {
+  shardSk(shardId);
+  return `${DIRTY_SK_PREFIX}${shardId}#${String(page).padStart(6, '0')}`;
+}
+
 function requireId(what: string, id: string): void {
   if (typeof id !== 'string' || id.length === 0) throw new Error(`${what} must be a non-empty string`);
 }

@@ -14,7 +14,16 @@ import {
 import { DtsError } from '../errors.ts';
 import type { UnitProgress } from '../fullsync/copy-unit.ts';
 import { marshalItem, unmarshalItem } from './attribute-codec.ts';
-import { STOP_SK, TASK_SK, taskPk, UNIT_SK_PREFIX, unitSk } from './item-keys.ts';
+import {
+  DIRTY_SK_PREFIX,
+  dirtyPageSk,
+  STOP_SK,
+  shardSk,
+  TASK_SK,
+  taskPk,
+  UNIT_SK_PREFIX,
+  unitSk,
+} from './item-keys.ts';
 
 /** Progress of one full-sync unit (one db of one source shard); one item each, rewritten after every chunk. */
 /** A full-sync unit's checkpoint: its progress (cursor, largest stamp, counters) and where it maps. */
@@ -38,7 +47,37 @@ export interface TaskRecord {
   updatedAt: string;
   lastError?: { code: string; message: string; fix: string };
   progress?: Record<string, number>;
+  /** The last precheck report (items with status, detail and fix). */
+  precheck?: {
+    status: string;
+    items: { id: string; title: string; status: string; detail: string; fix?: string }[];
+  };
 }
+
+/** Where a source shard's replication stands: what incremental sync resumes from. */
+export interface ShardCheckpoint {
+  shardId: string;
+  replid: string;
+  /** The offset captured before the full sync (O0): the incremental stream starts after it. */
+  startOffset: number;
+  /** Last offset applied to the destination (the destination marker is the authority after a crash). */
+  appliedOffset: number;
+  phase: string;
+  updatedAt: string;
+}
+
+/**
+ * One page of a shard's dirty set (keys written during the full sync, to be re-copied). Keys are
+ * stored base64 (they are bytes); a page stays far below DynamoDB's 400 KB item limit.
+ */
+export interface DirtyPage {
+  shardId: string;
+  page: number;
+  entries: { db: number; key: string }[];
+}
+
+/** Largest serialized page the store accepts, well under the 400 KB item limit. */
+export const MAX_DIRTY_PAGE_BYTES = 300_000;
 
 export interface Versioned<T> {
   value: T;
@@ -182,6 +221,51 @@ export class TaskStore {
     expectedVersion: number | undefined,
   ): Promise<number> {
     return this.putVersioned(taskId, unitSk(cp.unitId), cp, expectedVersion);
+  }
+
+  async getShard(taskId: string, shardId: string): Promise<Versioned<ShardCheckpoint> | undefined> {
+    return this.getVersioned<ShardCheckpoint>(taskId, shardSk(shardId));
+  }
+
+  async putShard(
+    taskId: string,
+    shard: ShardCheckpoint,
+    expectedVersion: number | undefined,
+  ): Promise<number> {
+    return this.putVersioned(taskId, shardSk(shard.shardId), shard, expectedVersion);
+  }
+
+  /** Writes (or overwrites) one page of a dirty set; refuses a page too large for one item. */
+  async putDirtyPage(taskId: string, page: DirtyPage): Promise<void> {
+    const size = Buffer.byteLength(JSON.stringify(page.entries));
+    if (size > MAX_DIRTY_PAGE_BYTES) {
+      throw new Error(`dirty page ${page.page} is ${size} bytes; split it (limit ${MAX_DIRTY_PAGE_BYTES})`);
+    }
+    await this.client.send(
+      new PutItemCommand({
+        TableName: this.tableName,
+        Item: marshalItem({ pk: taskPk(taskId), sk: dirtyPageSk(page.shardId, page.page), ...page }),
+      }),
+    );
+  }
+
+  /** Every page of a shard's dirty set, in page order. */
+  async listDirtyPages(taskId: string, shardId: string): Promise<DirtyPage[]> {
+    const items = await this.queryTask(taskId, `${DIRTY_SK_PREFIX}${shardId}#`);
+    return items.map((item) => {
+      const { pk: _pk, sk: _sk, ...rest } = unmarshalItem(item);
+      return rest as unknown as DirtyPage;
+    });
+  }
+
+  /** Removes a shard's dirty set once it has been re-copied. */
+  async deleteDirtyPages(taskId: string, shardId: string): Promise<void> {
+    const items = await this.queryTask(taskId, `${DIRTY_SK_PREFIX}${shardId}#`, 'pk, sk');
+    for (const item of items) {
+      await this.client.send(
+        new DeleteItemCommand({ TableName: this.tableName, Key: { pk: item.pk!, sk: item.sk! } }),
+      );
+    }
   }
 
   /** Idempotent; workers see it at their next isStopRequested() check. */

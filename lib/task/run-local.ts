@@ -41,8 +41,13 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
     try {
       const resuming = (await local.store.listCheckpoints(taskId)).length > 0;
       const report = forResume(await runPrecheck(spec), resuming);
+      await local.store.updateTask(taskId, {
+        phase: 'precheck',
+        precheck: { status: report.status, items: report.items },
+      });
       o.onPrecheck?.(report);
       assertPrecheckAllows(report, spec.acknowledgeWarnings);
+      await local.store.updateTask(taskId, { phase: 'full-sync' });
       const summary = await runFullSync({
         taskId,
         source,

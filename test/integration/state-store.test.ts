@@ -230,6 +230,46 @@ describe('TaskStore on in-memory dynalite', () => {
     expect(stored?.value.cursor).toBe(results[0]?.status === 'fulfilled' ? 'first' : 'second');
   });
 
+  it('keeps a shard checkpoint with a version, and dirty-set pages in order, per shard', async () => {
+    const shard = {
+      shardId: 'main',
+      replid: 'b'.repeat(40),
+      startOffset: 100,
+      appliedOffset: 100,
+      phase: 'catch-up',
+      updatedAt: '2026-01-01T00:00:00.000Z',
+    };
+    expect(await store.putShard('t-shard', shard, undefined)).toBe(1);
+    expect(await store.putShard('t-shard', { ...shard, appliedOffset: 250 }, 1)).toBe(2);
+    await expect(store.putShard('t-shard', { ...shard, appliedOffset: 999 }, 1)).rejects.toBeInstanceOf(
+      VersionConflictError,
+    );
+    expect(await store.getShard('t-shard', 'main')).toEqual({
+      value: { ...shard, appliedOffset: 250 },
+      version: 2,
+    });
+
+    const key = (i: number) => Buffer.from([0xff, i, 0x00]).toString('base64');
+    for (const page of [2, 0, 1]) {
+      await store.putDirtyPage('t-shard', { shardId: 'main', page, entries: [{ db: page, key: key(page) }] });
+    }
+    await store.putDirtyPage('t-shard', { shardId: 'other', page: 0, entries: [{ db: 9, key: key(9) }] });
+    const pages = await store.listDirtyPages('t-shard', 'main');
+    expect(pages.map((p) => p.page)).toEqual([0, 1, 2]);
+    expect(pages[1]).toEqual({ shardId: 'main', page: 1, entries: [{ db: 1, key: key(1) }] });
+    await expect(
+      store.putDirtyPage('t-shard', {
+        shardId: 'main',
+        page: 3,
+        entries: [{ db: 0, key: 'x'.repeat(400_000) }],
+      }),
+    ).rejects.toThrow(/split it/);
+
+    await store.deleteDirtyPages('t-shard', 'main');
+    expect(await store.listDirtyPages('t-shard', 'main')).toEqual([]);
+    expect(await store.listDirtyPages('t-shard', 'other')).toHaveLength(1);
+  });
+
   it('sets and reads the stop flag per task', async () => {
     await store.putTask(task('t-stop'));
     await store.putTask(task('t-nostop'));

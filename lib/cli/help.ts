@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { PRECHECK_HELP } from './precheck-command.ts';
+import { VERIFY_HELP } from './verify-command.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -15,6 +16,8 @@ Commands:
             runs the precheck first and stops on failures (and on warnings, unless --yes)
   precheck  check source and destination before a sync: connectivity, auth, versions, memory,
             eviction policy, existing keys, dbs, PSYNC permission, backlog size, modules
+  verify    compare source and destination key by key (value, type, TTL, extra keys), in rounds
+            so keys still being written drop out; exit 1 and a report when they differ
   status    show a task's phase, progress per db, and last error
   list      list the tasks in a state directory
   stop      ask a running task to stop cleanly (it can be resumed)
@@ -94,6 +97,7 @@ export const HELP: Record<string, string> = {
   main: MAIN,
   sync: SYNC,
   precheck: PRECHECK_HELP,
+  verify: VERIFY_HELP,
   status: STATUS,
   list: LIST,
   stop: STOP,

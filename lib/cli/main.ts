@@ -4,6 +4,7 @@ import { precheckCommand } from './precheck-command.ts';
 import { listCommand, statusCommand, stopCommand } from './status-command.ts';
 import { syncCommand } from './sync-command.ts';
 import { UsageError } from './usage-error.ts';
+import { verifyCommand } from './verify-command.ts';
 
 /** Exit codes: 0 done, 1 the task failed (cause and fix printed), 2 bad usage, 130 stopped by a signal. */
 export async function main(argv: string[]): Promise<number> {
@@ -24,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await syncCommand(rest);
       case 'precheck':
         return await precheckCommand(rest);
+      case 'verify':
+        return await verifyCommand(rest);
       case 'status':
         return await statusCommand(rest);
       case 'list':

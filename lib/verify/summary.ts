@@ -1,0 +1,44 @@
+import { CATEGORIES, type DifferenceCategory, type VerifyReport } from './verify-types.ts';
+
+const NAMES: Record<DifferenceCategory, string> = {
+  missing: 'missing on the target',
+  extra: 'extra on the target',
+  type: 'type differs',
+  value: 'value differs',
+  ttl: 'TTL differs',
+};
+
+/** One line for logs and the terminal: the verdict, the counts per category, and the pace. */
+export function summaryLine(r: VerifyReport): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const scope =
+    `${n(r.keysCompared)} key(s) compared${r.sampleRate < 1 ? ` (sample ${r.sampleRate})` : ''}, ` +
+    `${r.mode} mode, ${r.rounds} round(s), ${r.seconds.toFixed(1)} s, ${n(r.keysPerSecond)} keys/s`;
+  if (r.mode === 'off') return 'verify: skipped (mode off)';
+  if (r.consistent) return `verify: consistent: ${scope}`;
+  const counts = CATEGORIES.filter((c) => r.categories[c].count > 0)
+    .map((c) => `${n(r.categories[c].count)} ${NAMES[c]}`)
+    .join(', ');
+  const truncated = r.truncated ? ' [too many to re-check all]' : '';
+  if (r.stopped) {
+    const found =
+      r.keysDiffering > 0 ? `${n(r.keysDiffering)} key(s) differ so far (${counts})` : 'no difference so far';
+    return `verify: STOPPED before every key was compared: ${found}${truncated}; ${scope}`;
+  }
+  return `verify: INCONSISTENT: ${n(r.keysDiffering)} key(s) differ (${counts})${truncated}; ${scope}`;
+}
+
+/** Lines naming example keys per category, for the terminal after the summary line. */
+export function exampleLines(r: VerifyReport): string[] {
+  const lines: string[] = [];
+  for (const c of CATEGORIES) {
+    const cat = r.categories[c];
+    if (cat.count === 0) continue;
+    lines.push(`  ${NAMES[c]}: ${cat.count.toLocaleString('en-US')}`);
+    cat.examples.forEach((e, i) => {
+      lines.push(`    ${e}: ${cat.details[i]}`);
+    });
+    if (cat.count > cat.examples.length) lines.push(`    … and ${cat.count - cat.examples.length} more`);
+  }
+  return lines;
+}

@@ -1,0 +1,74 @@
+import { makeKeyFilter } from '../commands/key-filter.ts';
+import { DtsError } from '../errors.ts';
+import type { ProgressSink } from '../progress/progress-reporter.ts';
+import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
+import { RawConnection } from '../redis/raw-connection.ts';
+import type { TaskSpec } from '../task/spec.ts';
+import { probeServer } from './server-caps.ts';
+import { verifyData } from './verify-data.ts';
+import type { VerifyOptions, VerifyReport } from './verify-types.ts';
+import { planVerifyUnits } from './verify-units.ts';
+
+export interface VerifyTaskOptions {
+  spec: TaskSpec;
+  /** The spec's endpoints, resolved (passwords read): resolveEndpoint locally, stepEndpoints on AWS. */
+  source: RedisEndpoint;
+  target: RedisEndpoint;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+  roundDelayMs?: VerifyOptions['roundDelayMs'];
+  maxExamples?: number;
+}
+
+/**
+ * Verifies a task as its spec describes it: the same dbs, db mapping and key filter as the sync, with
+ * the spec's verify settings. Shared by `redis-dts verify` and the state machine's Verify step.
+ */
+export async function verifyTask(o: VerifyTaskOptions): Promise<VerifyReport> {
+  const { spec } = o;
+  const dbMap = spec.dbMap
+    ? Object.fromEntries(Object.entries(spec.dbMap).map(([k, v]) => [Number(k), v]))
+    : undefined;
+  const units =
+    spec.verify.mode === 'off'
+      ? []
+      : planVerifyUnits({
+          sourceKeyspace: spec.dbs ? {} : await keyspaceOf(o.source),
+          targetKeyspace: spec.dbs ? {} : await keyspaceOf(o.target),
+          dbs: spec.dbs,
+          dbMap,
+        });
+  return verifyData({
+    source: o.source,
+    target: o.target,
+    units,
+    // The heartbeat prefix is configurable; whatever it is, the heartbeat key is never reported.
+    keep: makeKeyFilter({
+      ...spec.keyFilter,
+      exclude: [...(spec.keyFilter?.exclude ?? []), spec.incremental.heartbeat.prefix],
+    }),
+    mode: spec.verify.mode,
+    rounds: spec.verify.rounds,
+    sampleRate: spec.verify.sampleRate,
+    ttlToleranceMs: spec.verify.ttlToleranceMs,
+    ...(o.roundDelayMs !== undefined ? { roundDelayMs: o.roundDelayMs } : {}),
+    ...(o.maxExamples !== undefined ? { maxExamples: o.maxExamples } : {}),
+    ...(o.progress ? { progress: o.progress } : {}),
+    ...(o.signal ? { signal: o.signal } : {}),
+  });
+}
+
+async function keyspaceOf(ep: RedisEndpoint): Promise<Record<number, { keys: number }>> {
+  const conn = await RawConnection.open(ep, { clientName: 'redis-dts-verify' });
+  try {
+    const { keyspace } = await probeServer(conn);
+    if (keyspace) return keyspace;
+    throw new DtsError(
+      'NO_KEYSPACE_INFO',
+      `${describeEndpoint(ep)} does not allow INFO, so the dbs holding keys are unknown`,
+      'name the dbs to verify (--dbs 0,1 or "dbs" in the spec), or allow INFO for this user',
+    );
+  } finally {
+    await conn.close().catch(() => conn.destroy());
+  }
+}

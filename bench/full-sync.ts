@@ -111,6 +111,9 @@ async function measureOurs(
         '--in-memory',
         '--progress',
         'json',
+        // Native replication verifies nothing; the copy is checked below, outside the timing.
+        '--verify',
+        'off',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -68,6 +68,8 @@ Pace and state:
   --in-memory                  keep no state on disk (no resume)
   --spec FILE                  a JSON task spec (schema/task-spec.schema.json); flags override it
   --progress MODE              auto (bar on a terminal, JSON lines otherwise) | bar | json | off
+  --verify MODE                after the copy, compare source and destination: full (values,
+                               TTLs) | length | exists | off (default full; see redis-dts help verify)
   -y, --yes                    acknowledge precheck warnings
   -h, --help                   this help
 

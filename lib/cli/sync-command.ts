@@ -5,6 +5,7 @@ import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { ProgressReporter, type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { keyErrorsError, runTaskLocally } from '../task/run-local.ts';
 import { parseTaskSpec } from '../task/spec.ts';
+import { summaryLine } from '../verify/summary.ts';
 import { HELP } from './help.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -32,6 +33,7 @@ const OPTIONS = {
   'state-dir': { type: 'string' },
   'in-memory': { type: 'boolean' },
   progress: { type: 'string' },
+  verify: { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -75,6 +77,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
         if (report.status === 'passed') progress.log(`precheck passed (${report.items.length} checks)`);
         else process.stderr.write(`${formatPrecheckReport(report)}\n`);
       },
+      onVerify: (report) => progress.log(`verify: ${summaryLine(report)}`, { consistent: report.consistent }),
     });
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const line =
@@ -153,6 +156,8 @@ export function specInput(v: Values): Record<string, unknown> {
       chunkKeys: numberish(v['chunk-keys']),
     };
   }
+  if (v.verify !== undefined)
+    input.verify = { ...((input.verify ?? {}) as Record<string, unknown>), mode: v.verify };
   if (v.yes) input.acknowledgeWarnings = true;
   return input;
 }

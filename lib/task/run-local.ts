@@ -5,6 +5,9 @@ import type { PrecheckReport } from '../precheck/types.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
+import { exampleLines, summaryLine } from '../verify/summary.ts';
+import { verifyTask } from '../verify/verify-task.ts';
+import type { VerifyReport } from '../verify/verify-types.ts';
 import { resolveEndpoint } from './resolve-endpoint.ts';
 import { defaultTaskId, generateTaskName, redactSpec, type TaskSpec } from './spec.ts';
 
@@ -15,6 +18,8 @@ export interface RunLocalOptions {
   signal?: AbortSignal;
   /** Called with the precheck report before anything is copied (the CLI prints it). */
   onPrecheck?: (report: PrecheckReport) => void;
+  /** Called with the verification report after a completed copy (the CLI prints its summary). */
+  onVerify?: (report: VerifyReport) => void;
 }
 
 /**
@@ -64,6 +69,16 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
         progress: o.progress,
         signal: o.signal,
       });
+      // The state machine's Verify step, here: after a complete copy, unless the spec turns it off.
+      if (!summary.stopped && summary.keyErrors.length === 0 && spec.verify.mode !== 'off') {
+        await local.store.updateTask(taskId, { phase: 'verify' });
+        const report = await verifyTask({ spec, source, target, progress: o.progress, signal: o.signal });
+        await local.store.updateTask(taskId, {
+          progress: { keysCompared: report.keysCompared, keysDiffering: report.keysDiffering },
+        });
+        o.onVerify?.(report);
+        if (!report.consistent && !report.stopped && !onlyKeptExtras(report, spec)) throw verifyFailed(report);
+      }
       const failed = summary.keyErrors.length > 0;
       await local.store.updateTask(taskId, {
         status: summary.stopped ? 'stopped' : failed ? 'failed' : 'succeeded',
@@ -170,4 +185,20 @@ export function assertPrecheckAllows(report: PrecheckReport, acknowledgeWarnings
       'read the warnings above, then rerun with --yes (acknowledgeWarnings: true) to go ahead, or fix them',
     );
   }
+}
+
+function verifyFailed(report: VerifyReport): DtsError {
+  return new DtsError(
+    'VERIFY_FAILED',
+    `verification after the copy found differences: ${summaryLine(report)}; ${exampleLines(report).slice(0, 3).join('; ')}`,
+    'if the source was written during the copy, differences are expected (a full sync is a snapshot per chunk; ' +
+      'incremental sync will close them); otherwise run the same task again, and `redis-dts verify` to re-check',
+  );
+}
+
+/** Under `overwrite` the destination may keep keys the source lacks: those alone are not a failed copy. */
+function onlyKeptExtras(report: VerifyReport, spec: TaskSpec): boolean {
+  if (spec.existingKeys !== 'overwrite') return false;
+  const { extra, ...others } = report.categories;
+  return extra.count > 0 && Object.values(others).every((c) => c.count === 0);
 }

@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { openLocalStore } from '../../lib/state/dynamo-client.ts';
 import { collect, runCli, startCli } from '../support/cli.ts';
@@ -489,5 +490,39 @@ describe.skipIf(!hasOpenssl())('over TLS', () => {
       /^error: precheck failed: .*source localhost:\d+ \(tls\): the server's TLS certificate is not trusted/m,
     );
     expect(await keyCounts(target.url)).toEqual({});
+  });
+});
+
+describe('verification after the copy', () => {
+  it('fails the task, naming the keys, when the source keeps changing under a full-only sync', async () => {
+    const source = await startRedis();
+    const target = await startRedis();
+    await seedManyKeys(source.url, { count: 20_000, valueBytes: 32 });
+    const writer = new Redis(source.port, '127.0.0.1');
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing; i++) await writer.incr('hot:counter');
+    })();
+    try {
+      const r = await runCli([
+        'sync',
+        '--source',
+        source.url,
+        '--target',
+        target.url,
+        '--sync-type',
+        'full',
+        '--in-memory',
+        '--max-keys-per-second',
+        '10000',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: verification after the copy found differences: .*hot:counter/m);
+      expect(r.stderr).toMatch(/^fix: if the source was written during the copy, differences are expected/m);
+    } finally {
+      writing = false;
+      await writes;
+      writer.disconnect();
+    }
   });
 });

@@ -1,0 +1,63 @@
+import type { Redis } from 'ioredis';
+import { DtsError } from '../errors.ts';
+import { connectAdmin } from '../redis/admin-client.ts';
+import type { TaskStore } from '../state/task-store.ts';
+import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
+import type { TaskStepInput } from './step-types.ts';
+
+export interface CleanupResult {
+  keysWritten: number;
+  tempKeysRemoved: number;
+}
+
+/**
+ * The Cleanup state: removes the task's temporary keys (big keys copied in parts leave
+ * `redis-dts:tmp:<taskId>:…` only when interrupted) and marks the task succeeded, or failed when the
+ * destination refused keys.
+ */
+export async function cleanupStep(
+  input: TaskStepInput,
+  o: { store: TaskStore; secrets?: SecretValues },
+): Promise<CleanupResult> {
+  const { spec, taskId } = input;
+  const { target } = stepEndpoints(spec, o.secrets);
+  const units = (await o.store.listCheckpoints(taskId)).map((c) => c.value);
+  const tgt = await connectAdmin(target);
+  let tempKeysRemoved = 0;
+  try {
+    for (const db of new Set(units.map((u) => u.targetDb))) {
+      tempKeysRemoved += await removeTempKeys(tgt, db, `redis-dts:tmp:${taskId}:`);
+    }
+  } finally {
+    await tgt.quit().catch(() => tgt.disconnect());
+  }
+  const keysWritten = units.reduce((n, u) => n + u.keysWritten, 0);
+  const keysFailed = units.reduce((n, u) => n + u.keysFailed, 0);
+  const bytes = units.reduce((n, u) => n + u.bytes, 0);
+  if (keysFailed > 0) {
+    throw new DtsError(
+      'KEYS_FAILED',
+      `${keysFailed} key(s) could not be written to the destination`,
+      'run the same task locally (redis-dts sync) to see each key and its cause, fix them and run it again',
+    );
+  }
+  await o.store.updateTask(taskId, {
+    status: 'succeeded',
+    phase: 'done',
+    progress: { keysWritten, bytes },
+    lastError: undefined,
+  });
+  return { keysWritten, tempKeysRemoved };
+}
+
+async function removeTempKeys(client: Redis, db: number, prefix: string): Promise<number> {
+  await client.select(db);
+  let removed = 0;
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scanBuffer(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    cursor = String(next);
+    if (keys.length > 0) removed += await client.unlink(...keys);
+  } while (cursor !== '0');
+  return removed;
+}

@@ -1,0 +1,34 @@
+import { formatPrecheckReport } from '../precheck/format-report.ts';
+import { runPrecheck } from '../precheck/run-precheck.ts';
+import type { PrecheckItem } from '../precheck/types.ts';
+import type { TaskStore } from '../state/task-store.ts';
+import type { SecretValues } from './step-endpoints.ts';
+import type { TaskStepInput } from './step-types.ts';
+
+/** The longest cause a Fail state takes; a longer report is cut (the whole one is in the function's log). */
+const MAX_CAUSE = 32_000;
+
+export interface PrecheckStepResult {
+  status: 'passed' | 'warning' | 'failed';
+  items: PrecheckItem[];
+  /** The report as text: the Fail state's cause when the task may not run. */
+  summary: string;
+}
+
+/**
+ * The Precheck state: runs every check and returns the verdict; the machine fails the task with the
+ * report when it failed, or warned without acknowledgeWarnings.
+ */
+export async function precheckStep(
+  input: TaskStepInput,
+  o: { store: TaskStore; secrets?: SecretValues },
+): Promise<PrecheckStepResult> {
+  await o.store.updateTask(input.taskId, { phase: 'precheck' });
+  const report = await runPrecheck(input.spec, { secretValues: o.secrets });
+  const text = formatPrecheckReport(report);
+  return {
+    status: report.status,
+    items: report.items,
+    summary: text.length > MAX_CAUSE ? `${text.slice(0, MAX_CAUSE)}\n…` : text,
+  };
+}

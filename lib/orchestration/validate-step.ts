@@ -1,0 +1,87 @@
+import { DtsError } from '../errors.ts';
+import type { TaskStore } from '../state/task-store.ts';
+import { defaultTaskId, generateTaskName, parseTaskSpec, redactSpec, type TaskSpec } from '../task/spec.ts';
+import type { ContinueInput, TaskState } from './step-types.ts';
+
+export interface ValidateOptions {
+  store: TaskStore;
+  /** 'aws' refuses plain passwords in the spec: they would stay in the execution history. */
+  mode: 'local' | 'aws';
+}
+
+/**
+ * The Validate state: parses the spec (or, for a continued execution, reloads the stored one) and
+ * records the task. Re-running a task id resumes it: its checkpoints are kept.
+ */
+export async function validateStep(input: unknown, o: ValidateOptions): Promise<TaskState> {
+  const resume = continuation(input);
+  if (resume) return resumeTask(resume, o);
+
+  const raw = isRecord(input) && 'spec' in input ? input.spec : input;
+  const spec = parseTaskSpec(raw, { mode: o.mode });
+  const taskId = spec.taskId ?? defaultTaskId(spec);
+  const stored = redactSpec({ ...spec, taskId });
+  const now = new Date().toISOString();
+  await o.store.clearStop(taskId);
+  if (await o.store.getTask(taskId)) {
+    await o.store.updateTask(taskId, {
+      status: 'running',
+      phase: 'validate',
+      spec: stored as unknown as Record<string, unknown>,
+      lastError: undefined,
+    });
+  } else {
+    await o.store.putTask({
+      taskId,
+      name: spec.name ?? generateTaskName(spec),
+      spec: stored as unknown as Record<string, unknown>,
+      status: 'running',
+      phase: 'validate',
+      createdAt: now,
+      updatedAt: now,
+    });
+  }
+  return taskState({ ...spec, taskId }, 'start');
+}
+
+async function resumeTask(resume: ContinueInput, o: ValidateOptions): Promise<TaskState> {
+  const task = await o.store.getTask(resume.taskId);
+  if (!task) {
+    throw new DtsError(
+      'TASK_NOT_FOUND',
+      `task '${resume.taskId}' has no record to continue from`,
+      'start the task again with its full spec',
+    );
+  }
+  // The stored copy is redacted; on AWS it never held a password, so it is the spec as given.
+  const spec = parseTaskSpec(task.value.spec, { mode: o.mode });
+  await o.store.updateTask(resume.taskId, { status: 'running' });
+  return taskState({ ...spec, taskId: resume.taskId }, resume.phase);
+}
+
+function taskState(spec: TaskSpec & { taskId: string }, resumeAt: TaskState['resumeAt']): TaskState {
+  return {
+    taskId: spec.taskId,
+    spec,
+    syncType: spec.syncType,
+    incrementalMode: spec.incremental.mode,
+    resumeAt,
+  };
+}
+
+function continuation(input: unknown): ContinueInput | undefined {
+  if (!isRecord(input) || !isRecord(input.resume)) return undefined;
+  const { taskId, phase } = input.resume;
+  if (typeof taskId !== 'string' || (phase !== 'fullsync' && phase !== 'incremental')) {
+    throw new DtsError(
+      'BAD_CONTINUATION',
+      'resume must be {"taskId": "…", "phase": "fullsync" | "incremental"}',
+      'start the task with its spec instead of a resume object',
+    );
+  }
+  return { taskId, phase };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

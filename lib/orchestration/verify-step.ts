@@ -1,0 +1,40 @@
+import { DtsError } from '../errors.ts';
+import type { TaskStore } from '../state/task-store.ts';
+import { exampleLines, summaryLine } from '../verify/summary.ts';
+import { verifyTask } from '../verify/verify-task.ts';
+import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
+import type { TaskStepInput } from './step-types.ts';
+
+export interface VerifyStepResult {
+  skipped: boolean;
+  keysCompared: number;
+  summary: string;
+}
+
+/**
+ * The Verify state: compares the target with the source as the spec says (`verify.mode: off` skips it).
+ * Differences that persist through every round fail the task, naming example keys.
+ */
+export async function verifyStep(
+  input: TaskStepInput,
+  o: { store: TaskStore; secrets?: SecretValues },
+): Promise<VerifyStepResult> {
+  if (input.spec.verify.mode === 'off') return { skipped: true, keysCompared: 0, summary: 'verify: skipped' };
+  await o.store.updateTask(input.taskId, { phase: 'verify' });
+  const { source, target } = stepEndpoints(input.spec, o.secrets);
+  const report = await verifyTask({ spec: input.spec, source, target });
+  const summary = summaryLine(report);
+  if (!report.consistent) {
+    throw new DtsError(
+      'VERIFY_FAILED',
+      [
+        summary,
+        ...exampleLines(report)
+          .slice(0, 10)
+          .map((l) => l.trim()),
+      ].join('; '),
+      'run the same task again to recopy (existing keys: overwrite), or `redis-dts verify` to see every difference',
+    );
+  }
+  return { skipped: false, keysCompared: report.keysCompared, summary };
+}

@@ -1,26 +1,14 @@
-import { parseArgs } from 'node:util';
 import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import { parseTaskSpec } from '../task/spec.ts';
 import { specInput } from './sync-command.ts';
-import { UsageError } from './usage-error.ts';
+import { ENDPOINT_OPTIONS, noPositionals, parseFlags, SELECTION_OPTIONS } from './task-options.ts';
 
 const OPTIONS = {
-  spec: { type: 'string' },
-  source: { type: 'string' },
-  target: { type: 'string' },
-  'source-password-env': { type: 'string' },
-  'target-password-env': { type: 'string' },
-  'source-tls-ca': { type: 'string' },
-  'target-tls-ca': { type: 'string' },
-  'source-tls-insecure': { type: 'boolean' },
-  'target-tls-insecure': { type: 'boolean' },
+  ...ENDPOINT_OPTIONS,
+  ...SELECTION_OPTIONS,
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
-  dbs: { type: 'string' },
-  'db-map': { type: 'string' },
-  'include-prefix': { type: 'string', multiple: true },
-  'exclude-prefix': { type: 'string', multiple: true },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -57,15 +45,8 @@ Exit codes: 0 passed (warnings included: they are printed); 1 an item failed; 2 
 `;
 
 export async function precheckCommand(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    values = parse(argv).values;
-  } catch (e) {
-    throw new UsageError(
-      (e as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option'),
-      'precheck',
-    );
-  }
+  const { values, positionals } = parseFlags(argv, OPTIONS, 'precheck');
+  noPositionals(positionals, 'precheck');
   if (values.help) {
     process.stdout.write(PRECHECK_HELP);
     return 0;
@@ -75,10 +56,6 @@ export async function precheckCommand(argv: string[]): Promise<number> {
   const report = await runPrecheck(spec);
   process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatPrecheckReport(report, width()));
   return report.status === 'failed' ? 1 : 0;
-}
-
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
 }
 
 /** The terminal's width when printing to one; a fixed width otherwise, so piped output is stable. */

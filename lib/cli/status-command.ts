@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { DtsError } from '../errors.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
 import type { TaskRecord, UnitCheckpoint } from '../state/task-store.ts';
 import { HELP } from './help.ts';
 import { DEFAULT_STATE_DIR } from './sync-command.ts';
+import { parseFlags } from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
@@ -13,11 +13,7 @@ const OPTIONS = {
 } as const;
 
 function parse(argv: string[], command: string) {
-  try {
-    return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: true });
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!, command);
-  }
+  return parseFlags(argv, OPTIONS, command);
 }
 
 export async function statusCommand(argv: string[]): Promise<number> {

@@ -1,32 +1,26 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { DtsError } from '../errors.ts';
 import { formatPrecheckReport } from '../precheck/format-report.ts';
-import { ProgressReporter, type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { keyErrorsError, runTaskLocally } from '../task/run-local.ts';
 import { parseTaskSpec } from '../task/spec.ts';
 import { summaryLine } from '../verify/summary.ts';
 import { HELP } from './help.ts';
+import {
+  ENDPOINT_OPTIONS,
+  noPositionals,
+  parseFlags,
+  progressSink,
+  SELECTION_OPTIONS,
+} from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
-  spec: { type: 'string' },
+  ...ENDPOINT_OPTIONS,
+  ...SELECTION_OPTIONS,
   name: { type: 'string' },
   'task-id': { type: 'string' },
-  source: { type: 'string' },
-  target: { type: 'string' },
-  'source-password-env': { type: 'string' },
-  'target-password-env': { type: 'string' },
-  'source-tls-ca': { type: 'string' },
-  'target-tls-ca': { type: 'string' },
-  'source-tls-insecure': { type: 'boolean' },
-  'target-tls-insecure': { type: 'boolean' },
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
-  dbs: { type: 'string' },
-  'db-map': { type: 'string' },
-  'include-prefix': { type: 'string', multiple: true },
-  'exclude-prefix': { type: 'string', multiple: true },
   'max-keys-per-second': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
   'chunk-keys': { type: 'string' },
@@ -41,21 +35,14 @@ const OPTIONS = {
 export const DEFAULT_STATE_DIR = '.redis-dts';
 
 export async function syncCommand(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    values = parse(argv).values;
-  } catch (e) {
-    throw new UsageError(
-      (e as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option'),
-      'sync',
-    );
-  }
+  const { values, positionals } = parseFlags(argv, OPTIONS, 'sync');
+  noPositionals(positionals, 'sync');
   if (values.help) {
     process.stdout.write(HELP.sync!);
     return 0;
   }
   const spec = parseTaskSpec(specInput(values), { mode: 'local' });
-  const progress = progressSink(values.progress);
+  const progress = progressSink(values.progress, 'sync');
 
   // First Ctrl-C: finish the chunks in flight, checkpoint, exit 130. Second: exit at once (the
   // checkpoint still holds, a rerun resumes from it).
@@ -107,11 +94,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
   }
 }
 
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
-}
-
-type Values = ReturnType<typeof parse>['values'];
+type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>['values'];
 
 /** Flags become the same object a console user would paste; the spec schema judges both alike. */
 export function specInput(v: Values): Record<string, unknown> {
@@ -215,20 +198,5 @@ function readSpecFile(path: string): Record<string, unknown> {
       `--spec ${path} is not a JSON object: ${(e as Error).message}`,
       'see schema/task-spec.schema.json for the format',
     );
-  }
-}
-
-function progressSink(mode: string | undefined): ProgressSink {
-  switch (mode ?? 'auto') {
-    case 'auto':
-      return new ProgressReporter();
-    case 'bar':
-      return new ProgressReporter({ tty: true });
-    case 'json':
-      return new ProgressReporter({ tty: false });
-    case 'off':
-      return silentProgress;
-    default:
-      throw new UsageError(`--progress '${mode}': expected auto, bar, json or off`, 'sync');
   }
 }

@@ -1,28 +1,22 @@
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { DtsError } from '../errors.ts';
-import { ProgressReporter, type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { resolveEndpoint } from '../task/resolve-endpoint.ts';
 import { parseTaskSpec } from '../task/spec.ts';
 import { exampleLines, summaryLine } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import { specInput } from './sync-command.ts';
+import {
+  ENDPOINT_OPTIONS,
+  noPositionals,
+  parseFlags,
+  progressSink,
+  SELECTION_OPTIONS,
+} from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
-  spec: { type: 'string' },
-  source: { type: 'string' },
-  target: { type: 'string' },
-  'source-password-env': { type: 'string' },
-  'target-password-env': { type: 'string' },
-  'source-tls-ca': { type: 'string' },
-  'target-tls-ca': { type: 'string' },
-  'source-tls-insecure': { type: 'boolean' },
-  'target-tls-insecure': { type: 'boolean' },
-  dbs: { type: 'string' },
-  'db-map': { type: 'string' },
-  'include-prefix': { type: 'string', multiple: true },
-  'exclude-prefix': { type: 'string', multiple: true },
+  ...ENDPOINT_OPTIONS,
+  ...SELECTION_OPTIONS,
   mode: { type: 'string' },
   rounds: { type: 'string' },
   'sample-rate': { type: 'string' },
@@ -76,15 +70,8 @@ Exit codes: 0 consistent; 1 differences found (or a failure: cause and fix print
 `;
 
 export async function verifyCommand(argv: string[]): Promise<number> {
-  let values: ReturnType<typeof parse>['values'];
-  try {
-    values = parse(argv).values;
-  } catch (e) {
-    throw new UsageError(
-      (e as Error).message.split('\n')[0]!.replace(/^Unknown option/, 'unknown option'),
-      'verify',
-    );
-  }
+  const { values, positionals } = parseFlags(argv, OPTIONS, 'verify');
+  noPositionals(positionals, 'verify');
   if (values.help) {
     process.stdout.write(VERIFY_HELP);
     return 0;
@@ -118,7 +105,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const spec = parseTaskSpec(input, { mode: 'local' });
   const roundDelayMs = optionalCount(roundDelay, '--round-delay-ms');
   const examples = optionalCount(maxExamples, '--max-examples');
-  const progress = progressSink(progressMode);
+  const progress = progressSink(progressMode, 'verify');
 
   const stop = new AbortController();
   const onSignal = () => {
@@ -156,10 +143,6 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   }
 }
 
-function parse(argv: string[]) {
-  return parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false });
-}
-
 /** Numbers stay numbers; anything else is passed on so the spec schema names it in its error. */
 function numberish(s: string): number | string {
   return /^-?\d+(\.\d+)?$/.test(s.trim()) ? Number(s) : s;
@@ -181,20 +164,5 @@ function writeReport(path: string, report: unknown): void {
       `cannot write the report to ${path}: ${(e as Error).message}`,
       'give --report a path in a writable directory',
     );
-  }
-}
-
-function progressSink(mode: string | undefined): ProgressSink {
-  switch (mode ?? 'auto') {
-    case 'auto':
-      return new ProgressReporter();
-    case 'bar':
-      return new ProgressReporter({ tty: true });
-    case 'json':
-      return new ProgressReporter({ tty: false });
-    case 'off':
-      return silentProgress;
-    default:
-      throw new UsageError(`--progress '${mode}': expected auto, bar, json or off`, 'verify');
   }
 }

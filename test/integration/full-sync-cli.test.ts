@@ -11,6 +11,11 @@ import { seedEveryType, seedManyKeys } from '../support/seed.ts';
 import { hasOpenssl, makeTestCertificates, tlsServerArgs } from '../support/tls.ts';
 
 const dirs: string[] = [];
+
+/** `redis-dts sync --source … --target … --sync-type full` */
+function fullSync(source: string, target: string): string[] {
+  return ['sync', '--source', source, '--target', target, '--sync-type', 'full'];
+}
 function stateDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'redis-dts-state-'));
   dirs.push(d);
@@ -37,18 +42,7 @@ describe('redis-dts sync --sync-type full', () => {
 
   it('copies every type, encoding, db and TTL exactly into an empty destination', async () => {
     target = await startRedis();
-    const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-      '--progress',
-      'json',
-    ]);
+    const r = await runCli([...fullSync(source.url, target.url), '--in-memory', '--progress', 'json']);
     expect(r.stderr).not.toContain('error:');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/full sync done: [\d,]+ keys/);
@@ -64,16 +58,7 @@ describe('redis-dts sync --sync-type full', () => {
     await target.cli('SELECT', '1');
     await target.cli('-n', '1', 'SET', 'already:here', 'x');
     const before = await serverDigest(target.url);
-    const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-    ]);
+    const r = await runCli([...fullSync(source.url, target.url), '--in-memory']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(
       /^error: precheck failed: Existing keys in the destination: db 1 has 1 key \("already:here"\): --existing-keys block refuses .*; nothing was written$/m,
@@ -87,18 +72,7 @@ describe('redis-dts sync --sync-type full', () => {
     target = await startRedis();
     await target.cli('SET', 'str:int', 'old value');
     await target.cli('SET', 'only:on:target', 'stays');
-    const args = [
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-      '--existing-keys',
-      'overwrite',
-    ];
+    const args = [...fullSync(source.url, target.url), '--in-memory', '--existing-keys', 'overwrite'];
     const warned = await runCli(args);
     expect(warned.code).toBe(1);
     expect(warned.stderr).toMatch(
@@ -117,13 +91,7 @@ describe('redis-dts sync --sync-type full', () => {
   it('copies only the selected dbs, mapped, and only the included prefixes', async () => {
     target = await startRedis();
     const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
+      ...fullSync(source.url, target.url),
       '--in-memory',
       '--dbs',
       '0,1',
@@ -170,13 +138,7 @@ describe('resume after kill -9', () => {
     await seedManyKeys(source.url, { count: 60_000, valueBytes: 64 });
     const dir = stateDir();
     const args = [
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
+      ...fullSync(source.url, target.url),
       '--state-dir',
       dir,
       '--chunk-keys',
@@ -312,19 +274,7 @@ describe('destination out of memory', () => {
       args: ['--maxmemory', String(sourceUsed + 4_000_000), '--maxmemory-policy', 'noeviction'],
     });
     await seedManyKeys(target.url, { db: 9, count: 12_000, valueBytes: 512 });
-    const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-      '--dbs',
-      '0',
-      '--yes',
-    ]);
+    const r = await runCli([...fullSync(source.url, target.url), '--in-memory', '--dbs', '0', '--yes']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/^error: target 127\.0\.0\.1:\d+ is out of memory .*partially written$/m);
     expect(r.stderr).toMatch(/^fix: raise maxmemory/m);
@@ -340,18 +290,7 @@ describe('big keys', () => {
 
   it('copies the 1M-field hash and the 1M-element list with one RESTORE each', async () => {
     const target = await startRedis();
-    const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-      '--progress',
-      'json',
-    ]);
+    const r = await runCli([...fullSync(source.url, target.url), '--in-memory', '--progress', 'json']);
     expect(r.stderr).not.toContain('error:');
     expect(r.code).toBe(0);
     expect(r.stderr).not.toContain('in parts');
@@ -361,18 +300,7 @@ describe('big keys', () => {
 
   it('copies keys whose DUMP exceeds the destination proto-max-bulk-len in parts, exactly', async () => {
     const target = await startRedis({ args: ['--proto-max-bulk-len', '1mb'] });
-    const r = await runCli([
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
-      '--in-memory',
-      '--progress',
-      'json',
-    ]);
+    const r = await runCli([...fullSync(source.url, target.url), '--in-memory', '--progress', 'json']);
     expect(r.stderr).not.toContain('error:');
     expect(r.code).toBe(0);
     const inParts = r.stderr
@@ -396,13 +324,7 @@ describe('status and stop while a sync runs', () => {
     await seedManyKeys(source.url, { count: 40_000, valueBytes: 32 });
     const dir = stateDir();
     const args = [
-      'sync',
-      '--source',
-      source.url,
-      '--target',
-      target.url,
-      '--sync-type',
-      'full',
+      ...fullSync(source.url, target.url),
       '--state-dir',
       dir,
       '--chunk-keys',
@@ -505,13 +427,7 @@ describe('verification after the copy', () => {
     })();
     try {
       const r = await runCli([
-        'sync',
-        '--source',
-        source.url,
-        '--target',
-        target.url,
-        '--sync-type',
-        'full',
+        ...fullSync(source.url, target.url),
         '--in-memory',
         '--max-keys-per-second',
         '10000',

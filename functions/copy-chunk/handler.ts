@@ -1,0 +1,18 @@
+import { copyChunkStep } from '../../lib/orchestration/copy-chunk-step.ts';
+import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
+import { stepHandler } from '../shared/step-handler.ts';
+import { taskStore } from '../shared/task-store.ts';
+
+/**
+ * Time kept back from the Lambda timeout: the chunks in flight when the deadline passes are still
+ * applied and the last checkpoint written after it (a chunk is at most a few seconds of work).
+ */
+export const SAFETY_MARGIN_MS = 60_000;
+
+export const handler = stepHandler('CopyChunk', (event: CopyChunkInput, context) =>
+  copyChunkStep(event, {
+    store: taskStore(),
+    secrets: context.secretValues,
+    deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
+  }),
+);

@@ -1,0 +1,8 @@
+import type { TaskStepInput } from '../../lib/orchestration/step-types.ts';
+import { verifyStep } from '../../lib/orchestration/verify-step.ts';
+import { stepHandler } from '../shared/step-handler.ts';
+import { taskStore } from '../shared/task-store.ts';
+
+export const handler = stepHandler('Verify', (event: TaskStepInput, context) =>
+  verifyStep(event, { store: taskStore(), secrets: context.secretValues }),
+);

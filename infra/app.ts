@@ -1,0 +1,17 @@
+import { App, Validations } from 'aws-cdk-lib/core';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { RedisDtsStack } from './redis-dts-stack.ts';
+
+/**
+ * `npx cdk synth` (cdk.json runs this file with Node's type stripping). Environment-agnostic unless
+ * CDK_DEFAULT_ACCOUNT/REGION are set; nothing is looked up, so synth works offline.
+ */
+const app = new App();
+new RedisDtsStack(app, String(app.node.tryGetContext('stackName') ?? 'RedisDts'), {
+  env: process.env.CDK_DEFAULT_ACCOUNT
+    ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }
+    : undefined,
+  description: 'redis-dts: Redis data transmission orchestrated by Step Functions',
+});
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+app.synth();

@@ -1,0 +1,79 @@
+import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
+import {
+  ContainerImage,
+  CpuArchitecture,
+  Secret as EcsSecret,
+  FargateTaskDefinition,
+  LogDrivers,
+  OperatingSystemFamily,
+} from 'aws-cdk-lib/aws-ecs';
+import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
+import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
+import { IgnoreMode, RemovalPolicy } from 'aws-cdk-lib/core';
+import type { Construct } from 'constructs';
+import { PROJECT_ROOT } from './project-root.ts';
+
+export const REPLICATOR_CONTAINER = 'replicator';
+
+/** Passwords the replicator container gets as ECS secrets (the variables resolveEndpoint reads by default). */
+export interface ReplicatorPasswords {
+  source?: ISecret;
+  target?: ISecret;
+}
+
+/**
+ * The replicator's build context, as an allow-list (Docker ignore syntax): package.json, the lock file,
+ * lib/ and functions/replicator/. Keeps synth from copying the repository (tool caches, node_modules).
+ */
+export const REPLICATOR_CONTEXT_EXCLUDES = [
+  '*',
+  '!package.json',
+  '!package-lock.json',
+  '!lib',
+  '!functions',
+  'functions/*',
+  '!functions/replicator',
+];
+
+/**
+ * The Fargate task definition of the incremental replicator (arm64), its image built from
+ * functions/replicator/Dockerfile by `cdk deploy` (synth only stages the context).
+ */
+export function addReplicatorTask(
+  scope: Construct,
+  o: { tableName: string; passwords?: ReplicatorPasswords },
+): FargateTaskDefinition {
+  const task = new FargateTaskDefinition(scope, 'ReplicatorTask', {
+    cpu: 1024,
+    memoryLimitMiB: 2048,
+    runtimePlatform: {
+      cpuArchitecture: CpuArchitecture.ARM64,
+      operatingSystemFamily: OperatingSystemFamily.LINUX,
+    },
+  });
+  const secrets: Record<string, EcsSecret> = {};
+  if (o.passwords?.source)
+    secrets.REDIS_DTS_SOURCE_PASSWORD = EcsSecret.fromSecretsManager(o.passwords.source);
+  if (o.passwords?.target)
+    secrets.REDIS_DTS_TARGET_PASSWORD = EcsSecret.fromSecretsManager(o.passwords.target);
+  task.addContainer(REPLICATOR_CONTAINER, {
+    image: ContainerImage.fromAsset(PROJECT_ROOT, {
+      file: 'functions/replicator/Dockerfile',
+      platform: Platform.LINUX_ARM64,
+      exclude: REPLICATOR_CONTEXT_EXCLUDES,
+      ignoreMode: IgnoreMode.DOCKER,
+    }),
+    logging: LogDrivers.awsLogs({
+      streamPrefix: 'replicator',
+      logGroup: new LogGroup(scope, 'ReplicatorLogs', {
+        retention: RetentionDays.ONE_MONTH,
+        removalPolicy: RemovalPolicy.DESTROY,
+      }),
+    }),
+    // The table name only: the task id comes as the one override, passwords as the secrets above.
+    environment: { TABLE_NAME: o.tableName },
+    secrets,
+    readonlyRootFilesystem: true,
+  });
+  return task;
+}

@@ -1,0 +1,259 @@
+import type { PolicyStatement } from 'aws-cdk-lib/aws-iam';
+import type { IFunction } from 'aws-cdk-lib/aws-lambda';
+import {
+  Choice,
+  Condition,
+  Fail,
+  type IChainable,
+  IntegrationPattern,
+  type IStateMachine,
+  JsonPath,
+  Map as MapState,
+  Pass,
+  Succeed,
+  TaskInput,
+} from 'aws-cdk-lib/aws-stepfunctions';
+import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Duration } from 'aws-cdk-lib/core';
+import type { Construct } from 'constructs';
+import { type ReplicatorTarget, replicatorRunTask } from './replicator-run-task.ts';
+
+/** The Lambda of each Task state (functions/<name>/handler.ts). */
+export interface StepFunctions {
+  validate: IFunction;
+  precheck: IFunction;
+  captureStart: IFunction;
+  planUnits: IFunction;
+  copyChunk: IFunction;
+  incrementalWindow: IFunction;
+  verify: IFunction;
+  cleanup: IFunction;
+  recordFailure: IFunction;
+}
+
+export interface TaskDefinitionOptions {
+  functions: StepFunctions;
+  replicator: ReplicatorTarget;
+  /** This machine itself, by name: continuing as a new execution starts it again. */
+  self: IStateMachine;
+  /** Units copied at the same time (Map concurrency). */
+  maxConcurrentUnits: number;
+}
+
+/**
+ * IncrementalWindow iterations per execution: 7 events each (Task and Choice) keeps a long-running
+ * Lambda-mode task well under the 25,000-event history limit before it continues as new.
+ */
+export const MAX_WINDOWS_PER_EXECUTION = 3000;
+
+/**
+ * The task's state machine (JSONPath):
+ * Validate → Precheck → (Fail with the report) → CaptureStart → FullSync Map of CopyChunk loops →
+ * Incremental (Fargate replicator | IncrementalWindow loop) → Verify → Cleanup → Succeed.
+ * Full-only tasks skip CaptureStart and Incremental. Every failure is recorded on the task item.
+ */
+export function buildTaskDefinition(
+  scope: Construct,
+  o: TaskDefinitionOptions,
+): { definition: IChainable; policy: PolicyStatement[]; taskArns: string } {
+  const fns = o.functions;
+  const taskPayload = {
+    taskId: JsonPath.stringAt('$.task.taskId'),
+    spec: JsonPath.objectAt('$.task.spec'),
+  };
+  const invoke = (id: string, fn: IFunction, resultPath: string | null, payload?: TaskInput) =>
+    new LambdaInvoke(scope, id, {
+      lambdaFunction: fn,
+      // Without a payload the function gets the state's whole input.
+      ...(payload ? { payload } : {}),
+      payloadResponseOnly: true,
+      resultPath: resultPath === null ? JsonPath.DISCARD : resultPath,
+      retryOnServiceExceptions: true,
+    });
+
+  const failTask = new Fail(scope, 'TaskFailed', { errorPath: '$.error.Error', causePath: '$.error.Cause' });
+  const recordFailure = invoke(
+    'RecordFailure',
+    fns.recordFailure,
+    null,
+    TaskInput.fromObject({ taskId: JsonPath.stringAt('$.task.taskId'), error: JsonPath.objectAt('$.error') }),
+  );
+  recordFailure.addCatch(failTask, { resultPath: '$.recordError' });
+  recordFailure.next(failTask);
+  const onError = { resultPath: '$.error' };
+
+  const validate = new LambdaInvoke(scope, 'Validate', {
+    lambdaFunction: fns.validate,
+    payload: TaskInput.fromObject({ input: JsonPath.entirePayload }),
+    payloadResponseOnly: true,
+    // The state keeps only the parsed task: the raw input is not carried through the execution. (The
+    // default ResultPath, `$`, replaces the input; written out, aws-local-stepfunctions mishandles it.)
+    resultSelector: { 'task.$': '$' },
+    retryOnServiceExceptions: true,
+  });
+  // No task item exists when the spec is invalid: fail directly with the validation message.
+  validate.addCatch(failTask, onError);
+
+  const precheck = new LambdaInvoke(scope, 'Precheck', {
+    lambdaFunction: fns.precheck,
+    payload: TaskInput.fromObject(taskPayload),
+    payloadResponseOnly: true,
+    // The items stay in the task's logs; the execution carries the verdict and its one-text report.
+    resultSelector: { 'status.$': '$.status', 'summary.$': '$.summary' },
+    resultPath: '$.precheck',
+    retryOnServiceExceptions: true,
+  });
+  precheck.addCatch(recordFailure, onError);
+  const precheckFailed = new Pass(scope, 'PrecheckFailed', {
+    parameters: { Error: 'PrecheckFailed', 'Cause.$': '$.precheck.summary' },
+    resultPath: '$.error',
+  }).next(recordFailure);
+
+  const captureStart = invoke(
+    'CaptureStart',
+    fns.captureStart,
+    '$.captureStart',
+    TaskInput.fromObject(taskPayload),
+  );
+  captureStart.addCatch(recordFailure, onError);
+
+  // Full sync: plan, copy every pending unit in bounded loops, re-plan; continue as new while units remain.
+  const planUnits = invoke('PlanUnits', fns.planUnits, '$.plan', TaskInput.fromObject(taskPayload));
+  planUnits.addCatch(recordFailure, onError);
+  const checkFullSync = invoke('CheckFullSync', fns.planUnits, '$.plan', TaskInput.fromObject(taskPayload));
+  checkFullSync.addCatch(recordFailure, onError);
+
+  // The Map item as it stands: task id, spec, unit, bound, and the previous turn's progress.
+  const copyChunk = invoke('CopyChunk', fns.copyChunk, '$.progress');
+  copyChunk.addRetry({
+    errors: ['Lambda.Unknown', 'States.Timeout'],
+    interval: Duration.seconds(5),
+    maxAttempts: 2,
+    backoffRate: 2,
+  });
+  const unitLoop = copyChunk.next(
+    new Choice(scope, 'UnitDone?')
+      .when(Condition.booleanEquals('$.progress.done', true), new Succeed(scope, 'UnitCopied'))
+      .when(
+        Condition.numberGreaterThanEqualsJsonPath('$.progress.iteration', '$.maxIterations'),
+        new Succeed(scope, 'UnitPaused'),
+      )
+      .otherwise(copyChunk),
+  );
+  const fullSync = new MapState(scope, 'FullSync', {
+    itemsPath: '$.plan.units',
+    itemSelector: {
+      taskId: JsonPath.stringAt('$.task.taskId'),
+      spec: JsonPath.objectAt('$.task.spec'),
+      unit: JsonPath.objectAt('$$.Map.Item.Value'),
+      maxIterations: JsonPath.numberAt('$.plan.maxIterations'),
+    },
+    maxConcurrency: o.maxConcurrentUnits,
+    resultPath: JsonPath.DISCARD,
+  });
+  fullSync.itemProcessor(unitLoop);
+  fullSync.addCatch(recordFailure, onError);
+
+  const continueAs = (id: string, phase: 'fullsync' | 'incremental') => {
+    const start = new StepFunctionsStartExecution(scope, id, {
+      stateMachine: o.self,
+      integrationPattern: IntegrationPattern.REQUEST_RESPONSE,
+      associateWithParent: true,
+      input: TaskInput.fromObject({ resume: { taskId: JsonPath.stringAt('$.task.taskId'), phase } }),
+      resultPath: JsonPath.DISCARD,
+    });
+    start.addCatch(recordFailure, onError);
+    return start.next(new Succeed(scope, `${id}Started`, { comment: 'the task goes on in a new execution' }));
+  };
+
+  // Incremental: the Fargate replicator, or a loop of IncrementalWindow Lambdas.
+  const verify = invoke('Verify', fns.verify, '$.verify', TaskInput.fromObject(taskPayload));
+  verify.addCatch(recordFailure, onError);
+  const cleanup = invoke('Cleanup', fns.cleanup, '$.cleanup', TaskInput.fromObject(taskPayload));
+  cleanup.addCatch(recordFailure, onError);
+  verify.next(cleanup).next(new Succeed(scope, 'TaskSucceeded'));
+
+  const replicator = replicatorRunTask(scope, 'RunReplicator', o.replicator, '$.task.taskId');
+  const runReplicator = replicator.state;
+  runReplicator.addRetry({
+    errors: ['States.TaskFailed'],
+    interval: Duration.seconds(30),
+    maxAttempts: 3,
+    backoffRate: 2,
+  });
+  runReplicator.addCatch(recordFailure, onError);
+  runReplicator.next(verify);
+
+  const startWindows = new Pass(scope, 'StartWindows', {
+    result: { value: { iteration: 0, stopped: false } },
+    resultPath: '$.window',
+  });
+  const window = invoke(
+    'IncrementalWindow',
+    fns.incrementalWindow,
+    '$.window',
+    TaskInput.fromObject({ ...taskPayload, window: JsonPath.objectAt('$.window') }),
+  );
+  window.addCatch(recordFailure, onError);
+  startWindows
+    .next(window)
+    .next(
+      new Choice(scope, 'WindowsDone?')
+        .when(Condition.booleanEquals('$.window.stopped', true), verify)
+        .when(
+          Condition.numberGreaterThanEquals('$.window.iteration', MAX_WINDOWS_PER_EXECUTION),
+          continueAs('ContinueIncremental', 'incremental'),
+        )
+        .otherwise(window),
+    );
+
+  const incremental = new Choice(scope, 'IncrementalMode?')
+    .when(Condition.stringEquals('$.task.incrementalMode', 'lambda'), startWindows)
+    .otherwise(runReplicator);
+
+  const afterFullSync = new Choice(scope, 'AfterFullSync?')
+    .when(Condition.stringEquals('$.task.syncType', 'full'), verify)
+    .otherwise(incremental);
+
+  planUnits.next(
+    new Choice(scope, 'UnitsPending?')
+      .when(Condition.booleanEquals('$.plan.allDone', true), afterFullSync)
+      .otherwise(fullSync),
+  );
+  fullSync
+    .next(checkFullSync)
+    .next(
+      new Choice(scope, 'FullSyncFinished?')
+        .when(Condition.booleanEquals('$.plan.allDone', true), afterFullSync)
+        .otherwise(continueAs('ContinueFullSync', 'fullsync')),
+    );
+
+  captureStart.next(
+    new Choice(scope, 'NeedsFullSync?')
+      .when(Condition.stringEquals('$.task.syncType', 'incremental'), incremental)
+      .otherwise(planUnits),
+  );
+
+  precheck.next(
+    new Choice(scope, 'PrecheckPassed?')
+      .when(Condition.stringEquals('$.precheck.status', 'failed'), precheckFailed)
+      .when(
+        Condition.and(
+          Condition.stringEquals('$.precheck.status', 'warning'),
+          Condition.booleanEquals('$.task.spec.acknowledgeWarnings', false),
+        ),
+        precheckFailed,
+      )
+      .when(Condition.stringEquals('$.task.syncType', 'full'), planUnits)
+      .otherwise(captureStart),
+  );
+
+  const definition = validate.next(
+    new Choice(scope, 'ResumeAt?')
+      .when(Condition.stringEquals('$.task.resumeAt', 'fullsync'), planUnits)
+      .when(Condition.stringEquals('$.task.resumeAt', 'incremental'), incremental)
+      .otherwise(precheck),
+  );
+  // Policy for the states CDK cannot grant itself (the written-out RunReplicator).
+  return { definition, policy: replicator.policy, taskArns: replicator.taskArns };
+}

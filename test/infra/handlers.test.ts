@@ -1,0 +1,124 @@
+import type { Context } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handler as planUnits } from '../../functions/plan-units/handler.ts';
+import type { StepContext } from '../../functions/shared/step-handler.ts';
+import { handler as validate } from '../../functions/validate/handler.ts';
+import { describeCaught } from '../../lib/orchestration/record-failure-step.ts';
+import { validateStep } from '../../lib/orchestration/validate-step.ts';
+import { type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
+
+const SECRET = 'hunter2-do-not-leak';
+const ARN = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:redis-dts/source-AbCdEf';
+
+/** The Lambda context fields Powertools reads; the handlers themselves only ask for the remaining time. */
+function lambdaContext(): StepContext {
+  const ctx: Partial<Context> = {
+    functionName: 'test',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: 'arn:aws:lambda:eu-west-1:123456789012:function:test',
+    memoryLimitInMB: '128',
+    awsRequestId: 'req-1',
+    logGroupName: '/aws/lambda/test',
+    logStreamName: 'stream',
+    getRemainingTimeInMillis: () => 60_000,
+  };
+  return ctx as StepContext;
+}
+
+describe('step handlers refuse passwords in their input (AWS mode)', () => {
+  beforeAll(() => {
+    process.env.TABLE_NAME = 'redis-dts-test-unused';
+    process.env.POWERTOOLS_METRICS_DISABLED = 'true';
+  });
+
+  it('Validate rejects a spec with a plain password before touching the table', async () => {
+    const input = {
+      source: { url: 'redis://10.0.0.5:6379', password: SECRET },
+      target: { url: 'redis://10.0.0.6' },
+    };
+    const err = await validate({ input }, lambdaContext()).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.name).toBe('DtsError.BAD_TASK_SPEC');
+    expect(err?.message).toContain('source.password: passwords must come from Secrets Manager on AWS');
+    expect(err?.message).not.toContain(SECRET);
+    // What RecordFailure would store: the code and message without the password.
+    const caught = describeCaught({
+      Error: err!.name,
+      Cause: JSON.stringify({ errorMessage: err!.message }),
+    });
+    expect(caught.code).toBe('BAD_TASK_SPEC');
+    expect(caught.fix.length).toBeGreaterThan(0);
+  });
+
+  it('a later step rejects a password in a URL even if one got past Validate', async () => {
+    const spec = {
+      source: { url: `redis://u:${SECRET}@10.0.0.5:6379` },
+      target: { url: 'redis://10.0.0.6' },
+    };
+    const err = await planUnits({ taskId: 't', spec } as never, lambdaContext()).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err?.name).toBe('DtsError.BAD_TASK_SPEC');
+    expect(err?.message).toContain('source.url');
+    expect(err?.message).not.toContain(SECRET);
+  });
+});
+
+describe('validateStep', () => {
+  let local: LocalStore;
+  beforeAll(async () => {
+    local = await openLocalStore();
+  });
+  afterAll(async () => {
+    await local.close();
+  });
+
+  it('keeps secret ARNs, never values, in the task state and the stored task', async () => {
+    const state = await validateStep(
+      {
+        spec: {
+          taskId: 'arn-task',
+          source: { url: 'redis://10.0.0.5:6379', passwordSecretArn: ARN },
+          target: { host: '10.0.0.6' },
+          syncType: 'full',
+        },
+      },
+      { store: local.store, mode: 'aws' },
+    );
+    expect(state).toMatchObject({ taskId: 'arn-task', syncType: 'full', resumeAt: 'start' });
+    expect(state.spec.source.passwordSecretArn).toBe(ARN);
+    const stored = await local.store.getTask('arn-task');
+    expect(stored?.value.status).toBe('running');
+    expect(stored?.value.spec).toMatchObject({ source: { passwordSecretArn: ARN } });
+  });
+
+  it('drops a local plain password from the stored task', async () => {
+    await validateStep(
+      {
+        taskId: 'local-pw',
+        source: { url: 'redis://127.0.0.1:1', password: SECRET },
+        target: { url: 'redis://127.0.0.1:2' },
+      },
+      { store: local.store, mode: 'local' },
+    );
+    const stored = await local.store.getTask('local-pw');
+    expect(JSON.stringify(stored?.value)).not.toContain(SECRET);
+  });
+
+  it('a continuation reloads the stored spec and carries only the task id and phase', async () => {
+    const state = await validateStep(
+      { resume: { taskId: 'arn-task', phase: 'fullsync' } },
+      { store: local.store, mode: 'aws' },
+    );
+    expect(state).toMatchObject({ taskId: 'arn-task', resumeAt: 'fullsync', syncType: 'full' });
+    await expect(
+      validateStep(
+        { resume: { taskId: 'no-such-task', phase: 'fullsync' } },
+        { store: local.store, mode: 'aws' },
+      ),
+    ).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
+  });
+});

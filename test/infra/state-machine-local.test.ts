@@ -1,0 +1,237 @@
+import { randomBytes } from 'node:crypto';
+import { Template } from 'aws-cdk-lib/assertions';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { localExecutionContext, localTaskHandlers } from '../../lib/orchestration/local-handlers.ts';
+import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
+import { type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
+import { assertSameData, keyCounts } from '../support/compare.ts';
+import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { seedEveryType } from '../support/seed.ts';
+import { type Definition, definitionOf, type StateJson, synthTestStack } from './synth-stack.ts';
+
+/**
+ * The synthesized definition, executed by aws-local-stepfunctions with every Task state mapped to its
+ * step in-process, against real redis-server processes and dynalite.
+ */
+describe('the synthesized state machine, run locally', () => {
+  let definition: Definition;
+  let source: RedisProcess;
+  let target: RedisProcess;
+  let local: LocalStore;
+
+  beforeAll(async () => {
+    definition = definitionOf(Template.fromStack(synthTestStack().stack).toJSON());
+    source = await startRedis();
+    target = await startRedis();
+    await seedEveryType(source.url);
+    local = await openLocalStore();
+  });
+
+  afterAll(async () => {
+    await local?.close();
+    await stopAllRedis();
+  });
+
+  const spec = () => ({
+    taskId: 'local-machine',
+    source: { url: source.url },
+    target: { url: target.url },
+    syncType: 'full',
+    verify: { mode: 'off' },
+    fullSync: { chunkKeys: 10 },
+  });
+
+  function run(input: unknown, o: { copyChunkMs?: (e: CopyChunkInput) => number } = {}) {
+    const continued: unknown[] = [];
+    const machine = new StateMachine(definition as never);
+    const execution = machine.run(input as never, {
+      context: localExecutionContext(input, 'test') as never,
+      overrides: {
+        taskResourceLocalHandlers: localTaskHandlers({
+          store: local.store,
+          copyChunkMs: o.copyChunkMs,
+          onContinue: (next) => {
+            continued.push(next);
+          },
+        }) as never,
+      },
+    });
+    return { result: execution.result, continued };
+  }
+
+  it('maps every Task state of the definition to a local step', () => {
+    const handlers = localTaskHandlers({ store: local.store, onContinue: () => undefined });
+    const tasks = taskStates(definition).sort();
+    expect(tasks.length).toBeGreaterThan(10);
+    expect(tasks.filter((t) => !(t in handlers))).toEqual([]);
+  });
+
+  it('fails the task with the precheck report when the precheck fails', async () => {
+    // existingKeys block with a key on the target: the existing-keys check fails.
+    await target.cli('SET', 'already:here', '1');
+    try {
+      const { result } = await run({ spec: { ...spec(), taskId: 'blocked' } });
+      await expect(result).rejects.toMatchObject({
+        cause: { name: 'PrecheckFailed', message: expect.stringContaining('already:here') },
+      });
+    } finally {
+      await target.cli('DEL', 'already:here');
+    }
+    const task = await local.store.getTask('blocked');
+    expect(task?.value.status).toBe('failed');
+    expect(task?.value.lastError?.code).toBe('PrecheckFailed');
+    expect(await local.store.listCheckpoints('blocked')).toEqual([]);
+  });
+
+  it('runs a full-only task through every state, in CopyChunk loops, to Succeed with equal data', async () => {
+    // The first CopyChunk of each unit gets no time at all, so every unit's loop takes at least two turns.
+    let turns = 0;
+    const { result, continued } = await run(
+      { spec: { ...spec(), acknowledgeWarnings: true, verify: { mode: 'full' } } },
+      {
+        copyChunkMs: (e) => {
+          turns++;
+          return e.progress === undefined ? -1 : 10 * 60_000;
+        },
+      },
+    );
+    const output = (await result) as {
+      cleanup: { keysWritten: number };
+      verify: { skipped: boolean; keysCompared: number };
+    };
+    expect(continued).toEqual([]);
+    await assertSameData(source.url, target.url);
+    const counts = await keyCounts(source.url);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    expect(output.cleanup.keysWritten).toBe(total);
+    expect(output.verify).toMatchObject({ skipped: false, keysCompared: total });
+    const task = await local.store.getTask('local-machine');
+    expect(task?.value.status).toBe('succeeded');
+    expect(task?.value.lastError).toBeUndefined();
+    const units = await local.store.listCheckpoints('local-machine');
+    expect(units.map((u) => u.value.done)).toEqual(units.map(() => true));
+    expect(units.every((u) => u.value.keysWritten > 0)).toBe(true);
+    expect(turns).toBeGreaterThanOrEqual(2 * units.length);
+  });
+
+  it('records a step that is not built yet (incremental in Lambda mode) and ends in Fail with its code', async () => {
+    const { result } = await run({
+      spec: {
+        ...spec(),
+        taskId: 'incremental',
+        syncType: 'full+incremental',
+        existingKeys: 'overwrite',
+        acknowledgeWarnings: true,
+        incremental: { mode: 'lambda' },
+      },
+    });
+    // The Fail state's error and cause come from the step: `DtsError.<code>` and `message. Fix: fix`.
+    await expect(result).rejects.toMatchObject({
+      cause: {
+        name: 'DtsError.NOT_BUILT',
+        message: expect.stringMatching(/incremental sync is not built yet\. Fix: /),
+      },
+    });
+    const task = await local.store.getTask('incremental');
+    expect(task?.value.status).toBe('failed');
+    expect(task?.value.lastError?.code).toBe('NOT_BUILT');
+    // CaptureStart and the full sync ran before the Incremental state.
+    const units = await local.store.listCheckpoints('incremental');
+    expect(units.length).toBeGreaterThan(0);
+    expect(units.every((u) => u.value.done)).toBe(true);
+  });
+
+  it('copies a key larger than the destination accepts in one RESTORE in parts', async () => {
+    const bigSource = await startRedis();
+    const smallTarget = await startRedis({ args: ['--proto-max-bulk-len', '1mb'] });
+    try {
+      // About 2 MB of incompressible fields: its DUMP is over the destination's 1 MB limit.
+      const fields: string[] = [];
+      for (let i = 0; i < 2000; i++) fields.push(`f${i}`, randomBytes(500).toString('hex'));
+      await bigSource.cli('HSET', 'big:hash', ...fields);
+      await bigSource.cli('SET', 'small', 'v');
+      const { result } = await run({
+        spec: {
+          ...spec(),
+          taskId: 'big-key',
+          source: { url: bigSource.url },
+          target: { url: smallTarget.url },
+          acknowledgeWarnings: true,
+          verify: { mode: 'full' },
+        },
+      });
+      await result;
+      await assertSameData(bigSource.url, smallTarget.url);
+      const [unit] = (await local.store.listCheckpoints('big-key')).map((c) => c.value);
+      expect(unit).toMatchObject({ done: true, keysInParts: 1, keysFailed: 0, keysWritten: 2 });
+    } finally {
+      await Promise.all([bigSource.stop(), smallTarget.stop()]);
+    }
+  });
+
+  it('a stop request ends the task as stopped, not failed', async () => {
+    const now = new Date().toISOString();
+    await local.store.putTask({
+      taskId: 'stopping',
+      name: 'stopping',
+      spec: { ...spec(), taskId: 'stopping', existingKeys: 'overwrite' },
+      status: 'running',
+      phase: 'full-sync',
+      createdAt: now,
+      updatedAt: now,
+    });
+    await local.store.requestStop('stopping');
+    const { result } = await run({ resume: { taskId: 'stopping', phase: 'fullsync' } });
+    await expect(result).rejects.toMatchObject({ cause: { name: 'DtsError.TASK_STOPPED' } });
+    const task = await local.store.getTask('stopping');
+    expect(task?.value.status).toBe('stopped');
+    expect(task?.value.lastError?.code).toBe('TASK_STOPPED');
+  });
+
+  it('continues as a new execution when a unit reaches its iteration bound', async () => {
+    // A second task whose CopyChunk turns copy nothing, with PlanUnits' bound forced to one turn per
+    // unit: the machine must hand the task to a new execution instead of looping on.
+    const bounded = structuredClone(definition);
+    const selector = bounded.States.FullSync!.ItemSelector as Record<string, unknown>;
+    expect(selector['maxIterations.$']).toBe('$.plan.maxIterations');
+    delete selector['maxIterations.$'];
+    selector.maxIterations = 1;
+    const now = new Date().toISOString();
+    await local.store.putTask({
+      taskId: 'bounded',
+      name: 'bounded',
+      spec: { ...spec(), taskId: 'bounded', existingKeys: 'overwrite' },
+      status: 'running',
+      phase: 'validate',
+      createdAt: now,
+      updatedAt: now,
+    });
+    const continued: unknown[] = [];
+    const input = { resume: { taskId: 'bounded', phase: 'fullsync' } };
+    const execution = new StateMachine(bounded as never).run(input, {
+      context: localExecutionContext(input, 'bounded') as never,
+      overrides: {
+        taskResourceLocalHandlers: localTaskHandlers({
+          store: local.store,
+          copyChunkMs: () => -1,
+          onContinue: (next) => {
+            continued.push(next);
+          },
+        }) as never,
+      },
+    });
+    await execution.result;
+    expect(continued).toEqual([{ resume: { taskId: 'bounded', phase: 'fullsync' } }]);
+    const units = await local.store.listCheckpoints('bounded');
+    expect(units.length).toBeGreaterThan(0);
+    expect(units.filter((u) => u.value.done)).toEqual([]);
+  });
+});
+
+function taskStates(d: Definition): string[] {
+  return Object.entries(d.States).flatMap(([name, s]: [string, StateJson]) => [
+    ...(s.Type === 'Task' ? [name] : []),
+    ...(s.ItemProcessor ? taskStates(s.ItemProcessor) : []),
+  ]);
+}

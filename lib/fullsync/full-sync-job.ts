@@ -7,11 +7,12 @@ import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { CheckpointWriter } from './checkpoint-writer.ts';
-import { copyKeyInParts, printableKey } from './copy-key-in-parts.ts';
-import { copyUnit, type FullSyncUnit, freshProgress, type UnitProgress } from './copy-unit.ts';
+import { copyUnit, freshProgress } from './copy-unit.ts';
 import { assertTargetEmpty } from './existing-keys.ts';
+import { OversizedKeyCopier, protoMaxBulkLen } from './oversized-key-copier.ts';
 import { planUnits } from './plan-units.ts';
 import type { KeyError } from './restore-writer.ts';
+import { unitCheckpoint } from './unit-checkpoint.ts';
 
 export interface FullSyncJobOptions {
   taskId: string;
@@ -45,7 +46,6 @@ export interface FullSyncSummary {
   keyErrors: KeyError[];
 }
 
-const DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
 /** RESTORE's own arguments beside the payload must fit under proto-max-bulk-len too. */
 const RESTORE_OVERHEAD = 1024;
 
@@ -81,7 +81,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
     // so the rerun does not mistake our own keys for a non-empty destination.
     const checkpoints = new Map<string, UnitCheckpoint>();
     for (const u of units) {
-      const cp = saved.get(u.unitId)?.value ?? toCheckpoint(u, freshProgress());
+      const cp = saved.get(u.unitId)?.value ?? unitCheckpoint(u, freshProgress());
       checkpoints.set(u.unitId, cp);
       if (!saved.has(u.unitId)) writer.update(cp);
     }
@@ -106,7 +106,14 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
         unit: unit.unitId,
         resumeCursor: from.cursor,
       });
-      const oversized = new OversizedKeyCopier(o, unit);
+      const oversized = new OversizedKeyCopier({
+        source: o.source,
+        target: o.target,
+        unit,
+        taskId: o.taskId,
+        protoMaxBulkLen: maxPayloadBytes + RESTORE_OVERHEAD,
+        onKey: (key) => progress.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
+      });
       try {
         const outcome = await copyUnit({
           source: o.source,
@@ -122,7 +129,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
           maxInFlightBytes: o.maxInFlightBytes,
           shouldStop: () => o.signal?.aborted === true || stopFlag.requested,
           onChunkApplied: (p) => {
-            const cp = toCheckpoint(unit, p);
+            const cp = unitCheckpoint(unit, p);
             checkpoints.set(unit.unitId, cp);
             writer.update(cp);
             progress.update({
@@ -187,16 +194,6 @@ class StopFlagPoller {
   }
 }
 
-function toCheckpoint(unit: FullSyncUnit, p: UnitProgress): UnitCheckpoint {
-  return {
-    ...p,
-    unitId: unit.unitId,
-    sourceDb: unit.sourceDb,
-    targetDb: unit.targetDb,
-    updatedAt: new Date().toISOString(),
-  };
-}
-
 function sum(m: Map<string, UnitCheckpoint>, f: (c: UnitCheckpoint) => number): number {
   let n = 0;
   for (const c of m.values()) n += f(c);
@@ -215,52 +212,5 @@ function rejectClusters(o: FullSyncJobOptions, srcInfo: ServerInfo, tgtInfo: Ser
         'use standalone (or one primary of a sentinel setup) for now',
       );
     }
-  }
-}
-
-/** The destination's largest accepted bulk; the default when CONFIG is disabled (managed services). */
-async function protoMaxBulkLen(tgt: Redis): Promise<number> {
-  try {
-    const reply = (await tgt.config('GET', 'proto-max-bulk-len')) as string[];
-    const n = Number(reply[1]);
-    return Number.isFinite(n) && n > 0 ? n : DEFAULT_PROTO_MAX_BULK_LEN;
-  } catch {
-    return DEFAULT_PROTO_MAX_BULK_LEN;
-  }
-}
-
-/** ioredis connections for the rare key copied in parts, opened on first use. */
-class OversizedKeyCopier {
-  private readonly o: FullSyncJobOptions;
-  private readonly unit: FullSyncUnit;
-  private clients?: Promise<[Redis, Redis]>;
-
-  constructor(o: FullSyncJobOptions, unit: FullSyncUnit) {
-    this.o = o;
-    this.unit = unit;
-  }
-
-  async copy(key: Buffer, expireAt: number): Promise<void> {
-    this.clients ??= Promise.all([
-      connectAdmin(this.o.source, { db: this.unit.sourceDb }),
-      connectAdmin(this.o.target, { db: this.unit.targetDb }),
-    ]);
-    const [source, target] = await this.clients;
-    this.o.progress?.log(`copying big key ${printableKey(key)} in parts`, { unit: this.unit.unitId });
-    const result = await copyKeyInParts({
-      source,
-      target,
-      key,
-      pexpireAt: expireAt > 0 ? expireAt : -1,
-      tempPrefix: `redis-dts:tmp:${this.o.taskId}:`,
-    });
-    // Vanished since its DUMP: the destination must not keep an older value.
-    if (result.type === 'none') await target.del(key);
-  }
-
-  async close(): Promise<void> {
-    if (!this.clients) return;
-    const clients = await this.clients.catch(() => []);
-    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
   }
 }

@@ -3,15 +3,15 @@ import { makeKeyFilter } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
 import { copyUnit } from '../fullsync/copy-unit.ts';
+import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
+import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
-import { OversizedKeyCopier } from './oversized-key-copier.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { CopyChunkInput, CopyChunkResult } from './step-types.ts';
-import { unitCheckpoint } from './unit-checkpoint.ts';
 
-const DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
+const _DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
 const RESTORE_OVERHEAD = 1024;
 const STOP_POLL_MS = 2000;
 
@@ -98,15 +98,4 @@ export async function copyChunkStep(
 
 function stopped(taskId: string): DtsError {
   return new DtsError(STOPPED_CODE, `task '${taskId}' was stopped on request`, 'start it again to resume');
-}
-
-/** The destination's largest accepted bulk; the default when CONFIG is disabled (managed services). */
-async function protoMaxBulkLen(tgt: Redis): Promise<number> {
-  try {
-    const reply = (await tgt.config('GET', 'proto-max-bulk-len')) as string[];
-    const n = Number(reply[1]);
-    return Number.isFinite(n) && n > 0 ? n : DEFAULT_PROTO_MAX_BULK_LEN;
-  } catch {
-    return DEFAULT_PROTO_MAX_BULK_LEN;
-  }
 }

@@ -4,12 +4,12 @@ import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
 import { freshProgress } from '../fullsync/copy-unit.ts';
 import { assertTargetEmpty } from '../fullsync/existing-keys.ts';
 import { planUnits } from '../fullsync/plan-units.ts';
+import { numericDbMap, unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
 import { describeEndpoint } from '../redis/endpoint.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { PlanResult, TaskStepInput } from './step-types.ts';
-import { numericDbMap, unitCheckpoint } from './unit-checkpoint.ts';
 
 /**
  * Standard workflows keep at most 25,000 history events. One CopyChunk iteration costs 7 (five for the

@@ -1,5 +1,6 @@
 import { DtsError, isDtsError } from '../errors.ts';
 import { type FullSyncSummary, runFullSync } from '../fullsync/full-sync-job.ts';
+import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import type { PrecheckReport } from '../precheck/types.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
@@ -58,7 +59,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
         source,
         target,
         dbs: spec.dbs,
-        dbMap: spec.dbMap ? numericKeys(spec.dbMap) : undefined,
+        dbMap: numericDbMap(spec.dbMap),
         keyFilter: spec.keyFilter,
         existingKeys: spec.existingKeys,
         throttle: spec.throttle,
@@ -77,7 +78,8 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
           progress: { keysCompared: report.keysCompared, keysDiffering: report.keysDiffering },
         });
         o.onVerify?.(report);
-        if (!report.consistent && !report.stopped && !onlyKeptExtras(report, spec)) throw verifyFailed(report);
+        if (!report.consistent && !report.stopped && !onlyKeptExtras(report, spec))
+          throw verifyFailed(report);
       }
       const failed = summary.keyErrors.length > 0;
       await local.store.updateTask(taskId, {
@@ -121,10 +123,6 @@ async function recordStart(store: TaskStore, taskId: string, spec: TaskSpec): Pr
     createdAt: now,
     updatedAt: now,
   });
-}
-
-function numericKeys(m: Record<string, number>): Record<number, number> {
-  return Object.fromEntries(Object.entries(m).map(([k, v]) => [Number(k), v]));
 }
 
 function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {

@@ -423,7 +423,7 @@ describe('verification after the copy', () => {
     const writer = new Redis(source.port, '127.0.0.1');
     let writing = true;
     const writes = (async () => {
-      for (let i = 0; writing; i++) await writer.incr('hot:counter');
+      while (writing) await writer.incr('hot:counter');
     })();
     try {
       const r = await runCli([

@@ -1,13 +1,12 @@
 import type { Redis } from 'ioredis';
-import { copyKeyInParts } from '../fullsync/copy-key-in-parts.ts';
-import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { copyKeyInParts, printableKey } from './copy-key-in-parts.ts';
+import type { FullSyncUnit } from './copy-unit.ts';
 
 /**
- * copyUnit's `copyOversizedKey` for a CopyChunk invocation: keys whose DUMP exceeds the destination's
- * proto-max-bulk-len are copied in parts over ioredis connections opened on first use.
- * (full-sync-job.ts has the same helper, unexported; one of the two should go once it is exported.)
+ * copyUnit's `copyOversizedKey`: keys whose DUMP exceeds the destination's proto-max-bulk-len are
+ * copied in parts over ioredis connections opened on first use (they are rare).
  */
 export class OversizedKeyCopier {
   private readonly source: RedisEndpoint;
@@ -16,6 +15,7 @@ export class OversizedKeyCopier {
   private readonly tempPrefix: string;
   private readonly maxCommandBytes: number;
   private clients?: Promise<[Redis, Redis]>;
+  private readonly onKey: ((printableKey: string) => void) | undefined;
 
   constructor(o: {
     source: RedisEndpoint;
@@ -24,7 +24,10 @@ export class OversizedKeyCopier {
     taskId: string;
     /** The destination's proto-max-bulk-len: each write of a part stays well below it. */
     protoMaxBulkLen: number;
+    /** Told about each key before it is copied (progress output). */
+    onKey?: (printableKey: string) => void;
   }) {
+    this.onKey = o.onKey;
     this.source = o.source;
     this.target = o.target;
     this.unit = o.unit;
@@ -38,6 +41,7 @@ export class OversizedKeyCopier {
       connectAdmin(this.target, { db: this.unit.targetDb }),
     ]);
     const [source, target] = await this.clients;
+    this.onKey?.(printableKey(key));
     const result = await copyKeyInParts({
       source,
       target,
@@ -54,5 +58,18 @@ export class OversizedKeyCopier {
     if (!this.clients) return;
     const clients = await this.clients.catch(() => []);
     await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}
+
+const DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
+
+/** The destination's largest accepted bulk; Redis' default when CONFIG is disabled (managed services). */
+export async function protoMaxBulkLen(tgt: Redis): Promise<number> {
+  try {
+    const reply = (await tgt.config('GET', 'proto-max-bulk-len')) as string[];
+    const n = Number(reply[1]);
+    return Number.isFinite(n) && n > 0 ? n : DEFAULT_PROTO_MAX_BULK_LEN;
+  } catch {
+    return DEFAULT_PROTO_MAX_BULK_LEN;
   }
 }

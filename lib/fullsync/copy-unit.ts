@@ -55,6 +55,11 @@ export interface CopyUnitOptions {
   from: UnitProgress;
   keep: KeyPredicate;
   sourceVersion: number;
+  /**
+   * INFO keyspace said this db holds keys with an expiry when the unit started. False lets chunks skip
+   * the per-key TTL reads while the db has none (checked atomically per chunk); absent means true.
+   */
+  dbHasExpiringKeys?: boolean;
   /** The destination's proto-max-bulk-len: larger payloads go to copyOversizedKey. */
   maxPayloadBytes: number;
   copyOversizedKey?: (key: Buffer, expireAt: number) => Promise<void>;
@@ -107,7 +112,11 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       count: o.scanCount ?? 1000,
       keep: o.keep,
     });
-    const reader = new StampedChunkReader(readConn, { sourceVersion: o.sourceVersion });
+    const reader = new StampedChunkReader(readConn, {
+      sourceVersion: o.sourceVersion,
+      db: o.unit.sourceDb,
+      dbHasExpiringKeys: o.dbHasExpiringKeys ?? true,
+    });
     const writer = new RestoreWriter(writeConn, {
       maxInFlightBytes: o.maxInFlightBytes ?? 64 * 1024 * 1024,
       maxPayloadBytes: o.maxPayloadBytes,

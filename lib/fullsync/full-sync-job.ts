@@ -122,6 +122,7 @@ export async function runFullSync(o: FullSyncJobOptions): Promise<FullSyncSummar
           from,
           keep: makeKeyFilter(o.keyFilter),
           sourceVersion: srcInfo.versionNum,
+          dbHasExpiringKeys: (srcInfo.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
           maxPayloadBytes,
           copyOversizedKey: (key, expireAt) => oversized.copy(key, expireAt),
           limiter,

@@ -2,9 +2,18 @@ import { readFileSync } from 'node:fs';
 import { PRECHECK_HELP } from './precheck-command.ts';
 import { VERIFY_HELP } from './verify-command.ts';
 
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export const VERSION: string = packageVersion();
+
+/** The version in package.json, found by walking up (the same code runs from lib/ and from dist/lib/). */
+function packageVersion(): string {
+  for (let dir = new URL('.', import.meta.url); ; dir = new URL('..', dir)) {
+    try {
+      return (JSON.parse(readFileSync(new URL('package.json', dir), 'utf8')) as { version: string }).version;
+    } catch {
+      if (dir.pathname === '/') return 'unknown';
+    }
+  }
+}
 
 const MAIN = `redis-dts ${VERSION}: one-way Redis synchronization (Redis OSS, Valkey, Tair): an exact full sync,
 then (soon) continuous incremental sync over the replication protocol.

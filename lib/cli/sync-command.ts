@@ -64,7 +64,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
         if (report.status === 'passed') progress.log(`precheck passed (${report.items.length} checks)`);
         else process.stderr.write(`${formatPrecheckReport(report)}\n`);
       },
-      onVerify: (report) => progress.log(`verify: ${summaryLine(report)}`, { consistent: report.consistent }),
+      onVerify: (report) => progress.log(summaryLine(report), { consistent: report.consistent }),
     });
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const line =

@@ -116,7 +116,8 @@ export class ProgressReporter implements ProgressSink {
       `${mb(s.bytesDone)} MB, ${Math.round(keysPerSecond).toLocaleString('en-US')} keys/s, ` +
       `${mb(bytesPerSecond)} MB/s${etaSeconds !== undefined ? `, ETA ${duration(etaSeconds)}` : ''}`;
     this.clearBar();
-    this.out.write(line.slice(0, Math.max(20, (this.out.columns ?? 120) - 1)));
+    // A pseudo-terminal may report 0 columns: then assume a common width rather than cut the line short.
+    this.out.write(line.slice(0, Math.max(40, (this.out.columns || 120) - 1)));
     this.barShown = true;
   }
 

@@ -3,6 +3,7 @@ import { makeKeyFilter } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
 import { copyUnit } from '../fullsync/copy-unit.ts';
+import { keyErrorsError } from '../fullsync/key-errors.ts';
 import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
 import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
@@ -11,7 +12,6 @@ import { RateLimiter } from '../util/rate-limiter.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { CopyChunkInput, CopyChunkResult } from './step-types.ts';
 
-const _DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
 const RESTORE_OVERHEAD = 1024;
 const STOP_POLL_MS = 2000;
 
@@ -73,6 +73,7 @@ export async function copyChunkStep(
       from: saved.value,
       keep: makeKeyFilter(spec.keyFilter),
       sourceVersion: info.versionNum,
+      dbHasExpiringKeys: (info.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
       maxPayloadBytes: maxBulk - RESTORE_OVERHEAD,
       copyOversizedKey: (key, expireAt) => copier.copy(key, expireAt),
       limiter: new RateLimiter({
@@ -87,6 +88,10 @@ export async function copyChunkStep(
     });
     await writer.flush();
     if (outcome.interrupted === 'stop') throw stopped(taskId);
+    // Refused keys are counted in the checkpoint; the step fails once its chunks are stored, naming them.
+    if (outcome.errors.length > 0) {
+      throw keyErrorsError(outcome.progress.keysFailed - saved.value.keysFailed, outcome.errors);
+    }
     return { done: outcome.progress.done, iteration, keysWritten: outcome.progress.keysWritten };
   } finally {
     clearInterval(poll);

@@ -1,5 +1,6 @@
 import { DtsError, isDtsError } from '../errors.ts';
 import { type FullSyncSummary, runFullSync } from '../fullsync/full-sync-job.ts';
+import { keyErrorsError } from '../fullsync/key-errors.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import type { PrecheckReport } from '../precheck/types.ts';
@@ -125,23 +126,17 @@ async function recordStart(store: TaskStore, taskId: string, spec: TaskSpec): Pr
   });
 }
 
-function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {
-  const e = keyErrorsError(s);
-  return { code: e.code, message: e.message, fix: e.fix };
+/** The summary's refused keys as the task's last error. */
+export function summaryKeyErrors(s: FullSyncSummary): DtsError {
+  return keyErrorsError(
+    s.units.reduce((n, u) => n + u.keysFailed, 0),
+    s.keyErrors,
+  );
 }
 
-/** Keys the destination refused, as one error naming a few of them. */
-export function keyErrorsError(s: FullSyncSummary): DtsError {
-  const failed = s.units.reduce((n, u) => n + u.keysFailed, 0);
-  const examples = s.keyErrors
-    .slice(0, 5)
-    .map((e) => `${JSON.stringify(e.key.toString('latin1'))}: ${e.error}`)
-    .join('; ');
-  return new DtsError(
-    'KEYS_FAILED',
-    `${failed} key(s) could not be written to the destination (${examples})`,
-    'fix the cause named for each key (e.g. a missing module, an incompatible RDB version) and run the same task again',
-  );
+function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {
+  const e = summaryKeyErrors(s);
+  return { code: e.code, message: e.message, fix: e.fix };
 }
 
 /** A resumed task's destination holds its own partial copy: that is not the "existing keys" block means. */

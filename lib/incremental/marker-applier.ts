@@ -1,0 +1,346 @@
+import { commandLabel } from '../commands/catalogue.ts';
+import { DtsError } from '../errors.ts';
+import { printableKey } from '../fullsync/copy-key-in-parts.ts';
+import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
+import { RawConnection } from '../redis/raw-connection.ts';
+import {
+  bulkSize,
+  decimalLength,
+  RespError,
+  type RespValue,
+  writeAsciiBulk,
+  writeBulk,
+  writeDecimal,
+} from '../redis/resp.ts';
+
+export interface ApplyCommand {
+  /** Destination db. */
+  db: number;
+  argv: Buffer[];
+}
+
+/** A source replication position: the stream offset just after the last applied command. */
+export interface MarkerPosition {
+  replid: string;
+  offset: number;
+}
+
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const EXEC = Buffer.from('*1\r\n$4\r\nEXEC\r\n');
+const SELECT_HEAD = Buffer.from('*2\r\n$6\r\nSELECT\r\n');
+const SET_HEAD = Buffer.from('*3\r\n$3\r\nSET\r\n');
+
+/**
+ * Applies replicated commands to the destination exactly once (ARCHITECTURE.md, "Exactness" point 5):
+ * each batch runs in `MULTI; commands…; SELECT markerDb; SET marker <replid>:<offset>; EXEC`, so the
+ * marker and the batch's effects land together, and after a crash the marker says where to resume.
+ *
+ * What the destination holds when `apply` rejects:
+ * - queue-time refusal (unknown/renamed command, wrong arity, OOM, NOPERM, READONLY…): Redis answers
+ *   EXECABORT and runs NOTHING of the batch; the marker keeps the previous batch's position.
+ * - runtime error (an error element in the EXEC reply, e.g. WRONGTYPE): Redis does not roll back; every
+ *   other command of the batch ran AND the marker was moved to the batch's end. The destination may hold
+ *   the batch partially and resuming from the marker would not redo it: the task must stop and say so.
+ *   (A SELECT of a db the destination lacks is such a runtime error too, and the commands after it ran in
+ *   the previous db; precheck's dbs-exist check is what keeps that from happening.)
+ * - connection lost before the EXEC reply: the batch ran entirely or not at all; readPosition on a new
+ *   applier tells which.
+ * - MULTI itself refused (ACL): the commands ran one by one outside a transaction (APPLY_NOT_ATOMIC).
+ * After any rejection the applier refuses further batches. Batches already pipelined behind a refused
+ * one still reach the server; if one of them commits, the marker moves past a batch that was never
+ * applied, so it rejects with APPLY_SKIPPED_BATCH: the destination has diverged and needs a fresh sync.
+ * Capping pendingBatches bounds that window.
+ */
+export class MarkerApplier {
+  /** `redis-dts:marker:<taskId>:<shardId>` in markerDb; on a cluster, shardId carries the node's hash tag. */
+  readonly markerKey: string;
+  private readonly markerKeyBuf: Buffer;
+  private readonly markerDb: number;
+  private readonly conn: RawConnection;
+  private inFlight = 0;
+  private inFlightBytes = 0;
+  /** First failure: later batches are refused, and a later commit means a batch was skipped. */
+  private broken: DtsError | undefined;
+
+  private constructor(conn: RawConnection, markerKey: string, markerDb: number) {
+    this.conn = conn;
+    this.markerKey = markerKey;
+    this.markerKeyBuf = Buffer.from(markerKey);
+    this.markerDb = markerDb;
+  }
+
+  static async open(
+    target: RedisEndpoint,
+    o: { taskId: string; shardId: string; markerDb: number },
+  ): Promise<MarkerApplier> {
+    // Every committed batch ends with SELECT markerDb, and a refused one changes nothing, so the
+    // connection is in markerDb before each batch: that is what the encoder assumes.
+    const conn = await RawConnection.open(target, { db: o.markerDb, clientName: 'redis-dts-apply' });
+    return new MarkerApplier(conn, markerKeyFor(o.taskId, o.shardId), o.markerDb);
+  }
+
+  /** Batches written whose EXEC reply has not arrived. */
+  get pendingBatches(): number {
+    return this.inFlight;
+  }
+
+  /** Bytes of those batches. */
+  get pendingBytes(): number {
+    return this.inFlightBytes;
+  }
+
+  async readPosition(): Promise<MarkerPosition | undefined> {
+    const [, value] = await this.conn.pipeline([
+      ['SELECT', this.markerDb],
+      ['GET', this.markerKeyBuf],
+    ]);
+    if (value instanceof RespError) throw this.replyError('reading the marker', value);
+    if (value === null || value === undefined) return undefined;
+    return parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), this);
+  }
+
+  /**
+   * Writes the batch at once (pipelined behind earlier ones); resolves when its EXEC reply arrives.
+   * An empty batch only moves the marker.
+   */
+  apply(batch: readonly ApplyCommand[], position: MarkerPosition): Promise<void> {
+    if (this.broken) {
+      return Promise.reject(
+        new DtsError(
+          'APPLY_AFTER_FAILURE',
+          `${this.who()}: a batch was not applied because an earlier one failed (${this.broken.message})`,
+          this.broken.fix,
+        ),
+      );
+    }
+    const out = this.encode(batch, position);
+    const replies = 2 + queuedCount(batch, this.markerDb);
+    this.inFlight++;
+    this.inFlightBytes += out.length;
+    return new Promise<void>((resolve, reject) => {
+      let queueError: { index: number; error: RespError } | undefined;
+      let exec: RespValue = null;
+      const settle = () => {
+        this.inFlight--;
+        this.inFlightBytes -= out.length;
+      };
+      const fail = (e: DtsError) => {
+        this.broken ??= e;
+        reject(e);
+      };
+      this.conn.write(out, replies, {
+        onReply: (v, i) => {
+          if (i === replies - 1) exec = v;
+          else if (v instanceof RespError && !queueError) queueError = { index: i, error: v };
+        },
+        onDone: () => {
+          settle();
+          const e = this.outcome(batch, position, queueError, exec);
+          if (e) fail(e);
+          else resolve();
+        },
+        onFail: (err) => {
+          settle();
+          fail(
+            new DtsError(
+              'APPLY_INTERRUPTED',
+              `${this.who()}: the connection failed before the batch ending at ${positionText(position)} ` +
+                `was confirmed (${err.message}); it was applied entirely or not at all`,
+              'resume the task: it reads the applied position from the marker key',
+              { cause: err },
+            ),
+          );
+        },
+      });
+    });
+  }
+
+  async removeMarker(): Promise<void> {
+    const [, reply] = await this.conn.pipeline([
+      ['SELECT', this.markerDb],
+      ['DEL', this.markerKeyBuf],
+    ]);
+    if (reply instanceof RespError) throw this.replyError('removing the marker', reply);
+  }
+
+  /** Waits for the batches in flight, then closes. */
+  async close(): Promise<void> {
+    await this.conn.close();
+  }
+
+  /** Drops the connection at once; batches in flight reject with APPLY_INTERRUPTED. */
+  destroy(): void {
+    this.conn.destroy();
+  }
+
+  private encode(batch: readonly ApplyCommand[], position: MarkerPosition): Buffer {
+    const marker = Buffer.from(`${position.replid}:${position.offset}`);
+    let size = MULTI.length + EXEC.length + setSize(this.markerKeyBuf, marker);
+    let db = this.markerDb;
+    for (const c of batch) {
+      if (c.db !== db) {
+        size += selectSize(c.db);
+        db = c.db;
+      }
+      size += 3 + decimalLength(c.argv.length);
+      for (const a of c.argv) size += bulkSize(a.length);
+    }
+    if (db !== this.markerDb) size += selectSize(this.markerDb);
+
+    const out = Buffer.allocUnsafe(size);
+    let pos = MULTI.copy(out, 0);
+    db = this.markerDb;
+    for (const c of batch) {
+      if (c.db !== db) {
+        pos = writeSelect(out, pos, c.db);
+        db = c.db;
+      }
+      out[pos++] = 0x2a; // '*'
+      pos = writeDecimal(out, pos, c.argv.length);
+      out[pos++] = 13;
+      out[pos++] = 10;
+      for (const a of c.argv) pos = writeBulk(out, pos, a);
+    }
+    if (db !== this.markerDb) pos = writeSelect(out, pos, this.markerDb);
+    pos += SET_HEAD.copy(out, pos);
+    pos = writeBulk(out, pos, this.markerKeyBuf);
+    pos = writeBulk(out, pos, marker);
+    pos += EXEC.copy(out, pos);
+    return out;
+  }
+
+  /** The DtsError for a batch's replies, or undefined when it committed cleanly. */
+  private outcome(
+    batch: readonly ApplyCommand[],
+    position: MarkerPosition,
+    queueError: { index: number; error: RespError } | undefined,
+    exec: RespValue,
+  ): DtsError | undefined {
+    const at = positionText(position);
+    if (queueError?.index === 0) {
+      // Without MULTI, Redis ran each command as it arrived: nothing was atomic.
+      return new DtsError(
+        'APPLY_NOT_ATOMIC',
+        `${this.who()}: MULTI was refused (${queueError.error.message}), so the batch ending at ${at} ran ` +
+          'command by command outside a transaction, and may be partly applied with or without its marker',
+        'allow the user MULTI and EXEC on the destination, then run the task again with a fresh full sync',
+      );
+    }
+    if (queueError || !Array.isArray(exec)) {
+      // MULTI (index 0) or a queued command was refused, or EXEC itself failed: nothing ran.
+      const error =
+        queueError?.error ?? (exec instanceof RespError ? exec : new RespError('ERR no EXEC reply'));
+      const what = queueError ? this.describeQueued(batch, queueError.index - 1) : 'the transaction';
+      return new DtsError(
+        'APPLY_REJECTED',
+        `${this.who()}: ${what} was refused (${error.message}); nothing of the batch ending at ${at} ` +
+          'was applied and the marker was not moved',
+        'make the destination accept the command (version, renamed or disabled commands, ACL, maxmemory, ' +
+          'read-only replica), then resume the task',
+      );
+    }
+    const failed = exec.findIndex((v) => v instanceof RespError);
+    if (failed >= 0) {
+      const error = exec[failed] as RespError;
+      const markerMoved = !(exec[exec.length - 1] instanceof RespError);
+      return new DtsError(
+        'APPLY_PARTIAL',
+        `${this.who()}: ${this.describeQueued(batch, failed)} failed (${error.message}) inside the batch ending ` +
+          `at ${at}; Redis does not roll back, so the rest of the batch was applied, ` +
+          `${markerMoved ? 'the marker was moved to its end' : 'the marker was not moved'}, and the ` +
+          'destination may differ from the source',
+        'find why the destination disagrees with the source about that key (e.g. a write made directly on the ' +
+          'destination), then run the task again with a fresh full sync',
+      );
+    }
+    if (this.broken) {
+      return new DtsError(
+        'APPLY_SKIPPED_BATCH',
+        `${this.who()}: the batch ending at ${at} committed after an earlier batch failed ` +
+          `(${this.broken.message}); the marker now lies past commands that were never applied`,
+        'run the task again with a fresh full sync',
+      );
+    }
+    return undefined;
+  }
+
+  /** Names the queued command at `queued` (0-based, after MULTI) as the encoder laid it out. */
+  private describeQueued(batch: readonly ApplyCommand[], queued: number): string {
+    let i = 0;
+    let db = this.markerDb;
+    for (const c of batch) {
+      if (c.db !== db) {
+        if (i++ === queued) return `SELECT ${c.db}`;
+        db = c.db;
+      }
+      if (i++ === queued) {
+        const key = c.argv[1] ? ` ${printableKey(c.argv[1])}` : '';
+        return `db${c.db} ${commandLabel(c.argv)}${key}`;
+      }
+    }
+    if (db !== this.markerDb && i++ === queued) return `SELECT ${this.markerDb}`;
+    return `SET of the marker key ${printableKey(this.markerKeyBuf)} in db${this.markerDb}`;
+  }
+
+  private replyError(during: string, error: RespError): DtsError {
+    return new DtsError(
+      'MARKER_ACCESS_FAILED',
+      `${this.who()}: ${during} ${printableKey(this.markerKeyBuf)} in db${this.markerDb} failed (${error.message})`,
+      'allow the user GET/SET/DEL on keys starting with redis-dts:marker: and SELECT of the marker db',
+    );
+  }
+
+  private who(): string {
+    return describeEndpoint(this.conn.endpoint);
+  }
+}
+
+export function markerKeyFor(taskId: string, shardId: string): string {
+  return `redis-dts:marker:${taskId}:${shardId}`;
+}
+
+function parseMarker(text: string, applier: MarkerApplier): MarkerPosition {
+  const colon = text.lastIndexOf(':');
+  const replid = text.slice(0, colon);
+  const offset = text.slice(colon + 1);
+  if (colon <= 0 || !/^\d+$/.test(offset)) {
+    throw new DtsError(
+      'BAD_MARKER',
+      `the marker key ${applier.markerKey} on the destination holds ${JSON.stringify(text.slice(0, 80))}, ` +
+        'not <replid>:<offset>',
+      'something other than redis-dts wrote it: delete the key and run the task again with a fresh full sync',
+    );
+  }
+  return { replid, offset: Number(offset) };
+}
+
+function positionText(p: MarkerPosition): string {
+  return `${p.replid}:${p.offset}`;
+}
+
+/** Replies between MULTI and EXEC: the commands, the SELECTs the encoder adds, and the marker SET. */
+function queuedCount(batch: readonly ApplyCommand[], markerDb: number): number {
+  let n = 1;
+  let db = markerDb;
+  for (const c of batch) {
+    if (c.db !== db) {
+      n++;
+      db = c.db;
+    }
+    n++;
+  }
+  return db !== markerDb ? n + 1 : n;
+}
+
+function selectSize(db: number): number {
+  return SELECT_HEAD.length + bulkSize(decimalLength(db));
+}
+
+function setSize(key: Buffer, value: Buffer): number {
+  return SET_HEAD.length + bulkSize(key.length) + bulkSize(value.length);
+}
+
+function writeSelect(out: Buffer, pos: number, db: number): number {
+  pos += SELECT_HEAD.copy(out, pos);
+  return writeAsciiBulk(out, pos, String(db));
+}

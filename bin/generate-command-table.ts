@@ -9,10 +9,9 @@
  * `--check` (CI) changes nothing and exits 1 when the file is missing or differs from what the server says.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import {
   COMMAND_TABLE_FILE,
@@ -20,6 +19,7 @@ import {
   fetchCommandTable,
   renderCommandTable,
 } from '../lib/commands/catalogue-table-file.ts';
+import { writeOrCheck } from './generated-file.ts';
 
 const args = process.argv.slice(2);
 const check = args.includes('--check');
@@ -27,7 +27,6 @@ const serverAt = args.indexOf('--redis-server');
 const serverBin = serverAt >= 0 ? args[serverAt + 1] : 'redis-server';
 if (!serverBin) fail('--redis-server needs a path', 'pass the redis-server binary to use');
 
-const file = fileURLToPath(new URL(`../${COMMAND_TABLE_FILE}`, import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'redis-dts-command-table-'));
 const socket = join(dir, 'redis.sock');
 const server = spawn(
@@ -48,24 +47,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-if (check) {
-  let current: string | undefined;
-  try {
-    current = readFileSync(file, 'utf8');
-  } catch {
-    current = undefined;
-  }
-  if (current !== wanted) {
-    fail(
-      `${COMMAND_TABLE_FILE} is ${current === undefined ? 'missing' : 'out of date'}`,
-      'run `node bin/generate-command-table.ts` and commit the result',
-    );
-  }
-  process.stdout.write(`${COMMAND_TABLE_FILE} is up to date\n`);
-} else {
-  writeFileSync(file, wanted);
-  process.stdout.write(`wrote ${COMMAND_TABLE_FILE}\n`);
-}
+writeOrCheck(COMMAND_TABLE_FILE, wanted, check, 'node bin/generate-command-table.ts');
 
 async function readTable(): Promise<string> {
   const client = new Redis({ path: socket, lazyConnect: true, maxRetriesPerRequest: 0, protocol: 2 });

@@ -165,6 +165,8 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       filteredSeen = scanner.filtered;
       await o.limiter?.acquire(batch.keys.length, 0);
       const read = batch.keys.length > 0 ? reader.read(batch) : Promise.resolve(emptyChunk(batch));
+      // Observed through `sent` below, unless an earlier chunk failed first: then nobody awaits it.
+      read.catch(() => undefined);
       const sent = sendChain.then(async () => {
         if (failed) throw new Error('an earlier chunk failed');
         const chunk = await read;

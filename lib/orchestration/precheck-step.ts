@@ -1,6 +1,7 @@
 import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import type { PrecheckItem } from '../precheck/types.ts';
+import { precheckForResume } from '../precheck/verdict.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { SecretValues } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
@@ -24,7 +25,8 @@ export async function precheckStep(
   o: { store: TaskStore; secrets?: SecretValues },
 ): Promise<PrecheckStepResult> {
   await o.store.updateTask(input.taskId, { phase: 'precheck' });
-  const report = await runPrecheck(input.spec, { secretValues: o.secrets });
+  const resuming = (await o.store.listCheckpoints(input.taskId)).length > 0;
+  const report = precheckForResume(await runPrecheck(input.spec, { secretValues: o.secrets }), resuming);
   const text = formatPrecheckReport(report);
   return {
     status: report.status,

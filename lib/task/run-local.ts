@@ -4,6 +4,7 @@ import { keyErrorsError } from '../fullsync/key-errors.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import type { PrecheckReport } from '../precheck/types.ts';
+import { assertPrecheckAllows, precheckForResume } from '../precheck/verdict.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
@@ -47,7 +48,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
     await recordStart(local.store, taskId, spec);
     try {
       const resuming = (await local.store.listCheckpoints(taskId)).length > 0;
-      const report = forResume(await runPrecheck(spec), resuming);
+      const report = precheckForResume(await runPrecheck(spec), resuming);
       await local.store.updateTask(taskId, {
         phase: 'precheck',
         precheck: { status: report.status, items: report.items },
@@ -137,47 +138,6 @@ export function summaryKeyErrors(s: FullSyncSummary): DtsError {
 function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {
   const e = summaryKeyErrors(s);
   return { code: e.code, message: e.message, fix: e.fix };
-}
-
-/** A resumed task's destination holds its own partial copy: that is not the "existing keys" block means. */
-function forResume(report: PrecheckReport, resuming: boolean): PrecheckReport {
-  if (!resuming) return report;
-  const items = report.items.map((i) =>
-    i.id === 'existing-keys' && i.status !== 'passed'
-      ? {
-          ...i,
-          status: 'passed' as const,
-          detail: 'resuming this task: the keys are its own partial copy',
-          fix: undefined,
-        }
-      : i,
-  );
-  const status = items.some((i) => i.status === 'failed')
-    ? 'failed'
-    : items.some((i) => i.status === 'warning')
-      ? 'warning'
-      : 'passed';
-  return { ...report, items, status };
-}
-
-/** Failed items stop the task; warnings stop it unless acknowledged (DTS asks the same question). */
-export function assertPrecheckAllows(report: PrecheckReport, acknowledgeWarnings: boolean): void {
-  const failed = report.items.filter((i) => i.status === 'failed');
-  if (failed.length > 0) {
-    throw new DtsError(
-      'PRECHECK_FAILED',
-      `precheck failed: ${failed.map((i) => `${i.title}: ${i.detail}`).join('; ')}; nothing was written`,
-      failed[0]!.fix ?? 'see the precheck report above',
-    );
-  }
-  const warnings = report.items.filter((i) => i.status === 'warning');
-  if (warnings.length > 0 && !acknowledgeWarnings) {
-    throw new DtsError(
-      'PRECHECK_WARNINGS',
-      `precheck has ${warnings.length} warning(s): ${warnings.map((i) => i.title).join(', ')}; nothing was written`,
-      'read the warnings above, then rerun with --yes (acknowledgeWarnings: true) to go ahead, or fix them',
-    );
-  }
 }
 
 function verifyFailed(report: VerifyReport): DtsError {

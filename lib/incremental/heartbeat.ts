@@ -243,7 +243,9 @@ export function isHeartbeat(argv: readonly Buffer[], prefix: string, taskId: str
 
 /** Case-insensitive, without allocating: ASCII letters differ from their capitals only in bit 0x20. */
 function isSet(cmd: Buffer): boolean {
-  return cmd.length === 3 && (cmd[0]! | 0x20) === 0x73 && (cmd[1]! | 0x20) === 0x65 && (cmd[2]! | 0x20) === 0x74;
+  return (
+    cmd.length === 3 && (cmd[0]! | 0x20) === 0x73 && (cmd[1]! | 0x20) === 0x65 && (cmd[2]! | 0x20) === 0x74
+  );
 }
 
 let cachedBase: { prefix: string; taskId: string; key: Buffer } | undefined;

@@ -131,7 +131,10 @@ export class LagMeter {
     let i = 0;
     while (i < this.lagSamples.length && this.lagSamples[i]!.at <= now - this.lagWindowMs) i++;
     if (i > 0) this.lagSamples.splice(0, i);
-    while (this.opsHead < this.opsSamples.length && this.opsSamples[this.opsHead]!.at <= now - this.opsWindowMs) {
+    while (
+      this.opsHead < this.opsSamples.length &&
+      this.opsSamples[this.opsHead]!.at <= now - this.opsWindowMs
+    ) {
       this.opsInWindow -= this.opsSamples[this.opsHead]!.n;
       this.opsHead++;
     }

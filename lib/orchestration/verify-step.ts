@@ -1,6 +1,5 @@
-import { DtsError } from '../errors.ts';
 import type { TaskStore } from '../state/task-store.ts';
-import { exampleLines, summaryLine } from '../verify/summary.ts';
+import { summaryLine, verifyFailedError } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
@@ -24,17 +23,6 @@ export async function verifyStep(
   const { source, target } = stepEndpoints(input.spec, o.secrets);
   const report = await verifyTask({ spec: input.spec, source, target });
   const summary = summaryLine(report);
-  if (!report.consistent) {
-    throw new DtsError(
-      'VERIFY_FAILED',
-      [
-        summary,
-        ...exampleLines(report)
-          .slice(0, 10)
-          .map((l) => l.trim()),
-      ].join('; '),
-      'run the same task again to recopy (existing keys: overwrite), or `redis-dts verify` to see every difference',
-    );
-  }
+  if (!report.consistent) throw verifyFailedError(report);
   return { skipped: false, keysCompared: report.keysCompared, summary };
 }

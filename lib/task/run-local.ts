@@ -8,7 +8,7 @@ import { assertPrecheckAllows, precheckForResume } from '../precheck/verdict.ts'
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
-import { exampleLines, summaryLine } from '../verify/summary.ts';
+import { verifyFailedError } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
 import { resolveEndpoint } from './resolve-endpoint.ts';
@@ -81,7 +81,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
         });
         o.onVerify?.(report);
         if (!report.consistent && !report.stopped && !onlyKeptExtras(report, spec))
-          throw verifyFailed(report);
+          throw verifyFailedError(report);
       }
       const failed = summary.keyErrors.length > 0;
       await local.store.updateTask(taskId, {
@@ -138,15 +138,6 @@ export function summaryKeyErrors(s: FullSyncSummary): DtsError {
 function keyErrorsRecord(s: FullSyncSummary): { code: string; message: string; fix: string } {
   const e = summaryKeyErrors(s);
   return { code: e.code, message: e.message, fix: e.fix };
-}
-
-function verifyFailed(report: VerifyReport): DtsError {
-  return new DtsError(
-    'VERIFY_FAILED',
-    `verification after the copy found differences: ${summaryLine(report)}; ${exampleLines(report).slice(0, 3).join('; ')}`,
-    'if the source was written during the copy, differences are expected (a full sync is a snapshot per chunk; ' +
-      'incremental sync will close them); otherwise run the same task again, and `redis-dts verify` to re-check',
-  );
 }
 
 /** Under `overwrite` the destination may keep keys the source lacks: those alone are not a failed copy. */

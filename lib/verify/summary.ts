@@ -1,3 +1,4 @@
+import { DtsError } from '../errors.ts';
 import { CATEGORIES, type DifferenceCategory, type VerifyReport } from './verify-types.ts';
 
 const NAMES: Record<DifferenceCategory, string> = {
@@ -41,4 +42,19 @@ export function exampleLines(r: VerifyReport): string[] {
     if (cat.count > cat.examples.length) lines.push(`    … and ${cat.count - cat.examples.length} more`);
   }
   return lines;
+}
+
+/** A verification that still differs after its rounds, as the error that fails a task (CLI and Verify step). */
+export function verifyFailedError(report: VerifyReport): DtsError {
+  return new DtsError(
+    'VERIFY_FAILED',
+    `verification after the copy found differences: ${[
+      summaryLine(report),
+      ...exampleLines(report)
+        .slice(0, 5)
+        .map((l) => l.trim()),
+    ].join('; ')}`,
+    'if the source was written during the copy, differences are expected (a full sync is a snapshot per chunk; ' +
+      'incremental sync closes them); otherwise run the same task again, and `redis-dts verify` to see every difference',
+  );
 }

@@ -21,8 +21,9 @@ then (soon) continuous incremental sync over the replication protocol.
 Usage: redis-dts <command> [options]
 
 Commands:
-  sync      copy a source Redis into a destination (runs here, state in an embedded DynamoDB);
-            runs the precheck first and stops on failures (and on warnings, unless --yes)
+  sync      copy a source Redis into a destination: the AWS state machine run here, its state
+            in an embedded DynamoDB; precheck first (failures stop it, and warnings unless
+            --yes), verification after
   precheck  check source and destination before a sync: connectivity, auth, versions, memory,
             eviction policy, existing keys, dbs, PSYNC permission, backlog size, modules
   verify    compare source and destination key by key (value, type, TTL, extra keys), in rounds

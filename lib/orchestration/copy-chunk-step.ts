@@ -6,6 +6,7 @@ import { copyUnit } from '../fullsync/copy-unit.ts';
 import { keyErrorsError } from '../fullsync/key-errors.ts';
 import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
 import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
+import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
@@ -25,7 +26,7 @@ export const STOPPED_CODE = 'TASK_STOPPED';
  */
 export async function copyChunkStep(
   input: CopyChunkInput,
-  o: { store: TaskStore; deadline: number; secrets?: SecretValues },
+  o: { store: TaskStore; deadline: number; secrets?: SecretValues; progress?: ProgressSink },
 ): Promise<CopyChunkResult> {
   const { spec, taskId, unit } = input;
   const iteration = (input.progress?.iteration ?? 0) + 1;
@@ -64,7 +65,20 @@ export async function copyChunkStep(
     admins.push(tgt);
     const info = await serverInfo(src);
     const maxBulk = await protoMaxBulkLen(tgt);
-    oversized = new OversizedKeyCopier({ source, target, unit, taskId, protoMaxBulkLen: maxBulk });
+    const progress = o.progress ?? silentProgress;
+    oversized = new OversizedKeyCopier({
+      source,
+      target,
+      unit,
+      taskId,
+      protoMaxBulkLen: maxBulk,
+      onKey: (key) => progress.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
+    });
+    progress.log(`copying ${unit.unitId}: source db ${unit.sourceDb} → target db ${unit.targetDb}`, {
+      unit: unit.unitId,
+      resumeCursor: saved.value.cursor,
+    });
+    const keysTotal = info.keyspace[unit.sourceDb]?.keys;
     const copier = oversized;
     const outcome = await copyUnit({
       source,
@@ -84,7 +98,16 @@ export async function copyChunkStep(
       maxInFlightBytes: spec.fullSync.maxInFlightBytes,
       deadline: o.deadline,
       shouldStop: () => stopRequested,
-      onChunkApplied: (p) => writer.update(unitCheckpoint(unit, p)),
+      onChunkApplied: (p) => {
+        writer.update(unitCheckpoint(unit, p));
+        progress.update({
+          phase: 'full sync',
+          unit: unit.unitId,
+          keysDone: p.keysRead + p.keysFiltered,
+          keysTotal,
+          bytesDone: p.bytes,
+        });
+      },
     });
     await writer.flush();
     if (outcome.interrupted === 'stop') throw stopped(taskId);

@@ -1,10 +1,12 @@
+import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
+import type { VerifyReport } from '../verify/verify-types.ts';
 import { captureStartStep } from './capture-start-step.ts';
 import { cleanupStep } from './cleanup-step.ts';
 import { copyChunkStep } from './copy-chunk-step.ts';
 import { notBuilt } from './not-built.ts';
 import { planUnitsStep } from './plan-units-step.ts';
-import { precheckStep } from './precheck-step.ts';
+import { type PrecheckStepResult, precheckStep } from './precheck-step.ts';
 import { recordFailureStep } from './record-failure-step.ts';
 import { asStepError } from './step-error.ts';
 import type { CaughtError, ContinueInput, CopyChunkInput, TaskStepInput } from './step-types.ts';
@@ -17,6 +19,12 @@ export interface LocalHandlerOptions {
   copyChunkMs?: (input: CopyChunkInput) => number;
   /** The machine's ContinueFullSync/ContinueIncremental states: start the next execution with this input. */
   onContinue: (input: { resume: ContinueInput }) => void | Promise<void>;
+  /** Progress of CopyChunk and Verify (the CLI's bar or JSON lines). */
+  progress?: ProgressSink;
+  /** Told the precheck verdict as soon as it is known (the CLI prints the report). */
+  onPrecheck?: (result: PrecheckStepResult) => void;
+  /** Told the verification report (the CLI prints its summary). */
+  onVerify?: (report: VerifyReport) => void;
 }
 
 type Handler = (input: never) => Promise<unknown>;
@@ -30,19 +38,27 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
   const store = o.store;
   const handlers: Record<string, Handler> = {
     Validate: (e: { input: unknown }) => validateStep(e.input, { store, mode: 'local' }),
-    Precheck: (e: TaskStepInput) => precheckStep(e, { store }),
+    Precheck: async (e: TaskStepInput) => {
+      const result = await precheckStep(e, { store });
+      o.onPrecheck?.(result);
+      return result;
+    },
     CaptureStart: (e: TaskStepInput) => captureStartStep(e, { store }),
     PlanUnits: (e: TaskStepInput) => planUnitsStep(e, { store }),
     CheckFullSync: (e: TaskStepInput) => planUnitsStep(e, { store }),
     CopyChunk: (e: CopyChunkInput) =>
-      copyChunkStep(e, { store, deadline: Date.now() + (o.copyChunkMs?.(e) ?? 10 * 60_000) }),
+      copyChunkStep(e, {
+        store,
+        deadline: Date.now() + (o.copyChunkMs?.(e) ?? 10 * 60_000),
+        progress: o.progress,
+      }),
     IncrementalWindow: async (_e: TaskStepInput) => {
       throw notBuilt('incremental sync');
     },
     RunReplicator: async (_e: unknown) => {
       throw notBuilt('incremental sync');
     },
-    Verify: (e: TaskStepInput) => verifyStep(e, { store }),
+    Verify: (e: TaskStepInput) => verifyStep(e, { store, progress: o.progress, onReport: o.onVerify }),
     Cleanup: (e: TaskStepInput) => cleanupStep(e, { store }),
     RecordFailure: (e: { taskId?: string; error?: CaughtError }) => recordFailureStep(e, { store }),
     ContinueFullSync: async (e: { Input: { resume: ContinueInput } }) =>

@@ -41,11 +41,18 @@ export async function planUnitsStep(
         'use standalone (or one primary of a sentinel setup) for now',
       );
     }
+    const tgt = await connectAdmin(target);
+    admins.push(tgt);
+    if ((await serverInfo(tgt)).clusterEnabled) {
+      throw new DtsError(
+        'CLUSTER_NOT_SUPPORTED',
+        `${describeEndpoint(target)} is a Redis Cluster node; cluster destinations are not supported yet`,
+        'use a standalone destination for now',
+      );
+    }
     const units = planUnits({ keyspace: info.keyspace, dbs: spec.dbs, dbMap: numericDbMap(spec.dbMap) });
     const saved = new Map((await o.store.listCheckpoints(taskId)).map((c) => [c.value.unitId, c]));
     if (saved.size === 0 && spec.existingKeys === 'block') {
-      const tgt = await connectAdmin(target);
-      admins.push(tgt);
       await assertTargetEmpty(tgt, target, [...new Set(units.map((u) => u.targetDb))]);
     }
     const writer = new CheckpointWriter(

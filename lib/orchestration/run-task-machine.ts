@@ -6,6 +6,9 @@ import type { ContinueInput } from './step-types.ts';
 export interface RunTaskMachineOptions {
   store: TaskStore;
   copyChunkMs?: LocalHandlerOptions['copyChunkMs'];
+  progress?: LocalHandlerOptions['progress'];
+  onPrecheck?: LocalHandlerOptions['onPrecheck'];
+  onVerify?: LocalHandlerOptions['onVerify'];
   /** Called before each execution: 0 for the first, then once per continuation. */
   onExecution?: (index: number, input: unknown) => void;
 }
@@ -31,6 +34,9 @@ export async function runTaskMachine(
         taskResourceLocalHandlers: localTaskHandlers({
           store: o.store,
           copyChunkMs: o.copyChunkMs,
+          progress: o.progress,
+          onPrecheck: o.onPrecheck,
+          onVerify: o.onVerify,
           onContinue: (c) => {
             continued.push(c);
           },

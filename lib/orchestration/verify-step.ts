@@ -1,6 +1,8 @@
+import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
-import { summaryLine, verifyFailedError } from '../verify/summary.ts';
+import { onlyKeptExtras, summaryLine, verifyFailedError } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
+import type { VerifyReport } from '../verify/verify-types.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 
@@ -16,13 +18,20 @@ export interface VerifyStepResult {
  */
 export async function verifyStep(
   input: TaskStepInput,
-  o: { store: TaskStore; secrets?: SecretValues },
+  o: {
+    store: TaskStore;
+    secrets?: SecretValues;
+    progress?: ProgressSink;
+    /** Told the whole report (the CLI prints its summary). */
+    onReport?: (report: VerifyReport) => void;
+  },
 ): Promise<VerifyStepResult> {
   if (input.spec.verify.mode === 'off') return { skipped: true, keysCompared: 0, summary: 'verify: skipped' };
   await o.store.updateTask(input.taskId, { phase: 'verify' });
   const { source, target } = stepEndpoints(input.spec, o.secrets);
-  const report = await verifyTask({ spec: input.spec, source, target });
+  const report = await verifyTask({ spec: input.spec, source, target, progress: o.progress });
+  o.onReport?.(report);
   const summary = summaryLine(report);
-  if (!report.consistent) throw verifyFailedError(report);
+  if (!report.consistent && !onlyKeptExtras(report, input.spec)) throw verifyFailedError(report);
   return { skipped: false, keysCompared: report.keysCompared, summary };
 }

@@ -1,4 +1,5 @@
 import { DtsError } from '../errors.ts';
+import type { TaskSpec } from '../task/spec.ts';
 import { CATEGORIES, type DifferenceCategory, type VerifyReport } from './verify-types.ts';
 
 const NAMES: Record<DifferenceCategory, string> = {
@@ -57,4 +58,11 @@ export function verifyFailedError(report: VerifyReport): DtsError {
     'if the source was written during the copy, differences are expected (a full sync is a snapshot per chunk; ' +
       'incremental sync closes them); otherwise run the same task again, and `redis-dts verify` to see every difference',
   );
+}
+
+/** Under `overwrite` the destination may keep keys the source lacks: those alone are not a failed copy. */
+export function onlyKeptExtras(report: VerifyReport, spec: TaskSpec): boolean {
+  if (spec.existingKeys !== 'overwrite') return false;
+  const { extra, ...others } = report.categories;
+  return extra.count > 0 && Object.values(others).every((c) => c.count === 0);
 }

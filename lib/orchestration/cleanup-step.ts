@@ -25,7 +25,9 @@ export async function cleanupStep(
   const tgt = await connectAdmin(target);
   let tempKeysRemoved = 0;
   try {
-    for (const db of new Set(units.map((u) => u.targetDb))) {
+    // Temporary keys exist only where keys were copied in parts; scanning a whole destination for
+    // them costs as much as a second SCAN of the data, so dbs without such keys are not scanned.
+    for (const db of new Set(units.filter((u) => u.keysInParts > 0).map((u) => u.targetDb))) {
       tempKeysRemoved += await removeTempKeys(tgt, db, `redis-dts:tmp:${taskId}:`);
     }
   } finally {

@@ -69,8 +69,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const line =
       `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${summary.keysThisRun.toLocaleString('en-US')} keys ` +
-      `(${(summary.bytesThisRun / 1e6).toFixed(1)} MB) in ${summary.seconds.toFixed(1)} s, ` +
-      `${Math.round(rate).toLocaleString('en-US')} keys/s; task '${summary.taskId}'` +
+      `(${(summary.bytesThisRun / 1e6).toFixed(1)} MB); the task ran ${summary.seconds.toFixed(1)} s ` +
+      `(${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify); task '${summary.taskId}'` +
       (stateDir !== undefined ? ` (state in ${stateDir})` : '');
     process.stdout.write(`${line}\n`);
     progress.result({

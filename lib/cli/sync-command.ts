@@ -8,9 +8,11 @@ import { HELP } from './help.ts';
 import {
   ENDPOINT_OPTIONS,
   noPositionals,
+  numberish,
   parseFlags,
   progressSink,
   SELECTION_OPTIONS,
+  withStopSignals,
 } from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -46,20 +48,12 @@ export async function syncCommand(argv: string[]): Promise<number> {
 
   // First Ctrl-C: finish the chunks in flight, checkpoint, exit 130. Second: exit at once (the
   // checkpoint still holds, a rerun resumes from it).
-  const stop = new AbortController();
-  const onSignal = () => {
-    if (stop.signal.aborted) process.exit(130);
-    progress.log('stopping after the chunks in flight (Ctrl-C again to quit at once)');
-    stop.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
+  return withStopSignals(progress, 'chunks', async (signal) => {
     const stateDir = values['in-memory'] ? undefined : (values['state-dir'] ?? DEFAULT_STATE_DIR);
     const summary = await runTaskLocally(spec, {
       ...(stateDir !== undefined ? { stateDir } : {}),
       progress,
-      signal: stop.signal,
+      signal,
       onPrecheck: (report) => {
         if (report.status === 'passed') progress.log(`precheck passed (${report.items.length} checks)`);
         else process.stderr.write(`${formatPrecheckReport(report)}\n`);
@@ -87,10 +81,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
       return 130;
     }
     return 0;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  });
 }
 
 type Values = ReturnType<typeof parseFlags<typeof OPTIONS>>['values'];
@@ -146,11 +137,6 @@ export function specInput(v: Values): Record<string, unknown> {
 
 function set(o: Record<string, unknown>, key: string, value: unknown): void {
   if (value !== undefined) o[key] = value;
-}
-
-/** Numbers stay numbers; anything else is passed on so the schema names it in its error. */
-function numberish(s: string): number | string {
-  return /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s;
 }
 
 function parseDbMap(text: string): Record<string, unknown> {

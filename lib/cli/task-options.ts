@@ -61,3 +61,33 @@ export function progressSink(mode: string | undefined, command: string): Progres
 export function noPositionals(positionals: string[], command: string): void {
   if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`, command);
 }
+
+/** Numbers stay numbers; anything else is passed on so the spec schema names it in its error. */
+export function numberish(s: string): number | string {
+  return /^-?\d+(\.\d+)?$/.test(s) ? Number(s) : s;
+}
+
+/**
+ * Runs `work` with a stop signal wired to SIGINT/SIGTERM: the first asks for a clean stop (work in
+ * flight finishes, state is kept), the second exits at once with 130.
+ */
+export async function withStopSignals<T>(
+  progress: ProgressSink,
+  inFlight: string,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  const onSignal = () => {
+    if (stop.signal.aborted) process.exit(130);
+    progress.log(`stopping after the ${inFlight} in flight (Ctrl-C again to quit at once)`);
+    stop.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    return await work(stop.signal);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

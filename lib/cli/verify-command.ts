@@ -8,9 +8,11 @@ import { specInput } from './sync-command.ts';
 import {
   ENDPOINT_OPTIONS,
   noPositionals,
+  numberish,
   parseFlags,
   progressSink,
   SELECTION_OPTIONS,
+  withStopSignals,
 } from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -107,21 +109,13 @@ export async function verifyCommand(argv: string[]): Promise<number> {
   const examples = optionalCount(maxExamples, '--max-examples');
   const progress = progressSink(progressMode, 'verify');
 
-  const stop = new AbortController();
-  const onSignal = () => {
-    if (stop.signal.aborted) process.exit(130);
-    progress.log('stopping after the batches in flight (Ctrl-C again to quit at once)');
-    stop.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
+  return withStopSignals(progress, 'batches', async (signal) => {
     const report = await verifyTask({
       spec,
       source: resolveEndpoint(spec.source, 'source'),
       target: resolveEndpoint(spec.target, 'target'),
       progress,
-      signal: stop.signal,
+      signal,
       ...(roundDelayMs !== undefined ? { roundDelayMs } : {}),
       ...(examples !== undefined ? { maxExamples: examples } : {}),
     });
@@ -137,15 +131,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
     });
     if (report.stopped) return 130;
     return report.consistent ? 0 : 1;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
-}
-
-/** Numbers stay numbers; anything else is passed on so the spec schema names it in its error. */
-function numberish(s: string): number | string {
-  return /^-?\d+(\.\d+)?$/.test(s.trim()) ? Number(s) : s;
+  });
 }
 
 function optionalCount(text: string | undefined, flag: string): number | undefined {

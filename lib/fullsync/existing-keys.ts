@@ -11,7 +11,6 @@ export async function existingKeys(
   dbs: readonly number[],
 ): Promise<{ db: number; count: number; examples: string[] }[]> {
   const found: { db: number; count: number; examples: string[] }[] = [];
-  const original = 0;
   try {
     for (const db of dbs) {
       await target.select(db);
@@ -27,7 +26,8 @@ export async function existingKeys(
       found.push({ db, count, examples });
     }
   } finally {
-    await target.select(original);
+    // connectAdmin clients live in db 0; leave this one there for its other users.
+    await target.select(0);
   }
   return found;
 }

@@ -5,6 +5,6 @@ export function notBuilt(what: string): DtsError {
   return new DtsError(
     'NOT_BUILT',
     `${what} is not built yet`,
-    'run a full-only task (syncType "full") with verify.mode "off" for now',
+    'run a full-only task (syncType "full") for now',
   );
 }

@@ -17,6 +17,7 @@ import {
 import { DtsError } from '../../lib/errors.ts';
 import { classifyAdminError, connectAdmin, serverInfo } from '../../lib/redis/admin-client.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
+import { failure } from '../support/failure.ts';
 import { freePort, type RedisProcess, startRedis } from '../support/redis-server.ts';
 import { hasOpenssl, makeTestCertificates, tlsServerArgs } from '../support/tls.ts';
 
@@ -32,15 +33,6 @@ function expectSafeDtsError(err: unknown, code: string): DtsError {
   const printed = `${e.message}\n${e.fix}\n${inspect(e, { depth: 10 })}`;
   for (const secret of SECRETS) expect(printed).not.toContain(secret);
   return e;
-}
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a failure');
 }
 
 // ioredis reports 'error' events nobody listens to on stderr; a failed connect must leave none.

@@ -6,6 +6,7 @@ import { RawConnection } from '../../lib/redis/raw-connection.ts';
 import type { CommandArg } from '../../lib/redis/resp.ts';
 import { captureStart } from '../../lib/replication/capture-start.ts';
 import { PsyncClient, type PsyncOptions, type RdbInfo } from '../../lib/replication/psync-client.ts';
+import { failure } from '../support/failure.ts';
 import { freePort, type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 
 interface Cmd {
@@ -124,15 +125,6 @@ function withDb(cmds: Cmd[]): string[] {
     else if (name !== 'PING') out.push(`${db}:${argv.join(' ')}`);
   }
   return out;
-}
-
-async function failure(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected a failure');
 }
 
 describe.each([

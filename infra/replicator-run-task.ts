@@ -5,8 +5,9 @@ import { CustomState } from 'aws-cdk-lib/aws-stepfunctions';
 import { Stack } from 'aws-cdk-lib/core';
 import type { Construct } from 'constructs';
 
-/** Environment variable naming the task for the Fargate replicator (the only override it gets). */
-export const REPLICATOR_TASK_ENV = 'REDIS_DTS_TASK_ID';
+import { REPLICATOR_TASK_ENV } from '../lib/orchestration/step-types.ts';
+
+export { REPLICATOR_TASK_ENV };
 
 /** The rule Step Functions manages to learn that a `.sync` ECS task stopped. */
 const SYNC_RULE = 'StepFunctionsGetEventsForECSTaskRule';

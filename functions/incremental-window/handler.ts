@@ -1,11 +1,26 @@
-import { notBuilt } from '../../lib/orchestration/not-built.ts';
+import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import type { TaskStepInput } from '../../lib/orchestration/step-types.ts';
 import { stepHandler } from '../shared/step-handler.ts';
+import { taskStore } from '../shared/task-store.ts';
 
-/** One window of incremental sync in Lambda mode; returns {stopped, iteration} once the core exists. */
+/** Time kept back from the Lambda timeout: the batches in flight are confirmed and the marker set. */
+export const SAFETY_MARGIN_MS = 30_000;
+
+/**
+ * One window of incremental sync in Lambda mode: replicates until the deadline, then returns; the next
+ * window resumes from the destination's marker.
+ */
 export const handler = stepHandler(
   'IncrementalWindow',
-  async (_event: TaskStepInput): Promise<{ stopped: boolean; iteration: number }> => {
-    throw notBuilt('incremental sync');
+  async (
+    event: TaskStepInput & { window?: { iteration?: number } },
+    context,
+  ): Promise<{ stopped: boolean; iteration: number }> => {
+    const outcome = await replicateStep(event, {
+      store: taskStore(),
+      secrets: context.secretValues,
+      deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
+    });
+    return { iteration: (event.window?.iteration ?? 0) + 1, stopped: outcome.ended !== 'deadline' };
   },
 );

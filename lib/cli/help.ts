@@ -28,12 +28,15 @@ Commands:
             eviction policy, existing keys, dbs, PSYNC permission, backlog size, modules
   verify    compare source and destination key by key (value, type, TTL, extra keys), in rounds
             so keys still being written drop out; exit 1 and a report when they differ
-  status    show a task's phase, progress per db, and last error
-  list      list the tasks in a state directory
-  stop      ask a running task to stop cleanly (it can be resumed)
+  start     start a task on the deployed AWS state machine (StartExecution) from a JSON spec
+  status    show a task's phase, progress per db, and last error (--table: a task on AWS)
+  list      list the tasks in a state directory (--table: in the deployed table)
+  stop      ask a running task to stop cleanly (a full sync can be resumed; an incremental sync
+            ends through verification and cleanup)
   help CMD  show a command's options
 
 Examples:
+  redis-dts sync --source redis://10.0.0.5:6379 --target redis://127.0.0.1:6380 --until caught-up
   redis-dts sync --source redis://10.0.0.5:6379 --target redis://127.0.0.1:6380 --sync-type full
   REDIS_DTS_SOURCE_PASSWORD=... redis-dts sync --source rediss://user@src:6380 --target redis://dst:6379 \\
       --sync-type full --dbs 0,1 --db-map 1:5 --include-prefix user: --existing-keys overwrite
@@ -44,11 +47,14 @@ Exit codes: 0 done; 1 failed (the cause and the fix are printed); 2 bad usage; 1
 
 const SYNC = `Usage: redis-dts sync --source URL --target URL [options]
 
-Copies the source into the destination: every selected db is SCANned in chunks; each chunk is read in
-one MULTI/EXEC (DUMP + PEXPIRETIME + INFO replication), so it carries the source replication offset it
-was read at, and written with pipelined RESTORE … REPLACE ABSTTL (values and absolute expiries exact).
-After every chunk the cursor is checkpointed: run the same command again after a crash or Ctrl-C and it
-resumes where it stopped.
+Copies the source into the destination, then keeps replaying its changes (full+incremental, the
+default). Full sync: every selected db is SCANned in chunks; each chunk is read in one MULTI/EXEC (DUMP +
+PEXPIRETIME + INFO replication), so it carries the source replication offset it was read at, and written
+with pipelined RESTORE … REPLACE ABSTTL (values and absolute expiries exact). Incremental sync: redis-dts
+attaches to the source as a replica (PSYNC) from the offset taken before the full sync, re-copies the keys
+written while it was copying, then applies every change in MULTI … EXEC batches that also move a marker
+key on the destination, so nothing is applied twice or lost, whatever crashes or network drops happen.
+Everything is checkpointed: run the same command again after a crash or Ctrl-C and it resumes.
 
 Endpoints:
   --source URL, --target URL   redis://[user:password@]host:port[/db] or rediss://… (TLS)
@@ -59,14 +65,24 @@ Endpoints:
   --source-tls-insecure        accept any certificate (testing only; also --target-tls-insecure)
 
 What to copy:
-  --sync-type TYPE             full | full+incremental | incremental (default full+incremental;
-                               incremental sync is not built yet: use full)
+  --sync-type TYPE             full | full+incremental | incremental (default full+incremental);
+                               incremental alone expects the destination to hold the data already
   --dbs 0,1                    source dbs to copy (default: every non-empty db)
   --db-map 0:2,1:3             write source db 0 into destination db 2, …
   --include-prefix P           copy only keys starting with P (repeatable)
   --exclude-prefix P           never copy keys starting with P (repeatable; wins over include)
   --existing-keys MODE         block (default): refuse to start when a selected destination db has
                                keys, naming up to 10; overwrite: replace keys of the same name
+
+Incremental sync:
+  --until WHEN                 stopped (default): replay until Ctrl-C, SIGTERM or redis-dts stop;
+                               caught-up: end once every change is applied and the source has had no
+                               writes for a second (a cut-over: stop the writers, wait, switch)
+  --no-heartbeat               do not write redis-dts:heartbeat:<task> to the source every second (for
+                               read-only source users; lag is then shown in bytes only)
+  --incremental-mode MODE      fargate (default) | lambda: how AWS runs it; locally both run in-process
+  The source's repl-backlog-size must hold the writes made during the full sync (precheck estimates
+  it); when it does not, the task stops with BACKLOG_LOST and says so.
 
 Pace and state:
   --max-keys-per-second N      throttle (default: unlimited)
@@ -87,22 +103,46 @@ Big keys: a value whose DUMP is larger than the destination's proto-max-bulk-len
 (HSCAN/SSCAN/ZSCAN/LRANGE/XRANGE/GETRANGE into a temporary key, then RENAME) instead of one RESTORE.
 `;
 
-const STATUS = `Usage: redis-dts status [TASK-ID] [--state-dir DIR] [--json]
+const START = `Usage: redis-dts start --input FILE|- --state-machine-arn ARN [--region R] [--name NAME]
+
+Starts a task on the deployed stack: one execution of its state machine (StartExecution) with the
+input {"spec": <the JSON of FILE>}. The spec is checked first, in AWS mode (passwords only as
+passwordSecretArn), and nothing is sent when it has a problem (exit 2). Prints the execution ARN, its
+console URL and the status command that follows the task. Starting a spec whose task id ran before
+resumes that task from its checkpoints.
+
+  --input FILE                 the task spec (examples/task-aws.json); - reads it from stdin
+  --state-machine-arn ARN      the stack's StateMachineArn output (aws cloudformation describe-stacks
+                               --stack-name RedisDts --query "Stacks[0].Outputs")
+  --region R                   default: the region in the ARN (they must agree)
+  --name NAME                  execution name (default: generated by Step Functions)
+  --endpoint-url URL           Step Functions endpoint, for LocalStack and tests (default: AWS)
+  -h, --help                   this help
+
+Needs AWS credentials (the default chain: AWS_PROFILE, AWS_ACCESS_KEY_ID…) allowed
+states:StartExecution on the state machine.
+`;
+
+const STATUS = `Usage: redis-dts status [TASK-ID] [--state-dir DIR | --table NAME [--region R]] [--json]
 
 Shows a task's status, phase, progress per unit (db), and last error with its fix. Without TASK-ID,
-the most recent task in the state directory.
+the most recent task in the state directory. --table reads the deployed DynamoDB table (the stack's
+TableName output) instead, with the AWS credentials of the default chain.
 `;
 
-const LIST = `Usage: redis-dts list [--state-dir DIR] [--json]
+const LIST = `Usage: redis-dts list [--state-dir DIR | --table NAME [--region R]] [--json]
 
-Lists the tasks in the state directory (default .redis-dts), newest last.
+Lists the tasks in the state directory (default .redis-dts), or in the deployed table with --table,
+newest last.
 `;
 
-const STOP = `Usage: redis-dts stop TASK-ID [--state-dir DIR]
+const STOP = `Usage: redis-dts stop TASK-ID [--state-dir DIR | --table NAME [--region R]]
 
 Asks a running task to stop: it finishes the chunks in flight, writes its checkpoint and exits (code
 130). Run the same sync command again to resume. Works while the task runs (it reaches the running
-task's embedded DynamoDB).
+task's embedded DynamoDB). With --table it asks a task running on AWS: its full sync stops between
+chunks, the task is recorded as stopped and the execution ends failed; start the same spec again to
+resume.
 `;
 
 export const HELP: Record<string, string> = {
@@ -110,6 +150,7 @@ export const HELP: Record<string, string> = {
   sync: SYNC,
   precheck: PRECHECK_HELP,
   verify: VERIFY_HELP,
+  start: START,
   status: STATUS,
   list: LIST,
   stop: STOP,

@@ -30,6 +30,9 @@ const OPTIONS = {
   'in-memory': { type: 'boolean' },
   progress: { type: 'string' },
   verify: { type: 'string' },
+  until: { type: 'string' },
+  'no-heartbeat': { type: 'boolean' },
+  'incremental-mode': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -61,10 +64,17 @@ export async function syncCommand(argv: string[]): Promise<number> {
       onVerify: (report) => progress.log(summaryLine(report), { consistent: report.consistent }),
     });
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
+    const copied = `${summary.keysThisRun.toLocaleString('en-US')} keys (${(summary.bytesThisRun / 1e6).toFixed(1)} MB)`;
+    const inc = summary.incremental;
     const line =
-      `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${summary.keysThisRun.toLocaleString('en-US')} keys ` +
-      `(${(summary.bytesThisRun / 1e6).toFixed(1)} MB); the task ran ${summary.seconds.toFixed(1)} s ` +
-      `(${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify); task '${summary.taskId}'` +
+      (inc
+        ? `sync ended (${inc.phase}): full sync copied ${copied}; incremental applied ` +
+          `${(inc.commandsApplied ?? 0).toLocaleString('en-US')} commands and re-copied ` +
+          `${(inc.keysRecopied ?? 0).toLocaleString('en-US')} keys, up to source offset ${inc.appliedOffset}; ` +
+          `the task ran ${summary.seconds.toFixed(1)} s`
+        : `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${copied}; the task ran ` +
+          `${summary.seconds.toFixed(1)} s (${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify)`) +
+      `; task '${summary.taskId}'` +
       (stateDir !== undefined ? ` (state in ${stateDir})` : '');
     process.stdout.write(`${line}\n`);
     progress.result({
@@ -131,6 +141,14 @@ export function specInput(v: Values): Record<string, unknown> {
   }
   if (v.verify !== undefined)
     input.verify = { ...((input.verify ?? {}) as Record<string, unknown>), mode: v.verify };
+  if (v.until !== undefined || v['no-heartbeat'] || v['incremental-mode'] !== undefined) {
+    const inc = { ...((input.incremental ?? {}) as Record<string, unknown>) };
+    set(inc, 'until', v.until);
+    set(inc, 'mode', v['incremental-mode']);
+    if (v['no-heartbeat'])
+      inc.heartbeat = { ...((inc.heartbeat ?? {}) as Record<string, unknown>), enabled: false };
+    input.incremental = inc;
+  }
   if (v.yes) input.acknowledgeWarnings = true;
   return input;
 }

@@ -23,6 +23,11 @@ export interface ApplyCommand {
 export interface MarkerPosition {
   replid: string;
   offset: number;
+  /**
+   * The db the stream had selected there. A continued stream does not repeat its SELECT (the master
+   * assumes the replica remembers), so resuming needs it; undefined while no SELECT was seen yet.
+   */
+  db?: number;
 }
 
 const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
@@ -54,8 +59,13 @@ const SET_HEAD = Buffer.from('*3\r\n$3\r\nSET\r\n');
 export class MarkerApplier {
   /** `redis-dts:marker:<taskId>:<shardId>` in markerDb; on a cluster, shardId carries the node's hash tag. */
   readonly markerKey: string;
+  /**
+   * Hash beside the marker: source key → the stamp its re-copied state was read at (see SkipStamps).
+   * Written in the same transactions as the re-copies, so it is exactly as durable as the marker.
+   */
+  readonly skipKey: Buffer;
+  readonly markerDb: number;
   private readonly markerKeyBuf: Buffer;
-  private readonly markerDb: number;
   private readonly conn: RawConnection;
   private inFlight = 0;
   private inFlightBytes = 0;
@@ -66,6 +76,7 @@ export class MarkerApplier {
     this.conn = conn;
     this.markerKey = markerKey;
     this.markerKeyBuf = Buffer.from(markerKey);
+    this.skipKey = Buffer.from(`${markerKey}:skip`);
     this.markerDb = markerDb;
   }
 
@@ -101,9 +112,10 @@ export class MarkerApplier {
 
   /**
    * Writes the batch at once (pipelined behind earlier ones); resolves when its EXEC reply arrives.
-   * An empty batch only moves the marker.
+   * An empty batch only moves the marker. Without a position the batch is still one transaction but
+   * leaves the marker alone (the catch-up's re-copies, written before any marker exists).
    */
-  apply(batch: readonly ApplyCommand[], position: MarkerPosition): Promise<void> {
+  apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
     if (this.broken) {
       return Promise.reject(
         new DtsError(
@@ -114,7 +126,7 @@ export class MarkerApplier {
       );
     }
     const out = this.encode(batch, position);
-    const replies = 2 + queuedCount(batch, this.markerDb);
+    const replies = 2 + queuedCount(batch, this.markerDb, position !== undefined);
     this.inFlight++;
     this.inFlightBytes += out.length;
     return new Promise<void>((resolve, reject) => {
@@ -155,10 +167,21 @@ export class MarkerApplier {
     });
   }
 
+  /** The skip hash as HGETALL returns it: field, value, field, value… */
+  async readSkipEntries(): Promise<Buffer[]> {
+    const [, reply] = await this.conn.pipeline([
+      ['SELECT', this.markerDb],
+      ['HGETALL', this.skipKey],
+    ]);
+    if (reply instanceof RespError) throw this.replyError('reading the skip stamps', reply);
+    return Array.isArray(reply) ? (reply as Buffer[]) : [];
+  }
+
+  /** Removes the marker and its skip hash (the task ended, or a catch-up starts over). */
   async removeMarker(): Promise<void> {
     const [, reply] = await this.conn.pipeline([
       ['SELECT', this.markerDb],
-      ['DEL', this.markerKeyBuf],
+      ['DEL', this.markerKeyBuf, this.skipKey],
     ]);
     if (reply instanceof RespError) throw this.replyError('removing the marker', reply);
   }
@@ -173,9 +196,9 @@ export class MarkerApplier {
     this.conn.destroy();
   }
 
-  private encode(batch: readonly ApplyCommand[], position: MarkerPosition): Buffer {
-    const marker = Buffer.from(`${position.replid}:${position.offset}`);
-    let size = MULTI.length + EXEC.length + setSize(this.markerKeyBuf, marker);
+  private encode(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Buffer {
+    const marker = position && Buffer.from(markerValue(position));
+    let size = MULTI.length + EXEC.length + (marker ? setSize(this.markerKeyBuf, marker) : 0);
     let db = this.markerDb;
     for (const c of batch) {
       if (c.db !== db) {
@@ -202,9 +225,11 @@ export class MarkerApplier {
       for (const a of c.argv) pos = writeBulk(out, pos, a);
     }
     if (db !== this.markerDb) pos = writeSelect(out, pos, this.markerDb);
-    pos += SET_HEAD.copy(out, pos);
-    pos = writeBulk(out, pos, this.markerKeyBuf);
-    pos = writeBulk(out, pos, marker);
+    if (marker) {
+      pos += SET_HEAD.copy(out, pos);
+      pos = writeBulk(out, pos, this.markerKeyBuf);
+      pos = writeBulk(out, pos, marker);
+    }
     pos += EXEC.copy(out, pos);
     return out;
   }
@@ -212,7 +237,7 @@ export class MarkerApplier {
   /** The DtsError for a batch's replies, or undefined when it committed cleanly. */
   private outcome(
     batch: readonly ApplyCommand[],
-    position: MarkerPosition,
+    position: MarkerPosition | undefined,
     queueError: { index: number; error: RespError } | undefined,
     exec: RespValue,
   ): DtsError | undefined {
@@ -242,7 +267,7 @@ export class MarkerApplier {
     const failed = exec.findIndex((v) => v instanceof RespError);
     if (failed >= 0) {
       const error = exec[failed] as RespError;
-      const markerMoved = !(exec[exec.length - 1] instanceof RespError);
+      const markerMoved = position !== undefined && !(exec[exec.length - 1] instanceof RespError);
       return new DtsError(
         'APPLY_PARTIAL',
         `${this.who()}: ${this.describeQueued(batch, failed)} failed (${error.message}) inside the batch ending ` +
@@ -299,11 +324,14 @@ export function markerKeyFor(taskId: string, shardId: string): string {
   return `redis-dts:marker:${taskId}:${shardId}`;
 }
 
+/** `<replid>:<offset>:<db>`, the db empty when unknown. */
+function markerValue(p: MarkerPosition): string {
+  return `${p.replid}:${p.offset}:${p.db ?? ''}`;
+}
+
 function parseMarker(text: string, applier: MarkerApplier): MarkerPosition {
-  const colon = text.lastIndexOf(':');
-  const replid = text.slice(0, colon);
-  const offset = text.slice(colon + 1);
-  if (colon <= 0 || !/^\d+$/.test(offset)) {
+  const [replid = '', offset = '', db, ...rest] = text.split(':');
+  if (!replid || !/^\d+$/.test(offset) || (db !== undefined && !/^\d*$/.test(db)) || rest.length > 0) {
     throw new DtsError(
       'BAD_MARKER',
       `the marker key ${applier.markerKey} on the destination holds ${JSON.stringify(text.slice(0, 80))}, ` +
@@ -311,16 +339,16 @@ function parseMarker(text: string, applier: MarkerApplier): MarkerPosition {
       'something other than redis-dts wrote it: delete the key and run the task again with a fresh full sync',
     );
   }
-  return { replid, offset: Number(offset) };
+  return { replid, offset: Number(offset), ...(db ? { db: Number(db) } : {}) };
 }
 
-function positionText(p: MarkerPosition): string {
-  return `${p.replid}:${p.offset}`;
+function positionText(p: MarkerPosition | undefined): string {
+  return p ? `${p.replid}:${p.offset}` : '(a catch-up batch)';
 }
 
 /** Replies between MULTI and EXEC: the commands, the SELECTs the encoder adds, and the marker SET. */
-function queuedCount(batch: readonly ApplyCommand[], markerDb: number): number {
-  let n = 1;
+function queuedCount(batch: readonly ApplyCommand[], markerDb: number, withMarker: boolean): number {
+  let n = withMarker ? 1 : 0;
   let db = markerDb;
   for (const c of batch) {
     if (c.db !== db) {

@@ -1,7 +1,11 @@
 import type { Redis } from 'ioredis';
 import { DtsError } from '../errors.ts';
+import { MarkerApplier } from '../incremental/marker-applier.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
-import type { TaskStore } from '../state/task-store.ts';
+import type { RedisEndpoint } from '../redis/endpoint.ts';
+import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
+import { SHARD_ID } from './capture-start-step.ts';
+import { markerDbFor } from './replicate-step.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 
@@ -30,6 +34,7 @@ export async function cleanupStep(
     for (const db of new Set(units.filter((u) => u.keysInParts > 0).map((u) => u.targetDb))) {
       tempKeysRemoved += await removeTempKeys(tgt, db, `redis-dts:tmp:${taskId}:`);
     }
+    if (spec.syncType !== 'full') await removeMarkers(target, taskId, spec, units);
   } finally {
     await tgt.quit().catch(() => tgt.disconnect());
   }
@@ -50,6 +55,25 @@ export async function cleanupStep(
     lastError: undefined,
   });
   return { keysWritten, tempKeysRemoved };
+}
+
+/** The incremental sync's marker and skip hash: they mean nothing once the task has ended. */
+async function removeMarkers(
+  target: RedisEndpoint,
+  taskId: string,
+  spec: TaskStepInput['spec'],
+  units: UnitCheckpoint[],
+): Promise<void> {
+  const applier = await MarkerApplier.open(target, {
+    taskId,
+    shardId: SHARD_ID,
+    markerDb: markerDbFor(spec, units),
+  });
+  try {
+    await applier.removeMarker();
+  } finally {
+    await applier.close();
+  }
 }
 
 async function removeTempKeys(client: Redis, db: number, prefix: string): Promise<number> {

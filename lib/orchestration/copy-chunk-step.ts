@@ -1,20 +1,14 @@
-import type { Redis } from 'ioredis';
-import { makeKeyFilter } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
 import { copyUnit } from '../fullsync/copy-unit.ts';
 import { keyErrorsError } from '../fullsync/key-errors.ts';
-import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
 import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
-import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
 import type { TaskStore } from '../state/task-store.ts';
-import { RateLimiter } from '../util/rate-limiter.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { CopyChunkInput, CopyChunkResult } from './step-types.ts';
-
-const RESTORE_OVERHEAD = 1024;
-const STOP_POLL_MS = 2000;
+import { StopFlag } from './stop-flag.ts';
+import { UnitCopyContext } from './unit-copy-context.ts';
 
 /** Raised when `redis-dts stop` set the task's flag: the machine records the task as stopped. */
 export const STOPPED_CODE = 'TASK_STOPPED';
@@ -42,62 +36,24 @@ export async function copyChunkStep(
   if (saved.value.done) return { done: true, iteration, keysWritten: saved.value.keysWritten };
 
   const { source, target } = stepEndpoints(spec, o.secrets);
-  const admins: Redis[] = [];
   const writer = new CheckpointWriter(o.store, taskId, new Map([[unit.unitId, saved.version]]), {
     minIntervalMs: spec.fullSync.checkpointIntervalMs,
   });
-  // `redis-dts stop` sets a flag in the table: polled off the data path, checked between chunks.
-  let stopRequested = false;
-  const poll = setInterval(() => {
-    o.store.isStopRequested(taskId).then(
-      (r) => {
-        stopRequested ||= r;
-      },
-      () => undefined, // a missed poll is retried at the next tick
-    );
-  }, STOP_POLL_MS);
-  poll.unref();
-  let oversized: OversizedKeyCopier | undefined;
+  const stop = new StopFlag(o.store, taskId);
+  let context: UnitCopyContext | undefined;
   try {
-    const src = await connectAdmin(source);
-    admins.push(src);
-    const tgt = await connectAdmin(target);
-    admins.push(tgt);
-    const info = await serverInfo(src);
-    const maxBulk = await protoMaxBulkLen(tgt);
+    context = await UnitCopyContext.open({ source, target, spec, taskId });
     const progress = o.progress ?? silentProgress;
-    oversized = new OversizedKeyCopier({
-      source,
-      target,
-      unit,
-      taskId,
-      protoMaxBulkLen: maxBulk,
-      onKey: (key) => progress.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
-    });
     progress.log(`copying ${unit.unitId}: source db ${unit.sourceDb} → target db ${unit.targetDb}`, {
       unit: unit.unitId,
       resumeCursor: saved.value.cursor,
     });
-    const keysTotal = info.keyspace[unit.sourceDb]?.keys;
-    const copier = oversized;
+    const keysTotal = context.info.keyspace[unit.sourceDb]?.keys;
     const outcome = await copyUnit({
-      source,
-      target,
-      unit,
+      ...context.copyOptions(unit, progress),
       from: saved.value,
-      keep: makeKeyFilter(spec.keyFilter),
-      sourceVersion: info.versionNum,
-      dbHasExpiringKeys: (info.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
-      maxPayloadBytes: maxBulk - RESTORE_OVERHEAD,
-      copyOversizedKey: (key, expireAt) => copier.copy(key, expireAt),
-      limiter: new RateLimiter({
-        keysPerSecond: spec.throttle?.maxKeysPerSecond,
-        bytesPerSecond: spec.throttle?.maxBytesPerSecond,
-      }),
-      scanCount: spec.fullSync.chunkKeys,
-      maxInFlightBytes: spec.fullSync.maxInFlightBytes,
       deadline: o.deadline,
-      shouldStop: () => stopRequested,
+      shouldStop: () => stop.stopRequested,
       onChunkApplied: (p) => {
         writer.update(unitCheckpoint(unit, p));
         progress.update({
@@ -117,10 +73,9 @@ export async function copyChunkStep(
     }
     return { done: outcome.progress.done, iteration, keysWritten: outcome.progress.keysWritten };
   } finally {
-    clearInterval(poll);
-    await oversized?.close();
+    stop.close();
     await writer.flush().catch(() => undefined);
-    await Promise.all(admins.map((a) => a.quit().catch(() => a.disconnect())));
+    await context?.close();
   }
 }
 

@@ -1,24 +1,40 @@
+import { type DtsError, isDtsError } from '../errors.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
 import { captureStartStep } from './capture-start-step.ts';
 import { cleanupStep } from './cleanup-step.ts';
 import { copyChunkStep } from './copy-chunk-step.ts';
-import { notBuilt } from './not-built.ts';
 import { planUnitsStep } from './plan-units-step.ts';
 import { type PrecheckStepResult, precheckStep } from './precheck-step.ts';
 import { recordFailureStep } from './record-failure-step.ts';
+import { replicateStep } from './replicate-step.ts';
 import { asStepError } from './step-error.ts';
-import type { CaughtError, ContinueInput, CopyChunkInput, TaskStepInput } from './step-types.ts';
+import {
+  type CaughtError,
+  type ContinueInput,
+  type CopyChunkInput,
+  REPLICATOR_TASK_ENV,
+  type TaskStepInput,
+} from './step-types.ts';
 import { validateStep } from './validate-step.ts';
 import { verifyStep } from './verify-step.ts';
 
 export interface LocalHandlerOptions {
   store: TaskStore;
+  /** How long one IncrementalWindow invocation replicates (lambda mode). Default 10 minutes. */
+  windowMs?: number;
   /** How long one CopyChunk invocation may copy (a Lambda's remaining time on AWS). Default 10 minutes. */
   copyChunkMs?: (input: CopyChunkInput) => number;
   /** The machine's ContinueFullSync/ContinueIncremental states: start the next execution with this input. */
   onContinue: (input: { resume: ContinueInput }) => void | Promise<void>;
+  /**
+   * The replicator failed in a way a retry cannot fix (a lost backlog, a command it cannot replay, a
+   * destination that refused a batch). On AWS the RunReplicator state retries any failed container (it
+   * cannot tell a crash from a verdict), and each retry fails fast; locally the runner ends the execution
+   * at once instead of waiting out the retry intervals.
+   */
+  onPermanentFailure?: (e: DtsError) => void;
   /** Progress of CopyChunk and Verify (the CLI's bar or JSON lines). */
   progress?: ProgressSink;
   /** Told the precheck verdict as soon as it is known (the CLI prints the report). */
@@ -29,6 +45,19 @@ export interface LocalHandlerOptions {
 
 type Handler = (input: never) => Promise<unknown>;
 
+/** Failures a new attempt may get past: the network, a busy or restarting server. */
+const TRANSIENT_CODES = new Set([
+  'CONNECTION_LOST',
+  'UNREACHABLE',
+  'TIMEOUT',
+  'REPLICATION_LINK_LOST',
+  'REPLICATION_TIMEOUT',
+  'APPLY_INTERRUPTED',
+  'SERVER_LOADING',
+  'SERVER_BUSY',
+  'TOO_MANY_CLIENTS',
+]);
+
 /**
  * The Task states of the task state machine (infra/task-definition.ts), by state name, as in-process
  * functions: what `aws-local-stepfunctions` runs in place of each Lambda (its
@@ -36,8 +65,25 @@ type Handler = (input: never) => Promise<unknown>;
  */
 export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handler> {
   const store = o.store;
+  // The replicator state carries only the task id (on AWS the container reads the spec from the table and
+  // passwords from its secrets); in-process, the spec Validate parsed is at hand, passwords included.
+  const specs = new Map<string, TaskStepInput['spec']>();
+  const replicate = async (taskId: string, deadline?: number) => {
+    const spec = specs.get(taskId);
+    if (!spec) throw new Error(`no spec for task '${taskId}' in this process`);
+    try {
+      return await replicateStep({ taskId, spec }, { store, progress: o.progress, deadline });
+    } catch (e) {
+      if (isDtsError(e) && !TRANSIENT_CODES.has(e.code)) o.onPermanentFailure?.(e);
+      throw e;
+    }
+  };
   const handlers: Record<string, Handler> = {
-    Validate: (e: { input: unknown }) => validateStep(e.input, { store, mode: 'local' }),
+    Validate: async (e: { input: unknown }) => {
+      const task = await validateStep(e.input, { store, mode: 'local' });
+      specs.set(task.taskId, task.spec);
+      return task;
+    },
     Precheck: async (e: TaskStepInput) => {
       const result = await precheckStep(e, { store });
       o.onPrecheck?.(result);
@@ -52,11 +98,13 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
         deadline: Date.now() + (o.copyChunkMs?.(e) ?? 10 * 60_000),
         progress: o.progress,
       }),
-    IncrementalWindow: async (_e: TaskStepInput) => {
-      throw notBuilt('incremental sync');
+    IncrementalWindow: async (e: TaskStepInput & { window?: { iteration?: number } }) => {
+      const outcome = await replicate(e.taskId, Date.now() + (o.windowMs ?? 10 * 60_000));
+      return { iteration: (e.window?.iteration ?? 0) + 1, stopped: outcome.ended !== 'deadline' };
     },
-    RunReplicator: async (_e: unknown) => {
-      throw notBuilt('incremental sync');
+    RunReplicator: async (e: ReplicatorParameters) => {
+      await replicate(replicatorTaskId(e));
+      return {};
     },
     Verify: (e: TaskStepInput) => verifyStep(e, { store, progress: o.progress, onReport: o.onVerify }),
     Cleanup: (e: TaskStepInput) => cleanupStep(e, { store }),
@@ -78,6 +126,19 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
       },
     ]),
   );
+}
+
+/** The part of the RunReplicator state's ECS parameters the local runner reads. */
+interface ReplicatorParameters {
+  Overrides?: { ContainerOverrides?: { Environment?: { Name: string; Value: string }[] }[] };
+}
+
+function replicatorTaskId(e: ReplicatorParameters): string {
+  for (const c of e.Overrides?.ContainerOverrides ?? []) {
+    const v = c.Environment?.find((x) => x.Name === REPLICATOR_TASK_ENV)?.Value;
+    if (v) return v;
+  }
+  throw new Error(`RunReplicator got no ${REPLICATOR_TASK_ENV} in its container overrides`);
 }
 
 /**

@@ -1,6 +1,9 @@
 import { StateMachine } from 'aws-local-stepfunctions';
+import type { DtsError } from '../errors.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { type LocalHandlerOptions, localExecutionContext, localTaskHandlers } from './local-handlers.ts';
+import { recordFailureStep } from './record-failure-step.ts';
+import { DTS_ERROR_PREFIX } from './step-error.ts';
 import type { ContinueInput } from './step-types.ts';
 
 export interface RunTaskMachineOptions {
@@ -17,7 +20,8 @@ export interface RunTaskMachineOptions {
  * Runs a task through the task state machine in-process (aws-local-stepfunctions, every Task state a
  * local step), following its continue-as-new hand-overs until an execution ends. Resolves with the
  * last execution's output; a failed execution rejects with aws-local-stepfunctions' ExecutionError,
- * whose `cause` carries the Fail state's error name and cause.
+ * whose `cause` carries the Fail state's error name and cause. A permanent replicator failure ends the
+ * execution at once with that DtsError (see localTaskHandlers' onPermanentFailure).
  */
 export async function runTaskMachine(
   definition: object,
@@ -28,6 +32,7 @@ export async function runTaskMachine(
   for (let index = 0; ; index++) {
     o.onExecution?.(index, next);
     const continued: { resume: ContinueInput }[] = [];
+    let permanent: DtsError | undefined;
     const execution = new StateMachine(definition as never).run(next as never, {
       context: localExecutionContext(next, `execution-${index + 1}`) as never,
       overrides: {
@@ -40,11 +45,35 @@ export async function runTaskMachine(
           onContinue: (c) => {
             continued.push(c);
           },
+          onPermanentFailure: (e) => {
+            permanent ??= e;
+            execution.abort();
+          },
         }) as never,
       },
     });
-    const output = await execution.result;
+    let output: unknown;
+    try {
+      output = await execution.result;
+    } catch (e) {
+      if (!permanent) throw e;
+      await recordFailureStep(
+        {
+          taskId: taskIdOf(next),
+          error: { Error: `${DTS_ERROR_PREFIX}${permanent.code}`, Cause: permanent.oneLine() },
+        },
+        { store: o.store },
+      ).catch(() => undefined);
+      throw permanent;
+    }
     if (continued.length === 0) return { output, executions: index + 1 };
     next = continued[0];
   }
+}
+
+/** The task id of an execution's input: a spec, `{spec}` or a continuation. */
+function taskIdOf(input: unknown): string | undefined {
+  const i = input as { spec?: { taskId?: unknown }; resume?: { taskId?: unknown }; taskId?: unknown };
+  const id = i?.spec?.taskId ?? i?.resume?.taskId ?? i?.taskId;
+  return typeof id === 'string' ? id : undefined;
 }

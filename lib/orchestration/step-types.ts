@@ -6,6 +6,9 @@ import type { TaskSpec } from '../task/spec.ts';
  * ARNs, never passwords) and counters travel in the execution; data and passwords never do.
  */
 
+/** Environment variable naming the task for the Fargate replicator (the only override it gets). */
+export const REPLICATOR_TASK_ENV = 'REDIS_DTS_TASK_ID';
+
 /** Where a continued execution picks the task up again. */
 export type ResumePhase = 'fullsync' | 'incremental';
 

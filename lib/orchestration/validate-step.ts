@@ -23,7 +23,12 @@ export async function validateStep(input: unknown, o: ValidateOptions): Promise<
   const stored = redactSpec({ ...spec, taskId });
   const now = new Date().toISOString();
   await o.store.clearStop(taskId);
-  if (await o.store.getTask(taskId)) {
+  const existing = await o.store.getTask(taskId);
+  // An incremental task that ended cleanly removed its markers: running it again is a new sync, not a
+  // resume from offsets the source may no longer hold.
+  if (existing?.value.status === 'succeeded' && spec.syncType !== 'full')
+    await o.store.deleteSyncState(taskId);
+  if (existing) {
     await o.store.updateTask(taskId, {
       status: 'running',
       phase: 'validate',

@@ -12,8 +12,11 @@ export interface CaptureStartResult {
   replid: string;
   /** The source's offset at capture: incremental sync continues with `PSYNC <replid> <offset + 1>`. */
   offset: number;
-  /** 'info': read from an existing backlog (no fork); 'psync': from `+FULLRESYNC` (created the backlog). */
-  via: 'info' | 'psync';
+  /**
+   * 'info': read from an existing backlog (no fork); 'psync': from `+FULLRESYNC` (created the backlog);
+   * 'checkpoint': captured by an earlier run of the task.
+   */
+  via: 'info' | 'psync' | 'checkpoint';
 }
 
 export interface CaptureStartOptions {

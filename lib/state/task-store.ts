@@ -17,6 +17,7 @@ import { marshalItem, unmarshalItem } from './attribute-codec.ts';
 import {
   DIRTY_SK_PREFIX,
   dirtyPageSk,
+  SHARD_SK_PREFIX,
   STOP_SK,
   shardSk,
   TASK_SK,
@@ -63,6 +64,9 @@ export interface ShardCheckpoint {
   /** Last offset applied to the destination (the destination marker is the authority after a crash). */
   appliedOffset: number;
   phase: string;
+  /** The last incremental run's figures. */
+  commandsApplied?: number;
+  keysRecopied?: number;
   updatedAt: string;
 }
 
@@ -297,10 +301,21 @@ export class TaskStore {
 
   /** Removes every item of the task (task, checkpoints, offsets, dirty pages, stop flag). */
   async deleteTask(taskId: string): Promise<void> {
-    const keys = (await this.queryTask(taskId, undefined, 'pk, sk')).map((item) => ({
-      pk: item.pk as AttributeValue,
-      sk: item.sk as AttributeValue,
-    }));
+    await this.deleteItems(await this.queryTask(taskId, undefined, 'pk, sk'));
+  }
+
+  /**
+   * Removes the task's sync position (unit checkpoints, shard offsets, dirty pages) and keeps its record:
+   * once an incremental task has ended and its markers are gone, running it again starts a fresh sync.
+   */
+  async deleteSyncState(taskId: string): Promise<void> {
+    for (const prefix of [UNIT_SK_PREFIX, SHARD_SK_PREFIX, DIRTY_SK_PREFIX]) {
+      await this.deleteItems(await this.queryTask(taskId, prefix, 'pk, sk'));
+    }
+  }
+
+  private async deleteItems(items: Record<string, AttributeValue>[]): Promise<void> {
+    const keys = items.map((item) => ({ pk: item.pk as AttributeValue, sk: item.sk as AttributeValue }));
     for (let i = 0; i < keys.length; i += BATCH_DELETE_SIZE) {
       const requests = keys.slice(i, i + BATCH_DELETE_SIZE).map((Key) => ({ DeleteRequest: { Key } }));
       await this.batchWrite(requests);

@@ -1,4 +1,5 @@
-import { DtsError } from '../errors.ts';
+import { DtsError, isDtsError } from '../errors.ts';
+import { SHARD_ID } from '../orchestration/capture-start-step.ts';
 import { STOPPED_CODE } from '../orchestration/copy-chunk-step.ts';
 import type { LocalHandlerOptions } from '../orchestration/local-handlers.ts';
 import { describeCaught } from '../orchestration/record-failure-step.ts';
@@ -8,7 +9,7 @@ import type { PrecheckReport } from '../precheck/types.ts';
 import { assertPrecheckAllows } from '../precheck/verdict.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { openLocalStore } from '../state/dynamo-client.ts';
-import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
+import type { ShardCheckpoint, TaskStore, UnitCheckpoint } from '../state/task-store.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
 import { resolveEndpoint } from './resolve-endpoint.ts';
 import { defaultTaskId, type TaskSpec } from './spec.ts';
@@ -36,6 +37,8 @@ export interface LocalRunSummary {
   keysThisRun: number;
   bytesThisRun: number;
   stopped: boolean;
+  /** How the incremental phase ended (full+incremental and incremental tasks). */
+  incremental?: ShardCheckpoint;
 }
 
 /**
@@ -44,13 +47,6 @@ export interface LocalRunSummary {
  * task store in an embedded DynamoDB. A failed execution comes back as the DtsError its step raised.
  */
 export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): Promise<LocalRunSummary> {
-  if (spec.syncType !== 'full') {
-    throw new DtsError(
-      'NOT_BUILT',
-      `syncType '${spec.syncType}' needs incremental sync, which is not built yet`,
-      'run with --sync-type full (syncType: "full") for now',
-    );
-  }
   // Fail on a bad URL or a missing password variable before anything starts.
   resolveEndpoint(spec.source, 'source');
   resolveEndpoint(spec.target, 'target');
@@ -98,6 +94,8 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
       keysThisRun: after.keys - before.keys,
       bytesThisRun: after.bytes - before.bytes,
       stopped,
+      incremental:
+        spec.syncType === 'full' ? undefined : (await local.store.getShard(taskId, SHARD_ID))?.value,
     };
   } finally {
     o.signal?.removeEventListener('abort', stop);
@@ -118,6 +116,7 @@ function totals(units: UnitCheckpoint[]): { keys: number; bytes: number } {
 
 /** The step error that ended an execution (aws-local-stepfunctions' ExecutionError carries it as `cause`). */
 function executionFailure(e: unknown): { code: string; message: string; fix: string } {
+  if (isDtsError(e)) return { code: e.code, message: e.message, fix: e.fix };
   const cause = (e as { cause?: { name?: string; message?: string } })?.cause;
   if (!cause?.name) throw e;
   return describeCaught({ Error: cause.name, Cause: cause.message ?? '' });

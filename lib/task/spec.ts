@@ -277,6 +277,14 @@ const IncrementalSchema = z
             'higher lag). Locally both run in-process.',
         }),
       heartbeat: HeartbeatSchema.prefault({}),
+      until: oneOf(['stopped', 'caught-up'])
+        .default('stopped')
+        .meta({
+          description:
+            'stopped: replay changes until the task is stopped (redis-dts stop, Ctrl-C, SIGTERM). caught-up: ' +
+            'end the task once every change is applied and the source has had no writes for a second ' +
+            '(a cut-over: stop the application, wait for this, switch).',
+        }),
       onBacklogLost: oneOf(['fail', 'resync'])
         .default('fail')
         .meta({

@@ -42,7 +42,7 @@ describe('the synthesized state machine, run locally', () => {
     fullSync: { chunkKeys: 10 },
   });
 
-  function run(input: unknown, o: { copyChunkMs?: (e: CopyChunkInput) => number } = {}) {
+  function run(input: unknown, o: { copyChunkMs?: (e: CopyChunkInput) => number; windowMs?: number } = {}) {
     const continued: unknown[] = [];
     const machine = new StateMachine(definition as never);
     const execution = machine.run(input as never, {
@@ -51,6 +51,7 @@ describe('the synthesized state machine, run locally', () => {
         taskResourceLocalHandlers: localTaskHandlers({
           store: local.store,
           copyChunkMs: o.copyChunkMs,
+          windowMs: o.windowMs,
           onContinue: (next) => {
             continued.push(next);
           },
@@ -115,31 +116,37 @@ describe('the synthesized state machine, run locally', () => {
     expect(turns).toBeGreaterThanOrEqual(2 * units.length);
   });
 
-  it('records a step that is not built yet (incremental in Lambda mode) and ends in Fail with its code', async () => {
-    const { result } = await run({
-      spec: {
-        ...spec(),
-        taskId: 'incremental',
-        syncType: 'full+incremental',
-        existingKeys: 'overwrite',
-        acknowledgeWarnings: true,
-        incremental: { mode: 'lambda' },
+  it('runs incremental sync in Lambda mode as a loop of windows, each resuming from the marker', async () => {
+    const writes = (async () => {
+      const until = Date.now() + 4000;
+      for (let i = 0; Date.now() < until; i++) {
+        await source.cli('INCR', 'lambda:counter');
+        await source.cli('LPUSH', 'lambda:list', String(i));
+      }
+    })();
+    const { result } = await run(
+      {
+        spec: {
+          ...spec(),
+          taskId: 'incremental',
+          syncType: 'full+incremental',
+          existingKeys: 'overwrite',
+          acknowledgeWarnings: true,
+          incremental: { mode: 'lambda', until: 'caught-up' },
+        },
       },
-    });
-    // The Fail state's error and cause come from the step: `DtsError.<code>` and `message. Fix: fix`.
-    await expect(result).rejects.toMatchObject({
-      cause: {
-        name: 'DtsError.NOT_BUILT',
-        message: expect.stringMatching(/incremental sync is not built yet\. Fix: /),
-      },
-    });
+      { windowMs: 1500 },
+    );
+    const output = (await result) as { window: { iteration: number; stopped: boolean } };
+    await writes;
+    // Windows ended at their deadline while the writes went on; the last one saw the source quiet.
+    expect(output.window.iteration).toBeGreaterThanOrEqual(2);
+    expect(output.window.stopped).toBe(true);
+    await assertSameData(source.url, target.url);
     const task = await local.store.getTask('incremental');
-    expect(task?.value.status).toBe('failed');
-    expect(task?.value.lastError?.code).toBe('NOT_BUILT');
-    // CaptureStart and the full sync ran before the Incremental state.
-    const units = await local.store.listCheckpoints('incremental');
-    expect(units.length).toBeGreaterThan(0);
-    expect(units.every((u) => u.value.done)).toBe(true);
+    expect(task?.value.status).toBe('succeeded');
+    const shard = await local.store.getShard('incremental', '0');
+    expect(shard?.value.phase).toBe('caught-up');
   });
 
   it('copies a key larger than the destination accepts in one RESTORE in parts', async () => {

@@ -335,7 +335,8 @@ describe('status and stop while a sync runs', () => {
     ];
     const taskId = `127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`;
 
-    const child = startCli([...args, '--max-keys-per-second', '4000']);
+    // Slow enough (20 s) that status and stop, each a CLI start, land while it copies on a busy machine.
+    const child = startCli([...args, '--max-keys-per-second', '2000']);
     const done = collect(child);
     await new Promise<void>((resolve) => {
       child.stderr?.on('data', (d: Buffer) => {

@@ -67,8 +67,12 @@ describe('MarkerApplier', () => {
     expect(await target.cli('-n', '3', 'HGET', 'h', 'f')).toBe('5');
     expect(await target.cli('-n', '0', 'GET', 's')).toBe('ab');
     expect(await target.cli('-n', '2', 'GET', 's')).toBe('cd');
-    expect(await target.cli('-n', '0', 'GET', a.markerKey)).toBe(`${REPLID}:120`);
+    // <replid>:<offset>:<db>, the db empty while the stream named none.
+    expect(await target.cli('-n', '0', 'GET', a.markerKey)).toBe(`${REPLID}:120:`);
     expect(await a.readPosition()).toEqual({ replid: REPLID, offset: 120 });
+    await a.apply([], { replid: REPLID, offset: 130, db: 7 });
+    expect(await target.cli('-n', '0', 'GET', a.markerKey)).toBe(`${REPLID}:130:7`);
+    expect(await a.readPosition()).toEqual({ replid: REPLID, offset: 130, db: 7 });
     expect(a.pendingBatches).toBe(0);
   });
 

@@ -349,6 +349,7 @@ describe('parseTaskSpec accepts', () => {
       incremental: {
         mode: 'fargate',
         heartbeat: { enabled: true, prefix: 'redis-dts:heartbeat:', intervalMs: 1000 },
+        until: 'stopped',
         onBacklogLost: 'fail',
       },
       verify: { mode: 'full', rounds: 3, sampleRate: 1, ttlToleranceMs: 100 },
@@ -402,6 +403,7 @@ describe('parseTaskSpec accepts', () => {
       incremental: {
         mode: 'lambda',
         heartbeat: { enabled: true, prefix: 'hb:', intervalMs: 250 },
+        until: 'caught-up',
         onBacklogLost: 'resync',
       },
       verify: { mode: 'length', rounds: 1, sampleRate: 0.25, ttlToleranceMs: 0 },

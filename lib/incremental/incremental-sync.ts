@@ -1,0 +1,651 @@
+import { lookupCommand } from '../commands/catalogue.ts';
+import { type FilterContext, type FilterDecision, filterCommand } from '../commands/command-filter.ts';
+import { locateArg } from '../commands/key-extraction.ts';
+import { targetDbFor } from '../commands/key-filter.ts';
+import { DtsError } from '../errors.ts';
+import { parseInfo } from '../redis/admin-client.ts';
+import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { RawConnection } from '../redis/raw-connection.ts';
+import { DirtySet } from './dirty-set.ts';
+import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
+import { KeyRecopier } from './key-recopier.ts';
+import { LagMeter, type LagSnapshot } from './lag-meter.ts';
+import { type ApplyCommand, MarkerApplier, type MarkerPosition } from './marker-applier.ts';
+import { SkipStamps } from './skip-stamps.ts';
+import { StreamFeed, type StreamItem } from './stream-feed.ts';
+
+export interface IncrementalSyncOptions {
+  source: RedisEndpoint;
+  target: RedisEndpoint;
+  taskId: string;
+  shardId: string;
+  filter: FilterContext;
+  /** Destination db of the marker and its skip hash (one the task writes anyway). */
+  markerDb: number;
+  /** Where the stream starts when the destination has no marker yet: the offset captured before the full sync. */
+  start: { replid: string; offset: number };
+  /** Largest stamp of the full sync's chunks (F): the stream up to it is collected, not applied. */
+  catchUpBound: number;
+  /** Source dbs the full sync copied: where a keyspace-wide change or an unknown db can reach. */
+  syncedDbs: number[];
+  /** Empties the destination db of a source db and copies that db again; resolves with its largest stamp. */
+  resyncDb: (sourceDb: number) => Promise<number>;
+  sourceVersion: number;
+  maxPayloadBytes: number;
+  copyOversizedKey?: (sourceDb: number, targetDb: number, key: Buffer, expireAt: number) => Promise<void>;
+  heartbeat?: { prefix: string; intervalMs: number; db: number };
+  /** 'caught-up': end once everything written is applied and the source has been quiet for quietMs. */
+  until: 'stopped' | 'caught-up';
+  quietMs?: number;
+  /** End (checkpointed) when Date.now() passes this: a Lambda window. */
+  deadline?: number;
+  shouldStop?: () => boolean;
+  onProgress?: (p: IncrementalProgress) => void;
+  log?: (message: string) => void;
+  maxBatchBytes?: number;
+  maxBatchCommands?: number;
+  maxPendingBatches?: number;
+}
+
+export type IncrementalPhase = 'catch-up' | 're-copy' | 'incremental';
+
+export interface IncrementalProgress extends LagSnapshot {
+  phase: IncrementalPhase;
+  sourceOffset: number | undefined;
+  commandsApplied: number;
+  commandsSkipped: number;
+  keysRecopied: number;
+  dbsResynced: number;
+  reconnects: number;
+}
+
+export interface IncrementalOutcome {
+  ended: 'stopped' | 'caught-up' | 'deadline';
+  position: MarkerPosition;
+  progress: IncrementalProgress;
+}
+
+const RECOPY_KEYS_PER_BATCH = 500;
+const SOURCE_POLL_MS = 500;
+const PROGRESS_MS = 1000;
+const FLUSHDB = Buffer.from('FLUSHDB');
+const DEL = Buffer.from('DEL');
+
+interface Pending {
+  done: Promise<void>;
+}
+
+/**
+ * Incremental sync of one source shard, exactly once (ARCHITECTURE.md, "Exactness"):
+ *
+ * - Without a marker on the destination, a catch-up first: the stream from the offset captured before
+ *   the full sync up to the largest chunk stamp is read but not applied; its keys form the dirty set and
+ *   its keyspace-wide commands mark whole dbs, which are emptied and copied again (raising the bound, and
+ *   read on to it). The dirty keys are then re-copied in stamped transactions, each with its skip entries,
+ *   and the first marker is set at the bound.
+ * - Then the apply loop: commands in `MULTI … SET <marker> EXEC` batches (a source transaction never
+ *   split), skipping commands a re-copy already holds; a command that cannot be replayed as is (a script,
+ *   a mix of filtered keys, or one whose keys are partly ahead of it) has its written keys re-copied in the
+ *   same batch.
+ *
+ * After a crash, a destination with a marker resumes from it and its skip hash; one without redoes the
+ * catch-up, which is safe: re-copies write the source's current state, and nothing else was applied.
+ */
+export class IncrementalSync {
+  private readonly o: IncrementalSyncOptions;
+  private readonly stamps = new SkipStamps();
+  private readonly lag = new LagMeter();
+  private applier!: MarkerApplier;
+  private recopier!: KeyRecopier;
+  private feed: StreamFeed | undefined;
+  private heartbeat: HeartbeatWriter | undefined;
+  private sourceConn: RawConnection | undefined;
+  private carry: StreamItem | undefined;
+  private phase: IncrementalPhase = 'catch-up';
+
+  // The stream as processed: the current db, the replid, and the end of the last whole command.
+  private db: number | undefined;
+  private replid: string;
+  private processed: number;
+
+  // The batch being built.
+  private batch: ApplyCommand[] = [];
+  private batchBytes = 0;
+  private batchCommands = 0;
+  private batchHeartbeats: number[] = [];
+  private inTransaction = false;
+  private flushedAt = -1;
+  private readonly pending: Pending[] = [];
+  private fatal: Error | undefined;
+  private appliedOffset: number;
+
+  private commandsApplied = 0;
+  private commandsSkipped = 0;
+  private keysRecopied = 0;
+  private dbsResynced = 0;
+  private lastDataAt = Date.now();
+  private sourceOffset: { offset: number; at: number } | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private polling = false;
+
+  constructor(o: IncrementalSyncOptions) {
+    this.o = o;
+    this.replid = o.start.replid;
+    this.processed = o.start.offset;
+    this.appliedOffset = o.start.offset;
+  }
+
+  async run(): Promise<IncrementalOutcome> {
+    const o = this.o;
+    try {
+      this.applier = await MarkerApplier.open(o.target, {
+        taskId: o.taskId,
+        shardId: o.shardId,
+        markerDb: o.markerDb,
+      });
+      this.recopier = new KeyRecopier({
+        source: o.source,
+        sourceVersion: o.sourceVersion,
+        dbMap: o.filter.dbMap,
+        maxPayloadBytes: o.maxPayloadBytes,
+        copyOversizedKey: o.copyOversizedKey,
+        markerDb: o.markerDb,
+        skipKey: this.applier.skipKey,
+      });
+      if (o.heartbeat) {
+        this.heartbeat = new HeartbeatWriter({ onError: (e) => o.log?.(`heartbeat: ${e.message}`) });
+        await this.heartbeat.start(o.source, { taskId: o.taskId, ...o.heartbeat });
+      }
+      this.timers.push(setInterval(() => this.pollSource(), SOURCE_POLL_MS));
+      if (o.onProgress) this.timers.push(setInterval(() => o.onProgress!(this.progress()), PROGRESS_MS));
+      for (const t of this.timers) t.unref();
+
+      const marker = await this.applier.readPosition();
+      if (marker) {
+        this.stamps.load(await this.applier.readSkipEntries());
+        this.replid = marker.replid;
+        this.processed = marker.offset;
+        this.appliedOffset = marker.offset;
+        this.flushedAt = marker.offset;
+        this.db = marker.db;
+        o.log?.(
+          `resuming incremental sync at ${marker.replid}:${marker.offset} (from the destination's marker)`,
+        );
+      } else {
+        await this.catchUp();
+      }
+      this.phase = 'incremental';
+      const ended = await this.applyLoop();
+      await this.drain();
+      const outcome = {
+        ended,
+        position: { replid: this.replid, offset: this.appliedOffset, db: this.db },
+        progress: this.progress(),
+      };
+      o.onProgress?.(outcome.progress);
+      return outcome;
+    } finally {
+      for (const t of this.timers) clearInterval(t);
+      await this.feed?.close().catch(() => undefined);
+      await this.heartbeat?.stop();
+      await this.recopier?.close().catch(() => undefined);
+      if (this.fatal) this.applier?.destroy();
+      else await this.applier?.close().catch(() => undefined);
+      this.sourceConn?.destroy();
+    }
+  }
+
+  progress(): IncrementalProgress {
+    return {
+      ...this.lag.snapshot(),
+      phase: this.phase,
+      sourceOffset: this.sourceOffset?.offset,
+      commandsApplied: this.commandsApplied,
+      commandsSkipped: this.commandsSkipped,
+      keysRecopied: this.keysRecopied,
+      dbsResynced: this.dbsResynced,
+      reconnects: this.feed?.reconnects ?? 0,
+    };
+  }
+
+  // ---- catch-up --------------------------------------------------------------------------------------
+
+  private async catchUp(): Promise<void> {
+    const o = this.o;
+    // A catch-up interrupted earlier may have left skip entries: they belong to re-copies that are redone.
+    await this.applier.removeMarker();
+    this.feed = await this.openFeed(o.start);
+    const dirty = new DirtySet();
+    const serverWide: ApplyCommand[] = [];
+    let bound = o.catchUpBound;
+    o.log?.(
+      `catch-up: reading the changes made during the full sync (${bound - o.start.offset} bytes of stream)`,
+    );
+    for (;;) {
+      while (this.processed < bound) {
+        const item = await this.next();
+        if (item.end > bound) {
+          this.carry = item;
+          break;
+        }
+        this.collect(item, dirty, serverWide);
+      }
+      const dbs = dirty.takeDbs();
+      if (dbs.length === 0) break;
+      for (const db of dbs) {
+        o.log?.(
+          `catch-up: db ${db} changed as a whole during the full sync (FLUSHDB, FLUSHALL or SWAPDB): copying it again`,
+        );
+        bound = Math.max(bound, await o.resyncDb(db));
+        this.dbsResynced++;
+      }
+    }
+
+    this.phase = 're-copy';
+    const byDb = dirty.takeKeys();
+    let total = 0;
+    for (const keys of byDb.values()) total += keys.length;
+    o.log?.(`catch-up: re-copying ${total} keys written during the full sync`);
+    for (const [db, keys] of byDb) {
+      for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_BATCH) {
+        const r = await this.recopy(db, keys.slice(i, i + RECOPY_KEYS_PER_BATCH));
+        // Before any marker: these batches leave it alone, and a crash before the first marker redoes them.
+        this.send(r, undefined, 0, []);
+        await this.throttlePending();
+        if (this.fatal) throw this.fatal;
+      }
+    }
+    await this.drain();
+    this.batch = serverWide;
+    this.batchCommands = serverWide.length;
+    this.flush(true);
+    await this.drain();
+  }
+
+  /** A command up to the bound: not applied, but what it touched is copied again. */
+  private collect(item: StreamItem, dirty: DirtySet, serverWide: ApplyCommand[]): void {
+    this.advance(item);
+    const dbs = this.db === undefined ? this.unknownDbCandidates() : [this.db];
+    for (const db of dbs) {
+      const d = filterCommand({ db, argv: item.argv }, this.o.filter);
+      switch (d.action) {
+        case 'select':
+          this.db = d.db;
+          return;
+        case 'apply':
+          if (d.serverWide) {
+            if (db === dbs[0]) serverWide.push({ db: d.db, argv: item.argv });
+            break;
+          }
+          for (const k of d.keys) dirty.addKey(db, k);
+          for (const other of this.otherDb(item.argv, db)) for (const k of d.keys) dirty.addKey(other, k);
+          break;
+        case 'recopy':
+          for (const k of d.keys) dirty.addKey(d.db, k);
+          break;
+        case 'keyspace':
+          for (const x of d.dbs === 'all' ? this.allDbs(dirty) : d.dbs) dirty.addDb(x);
+          break;
+        case 'error':
+          throw unsupported(d.message);
+        default:
+          break;
+      }
+    }
+  }
+
+  /** MOVE/COPY with a db argument also change that db. */
+  private otherDb(argv: Buffer[], db: number): number[] {
+    const spec = lookupCommand(this.o.filter.catalogue, argv);
+    if (!spec?.dbChange) return [];
+    const at = locateArg(argv, spec.dbChange.arg);
+    const n = at === undefined ? Number.NaN : Number(argv[at]!.toString('latin1'));
+    return Number.isInteger(n) && n !== db ? [n] : [];
+  }
+
+  private allDbs(dirty: DirtySet): number[] {
+    const dbs = new Set(this.o.syncedDbs);
+    for (const db of dirty.keyDbs()) dbs.add(db);
+    return [...dbs];
+  }
+
+  /**
+   * Before the stream's first SELECT the db is unknown (a continued stream does not repeat it): a command
+   * then counts for every db it could be in.
+   */
+  private unknownDbCandidates(): number[] {
+    const dbs = new Set(this.o.syncedDbs);
+    if (this.o.filter.selectedDbs) for (const db of this.o.filter.selectedDbs) dbs.add(db);
+    else for (let db = 0; db < 16; db++) dbs.add(db);
+    return [...dbs].sort((a, b) => a - b);
+  }
+
+  // ---- apply loop ------------------------------------------------------------------------------------
+
+  private async applyLoop(): Promise<IncrementalOutcome['ended']> {
+    const o = this.o;
+    this.feed ??= await this.openFeed({ replid: this.replid, offset: this.processed });
+    o.log?.('incremental sync: applying changes');
+    for (;;) {
+      if (this.fatal) throw this.fatal;
+      const ended = o.shouldStop?.()
+        ? 'stopped'
+        : o.deadline !== undefined && Date.now() >= o.deadline
+          ? 'deadline'
+          : undefined;
+      if (ended) {
+        // Inside a source transaction nothing is flushed: the marker stays before it and a resume redoes it.
+        this.flush(false);
+        return ended;
+      }
+      const item = this.carry ?? this.feed.take();
+      this.carry = undefined;
+      if (!item) {
+        this.flush(false);
+        if (this.caughtUp()) return 'caught-up';
+        await this.feed.wait(100);
+        continue;
+      }
+      const work = this.handle(item);
+      if (work) await work;
+      if (
+        this.batchBytes >= (o.maxBatchBytes ?? 256 * 1024) ||
+        this.batchCommands >= (o.maxBatchCommands ?? 2000)
+      ) {
+        this.flush(false);
+      }
+      await this.throttlePending();
+    }
+  }
+
+  private async throttlePending(): Promise<void> {
+    const maxPending = this.o.maxPendingBatches ?? 8;
+    while (this.pending.length >= maxPending) await this.pending[0]!.done;
+  }
+
+  /** One command of the apply loop; returns a promise only when it has to read the source (a re-copy). */
+  private handle(item: StreamItem): Promise<void> | undefined {
+    this.advance(item);
+    const hb = this.o.heartbeat;
+    if (hb) {
+      const ms = isHeartbeat(item.argv, hb.prefix, this.o.taskId);
+      if (ms !== undefined) {
+        // Our own write tells the db when no SELECT has yet.
+        this.db ??= hb.db;
+        this.batchHeartbeats.push(ms);
+        return undefined;
+      }
+    }
+    if (this.db === undefined) return this.handleUnknownDb(item);
+    const d = filterCommand({ db: this.db, argv: item.argv }, this.o.filter);
+    return this.decide(d, item, this.db);
+  }
+
+  private decide(d: FilterDecision, item: StreamItem, db: number): Promise<void> | undefined {
+    switch (d.action) {
+      case 'select':
+        this.db = d.db;
+        return undefined;
+      case 'transaction':
+        this.inTransaction = d.what === 'multi';
+        return undefined;
+      case 'skip':
+        if (d.reason !== 'ping' && d.reason !== 'replconf') this.commandsSkipped++;
+        return undefined;
+      case 'apply': {
+        if (d.serverWide || d.keys.length === 0) return this.push({ db: d.db, argv: item.argv });
+        const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
+        if (behind.length === d.keys.length) return this.push({ db: d.db, argv: item.argv });
+        this.lastDataAt = Date.now();
+        if (behind.length === 0) {
+          this.commandsSkipped++;
+          return undefined;
+        }
+        // Some keys already hold this command's effect, others do not: copy the others' state.
+        return this.recopyInto(db, behind);
+      }
+      case 'recopy': {
+        this.lastDataAt = Date.now();
+        const keys = d.keys.filter((k) => !this.stamps.covers(d.db, k, item.end));
+        return keys.length > 0 ? this.recopyInto(d.db, keys) : undefined;
+      }
+      case 'keyspace':
+        this.lastDataAt = Date.now();
+        return this.keyspace(d, item);
+      case 'error':
+        throw unsupported(d.message);
+    }
+  }
+
+  /**
+   * No SELECT seen since the stream (re)started: the command may be in any synced db, so its keys are
+   * re-copied in each (exact, if slower), until a SELECT or our heartbeat tells the db.
+   */
+  private async handleUnknownDb(item: StreamItem): Promise<void> {
+    for (const db of this.unknownDbCandidates()) {
+      const d = filterCommand({ db, argv: item.argv }, this.o.filter);
+      if (d.action === 'select') {
+        this.db = d.db;
+        return;
+      }
+      if (d.action === 'transaction') {
+        this.inTransaction = d.what === 'multi';
+        return;
+      }
+      if (d.action === 'error') throw unsupported(d.message);
+      if (d.action === 'keyspace') {
+        throw new DtsError(
+          'UNKNOWN_DB',
+          `${d.what.toUpperCase()} arrived before the replication stream named its db, so its effect cannot be placed`,
+          'run the task again with a fresh full sync (keep the heartbeat enabled: it tells the db early)',
+        );
+      }
+      if (d.action === 'apply' && d.serverWide) {
+        await this.push({ db: d.db, argv: item.argv });
+        return;
+      }
+      const keys = d.action === 'apply' ? d.keys : d.action === 'recopy' ? d.keys : [];
+      const from = d.action === 'recopy' ? d.db : db;
+      const behind = keys.filter((k) => !this.stamps.covers(from, k, item.end));
+      if (behind.length === 0) continue;
+      this.lastDataAt = Date.now();
+      await this.recopyInto(from, behind);
+    }
+  }
+
+  /**
+   * FLUSHDB, FLUSHALL, SWAPDB. Replayed as is (or, for FLUSHALL with a db selection, as FLUSHDB of each
+   * selected db); keys re-copied ahead of the command in the dbs it touches would lose that copy, so they
+   * are copied again right after it, in the same batch.
+   */
+  private async keyspace(
+    d: Extract<FilterDecision, { action: 'keyspace' }>,
+    item: StreamItem,
+  ): Promise<void> {
+    const touched = d.dbs === 'all' ? undefined : d.dbs;
+    const ahead = this.stamps.ahead(item.end, touched);
+    if (d.replayable) {
+      await this.push({ db: d.db, argv: item.argv });
+    } else if (d.what === 'flushall' && d.dbs !== 'all') {
+      for (const db of d.dbs) await this.push({ db: targetDbFor(this.o.filter.dbMap, db), argv: [FLUSHDB] });
+    } else {
+      throw new DtsError(
+        'KEYSPACE_NOT_REPLAYABLE',
+        `${d.what.toUpperCase()} on the source touches ${d.dbs === 'all' ? 'every db' : `dbs ${d.dbs.join(', ')}`}, ` +
+          "which the task's db selection or mapping cannot reproduce on the destination",
+        'run the task again with a fresh full sync (or select both dbs of a SWAPDB)',
+      );
+    }
+    if (ahead.length === 0) return;
+    const keys = uniqueKeys(ahead.map((a) => a.key));
+    const dbs = touched ?? [...new Set(ahead.map((a) => a.db))];
+    for (const db of dbs) await this.recopyInto(db, keys);
+  }
+
+  private push(c: ApplyCommand): undefined {
+    this.batch.push(c);
+    this.batchCommands++;
+    for (const a of c.argv) this.batchBytes += a.length + 16;
+    this.commandsApplied++;
+    this.lastDataAt = Date.now();
+    return undefined;
+  }
+
+  private async recopyInto(db: number, keys: Buffer[]): Promise<void> {
+    const r = await this.recopy(db, keys);
+    for (const c of r.commands) {
+      this.batch.push(c);
+      for (const a of c.argv) this.batchBytes += a.length + 16;
+    }
+  }
+
+  private async recopy(db: number, keys: Buffer[]) {
+    const r = await this.recopier.read(db, keys);
+    if (r.stamp.replid !== this.replid) {
+      throw new DtsError(
+        'SOURCE_CHANGED',
+        `the source's replication id changed from ${this.replid} to ${r.stamp.replid} while keys were re-copied ` +
+          '(a failover or a restart of the source)',
+        'run the task again: it resumes from the destination marker, or redoes the catch-up',
+      );
+    }
+    for (const k of keys) this.stamps.set(db, k, r.stamp.offset);
+    this.keysRecopied += r.keys;
+    return r;
+  }
+
+  /** Sends the batch with the marker at the last whole command (never inside a source transaction). */
+  private flush(force: boolean): void {
+    if (this.inTransaction) return;
+    if (!force && this.batch.length === 0 && this.processed === this.flushedAt) return;
+    if (this.stamps.expire(this.processed)) {
+      this.batch.push({ db: this.o.markerDb, argv: [DEL, this.applier.skipKey] });
+    }
+    const position = { replid: this.replid, offset: this.processed, db: this.db };
+    this.send({ commands: this.batch }, position, this.batchCommands, this.batchHeartbeats);
+    this.flushedAt = this.processed;
+    this.batch = [];
+    this.batchBytes = 0;
+    this.batchCommands = 0;
+    this.batchHeartbeats = [];
+  }
+
+  private send(
+    r: { commands: ApplyCommand[] },
+    position: MarkerPosition | undefined,
+    commands: number,
+    heartbeats: number[],
+  ): Promise<void> {
+    const entry: Pending = { done: Promise.resolve() };
+    entry.done = this.applier.apply(r.commands, position).then(
+      () => {
+        this.pending.splice(this.pending.indexOf(entry), 1);
+        if (!position) return;
+        this.appliedOffset = position.offset;
+        this.lag.observeApplied(position.offset, commands);
+        const now = Date.now();
+        for (const ms of heartbeats) this.lag.observeHeartbeat(ms, now);
+      },
+      (e: Error) => {
+        this.pending.splice(this.pending.indexOf(entry), 1);
+        this.fatal ??= e;
+      },
+    );
+    this.pending.push(entry);
+    return entry.done;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) await this.pending[0]!.done;
+    if (this.fatal) throw this.fatal;
+  }
+
+  // ---- stream and source -----------------------------------------------------------------------------
+
+  private async openFeed(from: { replid: string; offset: number }): Promise<StreamFeed> {
+    return StreamFeed.open({
+      source: this.o.source,
+      replid: from.replid,
+      offset: from.offset,
+      onReconnect: (attempt, cause) =>
+        this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`),
+    });
+  }
+
+  private async next(): Promise<StreamItem> {
+    if (this.carry) {
+      const item = this.carry;
+      this.carry = undefined;
+      return item;
+    }
+    for (;;) {
+      const item = this.feed!.take();
+      if (item) return item;
+      await this.feed!.wait(1000);
+    }
+  }
+
+  private advance(item: StreamItem): void {
+    if (item.replid !== this.replid) this.replid = item.replid;
+    this.processed = item.end;
+  }
+
+  private caughtUp(): boolean {
+    if (this.o.until !== 'caught-up' || this.stamps.size > 0 || this.pending.length > 0) return false;
+    if (this.batch.length > 0 || this.inTransaction) return false;
+    const quietMs = this.o.quietMs ?? 1000;
+    const polled = this.sourceOffset;
+    return (
+      Date.now() - this.lastDataAt >= quietMs &&
+      polled !== undefined &&
+      polled.at > this.lastDataAt &&
+      this.appliedOffset >= polled.offset
+    );
+  }
+
+  private pollSource(): void {
+    if (this.polling) return;
+    this.polling = true;
+    const at = Date.now();
+    this.readSourceOffset()
+      .then((offset) => {
+        if (offset === undefined) return;
+        this.sourceOffset = { offset, at };
+        this.lag.observeSourceOffset(offset);
+      })
+      .catch(() => {
+        // A dropped connection is reopened at the next poll; the stream itself reports a lost source.
+        this.sourceConn?.destroy();
+        this.sourceConn = undefined;
+      })
+      .finally(() => {
+        this.polling = false;
+      });
+  }
+
+  private async readSourceOffset(): Promise<number | undefined> {
+    this.sourceConn ??= await RawConnection.open(this.o.source, { clientName: 'redis-dts-offset' });
+    const reply = await this.sourceConn.call(['INFO', 'replication']);
+    const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
+    const offset = Number(info.master_repl_offset);
+    return Number.isSafeInteger(offset) ? offset : undefined;
+  }
+}
+
+function unsupported(message: string): DtsError {
+  return new DtsError(
+    'UNSUPPORTED_COMMAND',
+    message,
+    'exclude the keys or db it writes from the task (keyFilter, dbs), or run that workload after the migration',
+  );
+}
+
+function uniqueKeys(keys: Buffer[]): Buffer[] {
+  const seen = new Set<string>();
+  return keys.filter((k) => {
+    const id = k.toString('latin1');
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+}

@@ -1,0 +1,110 @@
+import type { Redis } from 'ioredis';
+import { makeKeyFilter } from '../commands/key-filter.ts';
+import type { CopyUnitOptions, FullSyncUnit } from '../fullsync/copy-unit.ts';
+import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
+import type { ProgressSink } from '../progress/progress-reporter.ts';
+import { connectAdmin, type ServerInfo, serverInfo } from '../redis/admin-client.ts';
+import type { RedisEndpoint } from '../redis/endpoint.ts';
+import type { TaskSpec } from '../task/spec.ts';
+import { RateLimiter } from '../util/rate-limiter.ts';
+
+const RESTORE_OVERHEAD = 1024;
+
+/**
+ * What copying a unit needs from both servers (source INFO, the destination's proto-max-bulk-len), read
+ * once, and the copyUnit options a task's spec gives: shared by CopyChunk and the incremental sync's
+ * re-copy of a whole db.
+ */
+export class UnitCopyContext {
+  readonly source: RedisEndpoint;
+  readonly target: RedisEndpoint;
+  readonly info: ServerInfo;
+  readonly maxBulk: number;
+  private readonly spec: TaskSpec;
+  private readonly taskId: string;
+  private readonly admins: Redis[];
+  private readonly copiers: OversizedKeyCopier[] = [];
+
+  private constructor(
+    o: { source: RedisEndpoint; target: RedisEndpoint; spec: TaskSpec; taskId: string },
+    info: ServerInfo,
+    maxBulk: number,
+    admins: Redis[],
+  ) {
+    this.source = o.source;
+    this.target = o.target;
+    this.spec = o.spec;
+    this.taskId = o.taskId;
+    this.info = info;
+    this.maxBulk = maxBulk;
+    this.admins = admins;
+  }
+
+  static async open(o: {
+    source: RedisEndpoint;
+    target: RedisEndpoint;
+    spec: TaskSpec;
+    taskId: string;
+  }): Promise<UnitCopyContext> {
+    const admins: Redis[] = [];
+    try {
+      const src = await connectAdmin(o.source);
+      admins.push(src);
+      const tgt = await connectAdmin(o.target);
+      admins.push(tgt);
+      return new UnitCopyContext(o, await serverInfo(src), await protoMaxBulkLen(tgt), admins);
+    } catch (e) {
+      await Promise.all(admins.map((a) => a.quit().catch(() => a.disconnect())));
+      throw e;
+    }
+  }
+
+  /** Largest payload one RESTORE may carry. */
+  get maxPayloadBytes(): number {
+    return this.maxBulk - RESTORE_OVERHEAD;
+  }
+
+  /** Copies big keys of `unit` in parts; closed with the context. */
+  oversizedCopier(unit: FullSyncUnit, progress?: ProgressSink): OversizedKeyCopier {
+    const copier = new OversizedKeyCopier({
+      source: this.source,
+      target: this.target,
+      unit,
+      taskId: this.taskId,
+      protoMaxBulkLen: this.maxBulk,
+      onKey: (key) => progress?.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
+    });
+    this.copiers.push(copier);
+    return copier;
+  }
+
+  /** copyUnit's options from the spec, for `unit`, without the per-run ones (from, deadline, callbacks). */
+  copyOptions(
+    unit: FullSyncUnit,
+    progress?: ProgressSink,
+  ): Omit<CopyUnitOptions, 'from' | 'deadline' | 'shouldStop' | 'onChunkApplied'> {
+    const spec = this.spec;
+    const copier = this.oversizedCopier(unit, progress);
+    return {
+      source: this.source,
+      target: this.target,
+      unit,
+      keep: makeKeyFilter(spec.keyFilter),
+      sourceVersion: this.info.versionNum,
+      dbHasExpiringKeys: (this.info.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
+      maxPayloadBytes: this.maxPayloadBytes,
+      copyOversizedKey: (key, expireAt) => copier.copy(key, expireAt),
+      limiter: new RateLimiter({
+        keysPerSecond: spec.throttle?.maxKeysPerSecond,
+        bytesPerSecond: spec.throttle?.maxBytesPerSecond,
+      }),
+      scanCount: spec.fullSync.chunkKeys,
+      maxInFlightBytes: spec.fullSync.maxInFlightBytes,
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.copiers.map((c) => c.close()));
+    await Promise.all(this.admins.map((a) => a.quit().catch(() => a.disconnect())));
+  }
+}

@@ -1,0 +1,236 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
+import { assertSameData } from '../support/compare.ts';
+import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { seedManyKeys } from '../support/seed.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { startWriters, type Writers } from '../support/writers.ts';
+
+const dirs: string[] = [];
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'redis-dts-inc-'));
+  dirs.push(d);
+  return d;
+}
+
+afterAll(async () => {
+  await stopAllRedis();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** `redis-dts sync` full+incremental with JSON progress; `--yes` accepts the precheck's warnings. */
+function syncArgs(source: string, target: string, state: string, extra: string[] = []): string[] {
+  return [
+    'sync',
+    '--source',
+    source,
+    '--target',
+    target,
+    '--state-dir',
+    state,
+    '--progress',
+    'json',
+    '--yes',
+    ...extra,
+  ];
+}
+
+/** The CLI's output as it comes, with a way to wait for a line. */
+function watch(child: ChildProcess): {
+  until(text: string): Promise<void>;
+  output(): string;
+  done: Promise<CliResult>;
+} {
+  let seen = '';
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    seen += d.toString();
+    for (const w of [...waiters]) {
+      if (seen.includes(w.text)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const done = collect(child);
+  return {
+    until: (text) =>
+      seen.includes(text)
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            waiters.push({ text, resolve });
+            done.then((r) =>
+              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
+            );
+          }),
+    output: () => seen,
+    done,
+  };
+}
+
+/** Writers run at full speed for seconds: the default 1 MB backlog would not hold the catch-up. */
+const BIG_BACKLOG = { args: ['--repl-backlog-size', '256mb'] };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function seed(source: RedisProcess, dbs: number[], count: number): Promise<void> {
+  for (const db of dbs) await seedManyKeys(source.url, { db, count, mixed: true, prefix: `seed:${db}:` });
+}
+
+/** No redis-dts key (marker, skip hash, heartbeat) is left on either side once a task ended. */
+async function assertNoInternalKeys(...servers: RedisProcess[]): Promise<void> {
+  for (const s of servers) {
+    const c = new Redis(s.url);
+    try {
+      for (let db = 0; db < 16; db++) {
+        await c.select(db);
+        expect(await c.keys('redis-dts:*'), `redis-dts keys in db ${db} of ${s.url}`).toEqual([]);
+      }
+    } finally {
+      c.disconnect();
+    }
+  }
+}
+
+/** Writers have stopped: waits for short-lived keys to expire on the source, so both sides agree. */
+async function settle(writers: Writers): Promise<void> {
+  const stats = await writers.stop();
+  expect(stats.ops).toBeGreaterThan(0);
+  await sleep(700);
+}
+
+describe('redis-dts sync, full+incremental', () => {
+  it('ends with equal data after concurrent non-idempotent writes during and after the full sync', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0, 1], 60_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    await cli.until('incremental sync: applying changes');
+    await sleep(1500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain('catch-up: re-copying');
+    await assertSameData(source.url, target.url);
+    await assertNoInternalKeys(source, target);
+  }, 180_000);
+
+  it('copies dbs again after FLUSHDB and SWAPDB on the source during the full sync', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0, 1, 2], 60_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 1, 2], writers: 3 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    await cli.until('copying db0');
+    await source.cli('SWAPDB', '0', '1');
+    await source.cli('-n', '2', 'FLUSHDB');
+    await cli.until('incremental sync: applying changes');
+    await sleep(1000);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain('changed as a whole during the full sync');
+    await assertSameData(source.url, target.url);
+  }, 180_000);
+
+  it('replays FLUSHDB and SWAPDB during incremental sync', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0, 1], 5_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    await cli.until('incremental sync: applying changes');
+    await sleep(300);
+    await source.cli('SWAPDB', '0', '1');
+    await sleep(300);
+    await source.cli('-n', '1', 'FLUSHDB');
+    await sleep(500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    await assertSameData(source.url, target.url);
+  }, 180_000);
+
+  it('survives kill -9 at five points (full sync, catch-up, incremental) with nothing lost or repeated', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0, 1], 150_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 3 });
+    // Where each run is killed: the output line to wait for, then a pause.
+    const points: [string, number][] = [
+      ['copying db0', 300],
+      ['catch-up: reading', 0],
+      ['incremental sync: applying changes', 200],
+      ['incremental sync: applying changes', 900],
+      ['incremental sync: applying changes', 1700],
+    ];
+    for (const [line, pause] of points) {
+      const child = startCli(syncArgs(source.url, target.url, state));
+      const cli = watch(child);
+      await cli.until(line);
+      await sleep(pause);
+      child.kill('SIGKILL');
+      const r = await cli.done;
+      expect(r.signal, cli.output()).toBe('SIGKILL');
+    }
+    await settle(writers);
+    const cli = watch(startCli(syncArgs(source.url, target.url, state, ['--until', 'caught-up'])));
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain("from the destination's marker");
+    await assertSameData(source.url, target.url);
+  }, 300_000);
+
+  it('reconnects with +CONTINUE when the replication link drops mid-stream', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0], 20_000);
+    const proxy = await startTcpProxy({ host: source.host, port: source.port });
+    try {
+      const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 3 });
+      const cli = watch(startCli(syncArgs(proxy.url(), target.url, stateDir(), ['--until', 'caught-up'])));
+      await cli.until('incremental sync: applying changes');
+      for (let i = 0; i < 3; i++) {
+        await sleep(700);
+        proxy.dropAll();
+      }
+      await sleep(700);
+      await settle(writers);
+      const r = await cli.done;
+      expect(r.code, cli.output()).toBe(0);
+      expect(cli.output()).toContain('replication link lost');
+      await assertSameData(source.url, target.url);
+      // Every reconnect continued the stream: the source never had to send a new RDB.
+      const info = await source.cli('INFO', 'stats');
+      expect(info).toMatch(/sync_partial_ok:[1-9]/);
+    } finally {
+      await proxy.close();
+    }
+  }, 180_000);
+
+  it('fails loudly, naming repl-backlog-size, when the backlog no longer holds the start', async () => {
+    const source = await startRedis({ args: ['--repl-backlog-size', '16kb'] });
+    const target = await startRedis();
+    await seed(source, [0], 150_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
+    const r = await runCli(syncArgs(source.url, target.url, state, ['--until', 'caught-up']));
+    await writers.stop();
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('repl-backlog-size');
+    expect(r.stderr).toMatch(/error: .*backlog/);
+    const status = await runCli(['status', '--state-dir', state]);
+    expect(status.stdout).toMatch(/failed/);
+    expect(status.stdout).toContain('no longer holds the replication stream');
+    expect(status.stdout).toContain('repl-backlog-size');
+  }, 180_000);
+});

@@ -1,6 +1,7 @@
 import { isDtsError } from '../errors.ts';
 import { HELP, VERSION } from './help.ts';
 import { precheckCommand } from './precheck-command.ts';
+import { startCommand } from './start-command.ts';
 import { listCommand, statusCommand, stopCommand } from './status-command.ts';
 import { syncCommand } from './sync-command.ts';
 import { UsageError } from './usage-error.ts';
@@ -27,6 +28,8 @@ export async function main(argv: string[]): Promise<number> {
         return await precheckCommand(rest);
       case 'verify':
         return await verifyCommand(rest);
+      case 'start':
+        return await startCommand(rest);
       case 'status':
         return await statusCommand(rest);
       case 'list':

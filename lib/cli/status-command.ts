@@ -1,13 +1,16 @@
 import { DtsError } from '../errors.ts';
-import { openLocalStore } from '../state/dynamo-client.ts';
-import type { TaskRecord, UnitCheckpoint } from '../state/task-store.ts';
+import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
+import { type TaskRecord, TaskStore, type UnitCheckpoint } from '../state/task-store.ts';
 import { HELP } from './help.ts';
+import { awsCallError } from './start-command.ts';
 import { DEFAULT_STATE_DIR } from './sync-command.ts';
 import { parseFlags } from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
   'state-dir': { type: 'string' },
+  table: { type: 'string' },
+  region: { type: 'string' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -16,33 +19,81 @@ function parse(argv: string[], command: string) {
   return parseFlags(argv, OPTIONS, command);
 }
 
+type Values = ReturnType<typeof parse>['values'];
+
+/**
+ * Runs `use` on the task store the flags name: the deployed table (--table, AWS credentials of the
+ * default chain) or the local state directory. `actions` are the IAM actions named when AWS says no.
+ */
+async function withStore<T>(
+  values: Values,
+  command: string,
+  actions: string[],
+  use: (store: TaskStore, where: string) => Promise<T>,
+): Promise<T> {
+  const table = values.table;
+  if (table === undefined) {
+    if (values.region !== undefined) throw new UsageError('--region goes with --table', command);
+    const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
+    try {
+      return await use(local.store, 'the state directory');
+    } finally {
+      await local.close();
+    }
+  }
+  if (values['state-dir'] !== undefined) {
+    throw new UsageError(
+      '--table and --state-dir exclude each other (a task on AWS, or a local one)',
+      command,
+    );
+  }
+  const client = createDynamoClient(values.region === undefined ? {} : { region: values.region });
+  try {
+    return await use(new TaskStore(client, table), `table ${table}`);
+  } catch (e) {
+    const region = values.region ?? process.env.AWS_REGION ?? 'the default region';
+    throw awsCallError(e, {
+      service: 'DynamoDB',
+      actions,
+      resource: `table ${table}`,
+      endpoint: `DynamoDB in ${region}`,
+      known: {
+        ResourceNotFoundException: [
+          `no DynamoDB table ${table} in ${region}`,
+          "pass the stack's TableName output as --table, and the stack's region as --region",
+        ],
+      },
+    });
+  } finally {
+    client.destroy();
+  }
+}
+
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, 'status');
   if (values.help) {
     process.stdout.write(HELP.status!);
     return 0;
   }
-  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
-  try {
-    const tasks = await local.store.listTasks();
-    const task = positionals[0] ? tasks.find((t) => t.taskId === positionals[0]) : tasks[tasks.length - 1];
+  const taskId = positionals[0];
+  const actions = taskId ? ['dynamodb:GetItem', 'dynamodb:Query'] : ['dynamodb:Scan', 'dynamodb:Query'];
+  return withStore(values, 'status', actions, async (store, where) => {
+    const task = taskId ? (await store.getTask(taskId))?.value : (await store.listTasks()).at(-1);
     if (!task) {
       throw new DtsError(
         'TASK_NOT_FOUND',
-        positionals[0]
-          ? `no task '${positionals[0]}' in the state directory`
-          : 'no task in the state directory',
-        "run 'redis-dts list' to see the tasks, or pass --state-dir",
+        taskId ? `no task '${taskId}' in ${where}` : `no task in ${where}`,
+        values.table === undefined
+          ? "run 'redis-dts list' to see the tasks, or pass --state-dir"
+          : `run 'redis-dts list --table ${values.table}' to see the tasks, or pass another --table or --region`,
       );
     }
-    const units = (await local.store.listCheckpoints(task.taskId)).map((c) => c.value);
+    const units = (await store.listCheckpoints(task.taskId)).map((c) => c.value);
     process.stdout.write(
       values.json ? `${JSON.stringify({ task, units }, null, 2)}\n` : formatStatus(task, units),
     );
     return 0;
-  } finally {
-    await local.close();
-  }
+  });
 }
 
 export async function listCommand(argv: string[]): Promise<number> {
@@ -51,18 +102,15 @@ export async function listCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP.list!);
     return 0;
   }
-  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
-  try {
-    const tasks = await local.store.listTasks();
+  return withStore(values, 'list', ['dynamodb:Scan'], async (store) => {
+    const tasks = await store.listTasks();
     if (values.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
     else if (tasks.length === 0) process.stdout.write('no tasks\n');
     else
       for (const t of tasks)
         process.stdout.write(`${t.taskId}\t${t.status}\t${t.phase}\t${t.updatedAt}\t${t.name}\n`);
     return 0;
-  } finally {
-    await local.close();
-  }
+  });
 }
 
 function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
@@ -96,21 +144,20 @@ export async function stopCommand(argv: string[]): Promise<number> {
   }
   const taskId = positionals[0];
   if (!taskId) throw new UsageError('name the task to stop (see redis-dts list)', 'stop');
-  const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
-  try {
-    if (!(await local.store.getTask(taskId))) {
+  return withStore(values, 'stop', ['dynamodb:GetItem', 'dynamodb:PutItem'], async (store, where) => {
+    if (!(await store.getTask(taskId))) {
       throw new DtsError(
         'TASK_NOT_FOUND',
-        `no task '${taskId}' in the state directory`,
+        `no task '${taskId}' in ${where}`,
         "run 'redis-dts list' to see the tasks",
       );
     }
-    await local.store.requestStop(taskId);
+    await store.requestStop(taskId);
     process.stdout.write(
-      `stop requested for '${taskId}': it finishes the chunks in flight, checkpoints and exits; rerun it to resume\n`,
+      values.table === undefined
+        ? `stop requested for '${taskId}': it finishes the chunks in flight, checkpoints and exits; rerun it to resume\n`
+        : `stop requested for '${taskId}': its full sync stops after the chunks in flight; start the same spec again to resume\n`,
     );
     return 0;
-  } finally {
-    await local.close();
-  }
+  });
 }

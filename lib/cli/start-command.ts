@@ -1,0 +1,257 @@
+import { readFileSync } from 'node:fs';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DtsError, isDtsError } from '../errors.ts';
+import { defaultTaskId, parseTaskSpec, type TaskSpec } from '../task/spec.ts';
+import { HELP } from './help.ts';
+import { noPositionals, parseFlags } from './task-options.ts';
+import { UsageError } from './usage-error.ts';
+
+const OPTIONS = {
+  input: { type: 'string' },
+  'state-machine-arn': { type: 'string' },
+  region: { type: 'string' },
+  name: { type: 'string' },
+  'endpoint-url': { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+const STATE_MACHINE_ARN = /^arn:(aws[a-z-]*):states:([a-z0-9-]+):(\d{12}):stateMachine:([^:\s]+)$/;
+
+const OUTPUTS_HINT =
+  "the stack's StateMachineArn output: aws cloudformation describe-stacks --stack-name RedisDts " +
+  '--query "Stacks[0].Outputs[?OutputKey==\'StateMachineArn\'].OutputValue" --output text';
+
+/**
+ * `redis-dts start`: starts the deployed state machine with a task spec. The spec is validated here,
+ * in AWS mode, before anything is sent, so a typo costs no execution and a plain password never reaches
+ * the execution history.
+ */
+export async function startCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(argv, OPTIONS, 'start');
+  noPositionals(positionals, 'start');
+  if (values.help) {
+    process.stdout.write(HELP.start!);
+    return 0;
+  }
+  if (values.input === undefined) {
+    throw new UsageError('--input FILE is required: the task spec as JSON (- reads it from stdin)', 'start');
+  }
+  const arnText = values['state-machine-arn'];
+  if (arnText === undefined)
+    throw new UsageError(`--state-machine-arn is required: ${OUTPUTS_HINT}`, 'start');
+  const arn = parseStateMachineArn(arnText);
+  if (values.region !== undefined && values.region !== arn.region) {
+    throw new UsageError(
+      `--region ${values.region} differs from the region of the state machine ARN (${arn.region})`,
+      'start',
+    );
+  }
+
+  let raw: unknown;
+  let spec: TaskSpec;
+  try {
+    raw = readInput(values.input);
+    spec = parseTaskSpec(raw, { mode: 'aws' });
+  } catch (e) {
+    // A bad input is a usage problem (exit 2) like a bad flag, but it keeps its own fix line.
+    if (!isDtsError(e)) throw e;
+    process.stderr.write(`error: ${e.message}\nfix: ${e.fix}\n`);
+    return 2;
+  }
+  if (spec.syncType !== 'full') {
+    process.stderr.write(
+      `note: syncType ${spec.syncType} needs the replicator container, whose incremental sync is not built ` +
+        'yet: the execution fails at the Incremental state (after the full sync for full+incremental)\n',
+    );
+  }
+
+  const endpoint = values['endpoint-url'];
+  const client = new SFNClient({ region: arn.region, ...(endpoint !== undefined ? { endpoint } : {}) });
+  try {
+    const out = await client.send(
+      new StartExecutionCommand({
+        stateMachineArn: arnText,
+        input: JSON.stringify({ spec: raw }),
+        ...(values.name !== undefined ? { name: values.name } : {}),
+      }),
+    );
+    const executionArn = out.executionArn ?? '(no execution ARN in the reply)';
+    const taskId = spec.taskId ?? defaultTaskId(spec);
+    const lines = [`started  ${executionArn}`];
+    if (arn.partition === 'aws') lines.push(`console  ${consoleUrl(arn.region, executionArn)}`);
+    lines.push(
+      `follow   redis-dts status ${taskId} --table <TableName output of the stack> --region ${arn.region}`,
+    );
+    process.stdout.write(`${lines.join('\n')}\n`);
+    return 0;
+  } catch (e) {
+    throw awsCallError(e, {
+      service: 'Step Functions',
+      actions: ['states:StartExecution'],
+      resource: arnText,
+      endpoint: endpoint ?? `states.${arn.region}.amazonaws.com`,
+      known: {
+        StateMachineDoesNotExist: [
+          `state machine ${arnText} does not exist`,
+          `check the ARN: ${OUTPUTS_HINT} (and that the stack is deployed in ${arn.region})`,
+        ],
+        StateMachineDeleting: [
+          `state machine ${arnText} is being deleted`,
+          'deploy the stack again (npx cdk deploy) and use its new StateMachineArn output',
+        ],
+        InvalidArn: [`Step Functions does not accept the ARN ${arnText}`, `check the ARN: ${OUTPUTS_HINT}`],
+        ExecutionAlreadyExists: [
+          `an execution named '${values.name}' already exists on this state machine`,
+          'choose another --name, or omit it to get a generated one',
+        ],
+        InvalidName: [
+          `--name '${values.name}' is not a valid execution name`,
+          'use 1..80 characters: letters, digits, - and _',
+        ],
+        ExecutionLimitExceeded: [
+          'too many executions of this state machine are running',
+          'wait for some to finish, or stop them (redis-dts stop TASK-ID --table …)',
+        ],
+        InvalidExecutionInput: [
+          'Step Functions refused the input',
+          'keep the spec under 256 KB of JSON (it holds no data, only settings)',
+        ],
+      },
+    });
+  } finally {
+    client.destroy();
+  }
+}
+
+interface StateMachineArn {
+  partition: string;
+  region: string;
+}
+
+function parseStateMachineArn(text: string): StateMachineArn {
+  const m = STATE_MACHINE_ARN.exec(text.trim());
+  if (!m) {
+    throw new UsageError(
+      `--state-machine-arn '${text}': expected arn:aws:states:<region>:<account>:stateMachine:<name>`,
+      'start',
+    );
+  }
+  return { partition: m[1]!, region: m[2]! };
+}
+
+function readInput(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (e) {
+    throw new DtsError(
+      'BAD_TASK_SPEC',
+      `cannot read --input ${path}: ${(e as Error).message}`,
+      'give a readable JSON file, or - with the JSON on stdin',
+    );
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (e) {
+    throw new DtsError(
+      'BAD_TASK_SPEC',
+      `--input ${path} is not JSON: ${(e as Error).message}`,
+      'see examples/task-aws.json and schema/task-spec.schema.json',
+    );
+  }
+}
+
+function consoleUrl(region: string, executionArn: string): string {
+  return `https://${region}.console.aws.amazon.com/states/home?region=${region}#/v2/executions/details/${executionArn}`;
+}
+
+export interface AwsCall {
+  /** 'Step Functions', 'DynamoDB': the service named in messages. */
+  service: string;
+  /** The IAM actions the command needs, named when access is denied. */
+  actions: string[];
+  /** What the call was about (an ARN, a table), named in messages. */
+  resource: string;
+  /** Where the call went, named when it could not get there. */
+  endpoint: string;
+  /** Error names of this call with their [message, fix]. */
+  known?: Record<string, [string, string]>;
+}
+
+const CREDENTIALS_FIX =
+  'configure AWS credentials (AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or aws sso login)';
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+]);
+
+/**
+ * An AWS SDK failure as one DtsError line with its fix. Errors that are not the SDK's (bugs) are returned
+ * unchanged, so they still print with their stack.
+ */
+export function awsCallError(e: unknown, call: AwsCall): unknown {
+  if (!(e instanceof Error) || isDtsError(e)) return e;
+  const name = e.name;
+  const said = oneLine(e.message);
+  const known = call.known?.[name];
+  if (known) return new DtsError(name, known[0], known[1], { cause: e });
+  const fail = (code: string, message: string, fix: string) => new DtsError(code, message, fix, { cause: e });
+  if (name === 'CredentialsProviderError') {
+    return fail('AWS_CREDENTIALS', `no AWS credentials found (${said})`, CREDENTIALS_FIX);
+  }
+  if (said === 'Region is missing') {
+    return fail('AWS_REGION', `no AWS region for ${call.service}`, 'pass --region, or set AWS_REGION');
+  }
+  if (['ExpiredTokenException', 'ExpiredToken', 'RequestExpired'].includes(name)) {
+    return fail(
+      'AWS_CREDENTIALS',
+      `the AWS credentials have expired (${name})`,
+      `refresh them: ${CREDENTIALS_FIX}`,
+    );
+  }
+  if (['UnrecognizedClientException', 'InvalidSignatureException', 'InvalidClientTokenId'].includes(name)) {
+    return fail(
+      'AWS_CREDENTIALS',
+      `AWS does not accept the credentials (${name}: ${said})`,
+      `check them and the clock of this machine: ${CREDENTIALS_FIX}`,
+    );
+  }
+  if (name === 'AccessDeniedException' || name === 'AccessDenied') {
+    return fail(
+      'AWS_ACCESS_DENIED',
+      `AWS denied ${call.actions.join(', ')} on ${call.resource}: ${said}`,
+      `grant ${call.actions.join(', ')} on ${call.resource} to the identity you use (README: IAM permissions for the CLI)`,
+    );
+  }
+  const code = (e as { code?: unknown }).code;
+  if (typeof code === 'string' && NETWORK_CODES.has(code)) {
+    return fail(
+      'AWS_UNREACHABLE',
+      `cannot reach ${call.service} at ${call.endpoint} (${code})`,
+      'check the network path to AWS (proxy, firewall, VPC endpoint), --region, and --endpoint-url if given',
+    );
+  }
+  if (name === 'TimeoutError') {
+    return fail(
+      'AWS_UNREACHABLE',
+      `${call.service} at ${call.endpoint} did not answer in time`,
+      'retry; check the network path to AWS',
+    );
+  }
+  if ('$metadata' in e || '$fault' in e) {
+    return fail(
+      'AWS_ERROR',
+      `${call.service} refused the request on ${call.resource}: ${name}: ${said}`,
+      'see the message above; the AWS documentation of the error names its causes',
+    );
+  }
+  return e;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, ' ').trim();
+}

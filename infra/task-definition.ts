@@ -12,6 +12,7 @@ import {
   Pass,
   Succeed,
   TaskInput,
+  Timeout,
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Duration } from 'aws-cdk-lib/core';
@@ -64,6 +65,7 @@ export function buildTaskDefinition(
   const invoke = (id: string, fn: IFunction, resultPath: string | null, payload?: TaskInput) =>
     new LambdaInvoke(scope, id, {
       lambdaFunction: fn,
+      taskTimeout: taskTimeoutOf(fn),
       // Without a payload the function gets the state's whole input.
       ...(payload ? { payload } : {}),
       payloadResponseOnly: true,
@@ -84,6 +86,7 @@ export function buildTaskDefinition(
 
   const validate = new LambdaInvoke(scope, 'Validate', {
     lambdaFunction: fns.validate,
+    taskTimeout: taskTimeoutOf(fns.validate),
     payload: TaskInput.fromObject({ input: JsonPath.entirePayload }),
     payloadResponseOnly: true,
     // The state keeps only the parsed task: the raw input is not carried through the execution. (The
@@ -96,6 +99,7 @@ export function buildTaskDefinition(
 
   const precheck = new LambdaInvoke(scope, 'Precheck', {
     lambdaFunction: fns.precheck,
+    taskTimeout: taskTimeoutOf(fns.precheck),
     payload: TaskInput.fromObject(taskPayload),
     payloadResponseOnly: true,
     // The items stay in the task's logs; the execution carries the verdict and its one-text report.
@@ -256,4 +260,14 @@ export function buildTaskDefinition(
   );
   // Policy for the states CDK cannot grant itself (the written-out RunReplicator).
   return { definition, policy: replicator.policy, taskArns: replicator.taskArns };
+}
+
+/**
+ * A Task state's timeout: its function's own timeout and a minute for the invocation around it. Without
+ * one, Step Functions waits up to a year on AWS, and the local runner (aws-local-stepfunctions) gives up
+ * after 60 s while the step goes on running.
+ */
+function taskTimeoutOf(fn: IFunction): Timeout {
+  const own = (fn as { timeout?: Duration }).timeout ?? Duration.minutes(15);
+  return Timeout.duration(own.plus(Duration.minutes(1)));
 }

@@ -58,13 +58,6 @@ export async function startCommand(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${e.message}\nfix: ${e.fix}\n`);
     return 2;
   }
-  if (spec.syncType !== 'full') {
-    process.stderr.write(
-      `note: syncType ${spec.syncType} needs the replicator container, whose incremental sync is not built ` +
-        'yet: the execution fails at the Incremental state (after the full sync for full+incremental)\n',
-    );
-  }
-
   const endpoint = values['endpoint-url'];
   const client = new SFNClient({ region: arn.region, ...(endpoint !== undefined ? { endpoint } : {}) });
   try {

@@ -35,6 +35,11 @@ export interface LocalHandlerOptions {
    * at once instead of waiting out the retry intervals.
    */
   onPermanentFailure?: (e: DtsError) => void;
+  /**
+   * Aborted by the CLI's Ctrl-C / SIGTERM: the replicator stops at once, in-process, besides the stop
+   * flag the runner also sets (which the full sync's chunks read).
+   */
+  signal?: AbortSignal;
   /** Progress of CopyChunk and Verify (the CLI's bar or JSON lines). */
   progress?: ProgressSink;
   /** Told the precheck verdict as soon as it is known (the CLI prints the report). */
@@ -72,7 +77,10 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
     const spec = specs.get(taskId);
     if (!spec) throw new Error(`no spec for task '${taskId}' in this process`);
     try {
-      return await replicateStep({ taskId, spec }, { store, progress: o.progress, deadline });
+      return await replicateStep(
+        { taskId, spec },
+        { store, progress: o.progress, deadline, signal: o.signal },
+      );
     } catch (e) {
       if (isDtsError(e) && !TRANSIENT_CODES.has(e.code)) o.onPermanentFailure?.(e);
       throw e;

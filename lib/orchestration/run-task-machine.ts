@@ -12,6 +12,7 @@ export interface RunTaskMachineOptions {
   progress?: LocalHandlerOptions['progress'];
   onPrecheck?: LocalHandlerOptions['onPrecheck'];
   onVerify?: LocalHandlerOptions['onVerify'];
+  signal?: LocalHandlerOptions['signal'];
   /** Called before each execution: 0 for the first, then once per continuation. */
   onExecution?: (index: number, input: unknown) => void;
 }
@@ -42,6 +43,7 @@ export async function runTaskMachine(
           progress: o.progress,
           onPrecheck: o.onPrecheck,
           onVerify: o.onVerify,
+          signal: o.signal,
           onContinue: (c) => {
             continued.push(c);
           },

@@ -72,7 +72,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
       await runTaskMachine(
         loadTaskDefinition(),
         { spec: { ...spec, taskId } },
-        { store: local.store, ...handlers },
+        { store: local.store, signal: o.signal, ...handlers },
       );
     } catch (e) {
       const failure = executionFailure(e);

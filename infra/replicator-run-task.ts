@@ -9,9 +9,6 @@ import { REPLICATOR_TASK_ENV } from '../lib/orchestration/step-types.ts';
 
 export { REPLICATOR_TASK_ENV };
 
-/** A Standard execution's longest life. */
-export const REPLICATOR_TIMEOUT_SECONDS = 365 * 24 * 3600;
-
 /** The rule Step Functions manages to learn that a `.sync` ECS task stopped. */
 const SYNC_RULE = 'StepFunctionsGetEventsForECSTaskRule';
 
@@ -59,10 +56,8 @@ export function replicatorRunTask(
           ],
         },
       },
+      // No TimeoutSeconds: the replicator runs until the task is stopped, as long as the execution may.
       ResultPath: null,
-      // The replicator runs until the task is stopped: as long as a Standard execution may (a year). Without
-      // it the local runner would end the state after its default 60 s.
-      TimeoutSeconds: REPLICATOR_TIMEOUT_SECONDS,
     },
   });
   const taskArns = stack.formatArn({

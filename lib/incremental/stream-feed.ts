@@ -19,8 +19,8 @@ export interface StreamFeedOptions {
   replid: string;
   offset: number;
   /**
-   * Pause reading above this many queued bytes (default 4 MB, JS object overhead included); resume below
-   * a quarter of it.
+   * Pause reading above this many queued bytes (default 1 MB, JS object overhead included; a few
+   * thousand commands, so they die young in the GC); resume below a quarter of it.
    */
   maxQueuedBytes?: number;
   /** Reconnect attempts after a dropped link before giving up (default 10, 1 s apart). */
@@ -59,7 +59,7 @@ export class StreamFeed {
 
   private constructor(o: StreamFeedOptions) {
     this.o = o;
-    this.maxQueuedBytes = o.maxQueuedBytes ?? 4 * 1024 * 1024;
+    this.maxQueuedBytes = o.maxQueuedBytes ?? 1024 * 1024;
     this.replid = o.replid;
     this.lastQueued = o.offset;
   }
@@ -201,7 +201,6 @@ export function backlogLost(source: RedisEndpoint, replid: string, offset: numbe
       'backlog (it answered +FULLRESYNC): the changes since then cannot be replayed, and the destination ' +
       'stays as it was at that point',
     'raise repl-backlog-size on the source (CONFIG SET repl-backlog-size, e.g. to 10 times the writes per ' +
-      'second times the longest outage), then run the task again with a fresh full sync ' +
-      '(or set incremental.onBacklogLost to "resync")',
+      'second times the longest outage), then run the task again with a fresh full sync',
   );
 }

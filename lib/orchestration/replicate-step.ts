@@ -1,6 +1,6 @@
 import { loadCatalogue } from '../commands/catalogue.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
-import { DtsError } from '../errors.ts';
+import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
 import { type IncrementalOutcome, IncrementalSync } from '../incremental/incremental-sync.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
@@ -121,11 +121,19 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         progress.log(
           `${p.phase}: ${Math.round(p.opsPerSecond)} ops/s, lag ${lag}, ${p.bytesBehind ?? 'n/a'} bytes behind, ` +
             `${p.commandsApplied} applied, ${p.keysRecopied} keys re-copied`,
-          { ...p },
+          { ...p, rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20) },
         );
       },
     });
-    const outcome = await sync.run();
+    const outcome = await sync.run().catch((e: unknown) => {
+      throw isDtsError(e) && e.code === 'BACKLOG_LOST' && spec.incremental.onBacklogLost === 'resync'
+        ? new DtsError(
+            e.code,
+            `${e.message} (incremental.onBacklogLost "resync" is not built yet, so the task fails)`,
+            e.fix,
+          )
+        : e;
+    });
     await o.store.putShard(
       taskId,
       {

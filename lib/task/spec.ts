@@ -290,7 +290,8 @@ const IncrementalSchema = z
         .meta({
           description:
             "What to do when the source's replication backlog no longer holds the position to resume from " +
-            '(the source answered +FULLRESYNC): fail the task, or redo the full sync.',
+            '(the source answered +FULLRESYNC): fail the task, or redo the full sync (resync is not built ' +
+            'yet: the task fails and says so).',
         }),
     },
     { error: 'an object' },

@@ -81,6 +81,9 @@ Incremental sync:
   --no-heartbeat               do not write redis-dts:heartbeat:<task> to the source every second (for
                                read-only source users; lag is then shown in bytes only)
   --incremental-mode MODE      fargate (default) | lambda: how AWS runs it; locally both run in-process
+  --verify-every MS            while it runs, verify a sample of keys this often (default 300000, 0
+                               never) and show the inconsistent count in redis-dts status
+  --verify-sample-rate R       the fraction each of those checks compares (default 0.01)
   The source's repl-backlog-size must hold the writes made during the full sync (precheck estimates
   it); when it does not, the task stops with BACKLOG_LOST and says so.
 

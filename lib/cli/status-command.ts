@@ -132,6 +132,13 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
       `precheck ${task.precheck.status}${notPassed.length ? `: ${notPassed.map((i) => `${i.title} (${i.status})`).join(', ')}` : ''}`,
     );
   }
+  if (task.sampledVerification) {
+    const v = task.sampledVerification;
+    lines.push(
+      `sampled  ${v.inconsistentKeys} inconsistent of ${v.keysCompared} keys verified at ${v.at}` +
+        (v.examples.length > 0 ? ` (${v.examples.join(', ')})` : ''),
+    );
+  }
   if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
   return `${lines.join('\n')}\n`;
 }

@@ -31,6 +31,8 @@ const OPTIONS = {
   progress: { type: 'string' },
   verify: { type: 'string' },
   until: { type: 'string' },
+  'verify-every': { type: 'string' },
+  'verify-sample-rate': { type: 'string' },
   'no-heartbeat': { type: 'boolean' },
   'incremental-mode': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
@@ -141,6 +143,14 @@ export function specInput(v: Values): Record<string, unknown> {
   }
   if (v.verify !== undefined)
     input.verify = { ...((input.verify ?? {}) as Record<string, unknown>), mode: v.verify };
+  if (v['verify-every'] !== undefined || v['verify-sample-rate'] !== undefined) {
+    const verify = { ...((input.verify ?? {}) as Record<string, unknown>) };
+    const during = { ...((verify.duringIncremental ?? {}) as Record<string, unknown>) };
+    if (v['verify-every'] !== undefined) during.intervalMs = numberish(v['verify-every']);
+    if (v['verify-sample-rate'] !== undefined) during.sampleRate = numberish(v['verify-sample-rate']);
+    verify.duringIncremental = during;
+    input.verify = verify;
+  }
   if (v.until !== undefined || v['no-heartbeat'] || v['incremental-mode'] !== undefined) {
     const inc = { ...((input.incremental ?? {}) as Record<string, unknown>) };
     set(inc, 'until', v.until);

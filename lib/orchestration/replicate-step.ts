@@ -9,6 +9,7 @@ import { RawConnection } from '../redis/raw-connection.ts';
 import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { SHARD_ID } from './capture-start-step.ts';
+import { SampledVerification } from './sampled-verification.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
@@ -65,6 +66,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   const context = await UnitCopyContext.open({ source, target, spec, taskId });
   const admin = await connectAdmin(source);
   let lastLog = 0;
+  let sampled: SampledVerification | undefined;
   try {
     const catalogue = await loadCatalogue(admin);
     const keep = makeKeyFilter(spec.keyFilter);
@@ -75,6 +77,15 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     };
     await o.store.updateTask(taskId, { phase: 'incremental' });
+    sampled = new SampledVerification({
+      spec,
+      taskId,
+      source,
+      target,
+      store: o.store,
+      log: (m) => progress.log(m, { phase: 'incremental' }),
+    });
+    sampled.start();
     const sync = new IncrementalSync({
       source,
       target,
@@ -148,6 +159,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
     );
     return outcome;
   } finally {
+    await sampled?.stop();
     stop.close();
     await admin.quit().catch(() => admin.disconnect());
     await context.close();

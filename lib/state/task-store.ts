@@ -48,6 +48,8 @@ export interface TaskRecord {
   updatedAt: string;
   lastError?: { code: string; message: string; fix: string };
   progress?: Record<string, number>;
+  /** The latest sampled verification during incremental sync. */
+  sampledVerification?: { at: string; keysCompared: number; inconsistentKeys: number; examples: string[] };
   /** The last precheck report (items with status, detail and fix). */
   precheck?: {
     status: string;

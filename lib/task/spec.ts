@@ -300,6 +300,27 @@ const IncrementalSchema = z
     description: 'Settings of the incremental sync (the continuous replay of changes after the full sync).',
   });
 
+const DuringIncrementalSchema = z
+  .strictObject(
+    {
+      intervalMs: intIn(0, 86_400_000)
+        .default(300_000)
+        .meta({
+          description:
+            'While incremental sync runs, verify a sample of keys this often (in rounds, like verify) and ' +
+            'record the count of inconsistent keys in the task status. 0: never.',
+        }),
+      sampleRate: z
+        .number({ error: 'a number greater than 0 and at most 1' })
+        .gt(0, { error: 'a number greater than 0 and at most 1' })
+        .max(1, { error: 'a number greater than 0 and at most 1' })
+        .default(0.01)
+        .meta({ description: 'Fraction of keys each scheduled verification compares (by key-name hash).' }),
+    },
+    { error: 'an object' },
+  )
+  .meta({ description: 'Sampled verification on a schedule during incremental sync (full mode).' });
+
 const VerifySchema = z
   .strictObject(
     {
@@ -326,6 +347,7 @@ const VerifySchema = z
       ttlToleranceMs: intIn(0, 3_600_000).default(100).meta({
         description: 'Largest difference in remaining time to live (milliseconds) still counted as equal.',
       }),
+      duringIncremental: DuringIncrementalSchema.prefault({}),
     },
     { error: 'an object' },
   )

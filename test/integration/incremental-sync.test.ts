@@ -161,6 +161,32 @@ describe('redis-dts sync, full+incremental', () => {
     await assertSameData(source.url, target.url);
   }, 180_000);
 
+  it('verifies a sample on a schedule while it runs and reports inconsistent keys in the status', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0], 2_000);
+    const state = stateDir();
+    const args = syncArgs(source.url, target.url, state, [
+      '--verify-every',
+      '1000',
+      '--verify-sample-rate',
+      '1',
+    ]);
+    const child = startCli(args);
+    const cli = watch(child);
+    await cli.until('sampled verification: 0 inconsistent of');
+    // A write made on the destination behind the sync's back: only verification can see it.
+    await target.cli('SET', 'seed:0:7', 'changed on the destination');
+    await cli.until('sampled verification: 1 inconsistent of');
+    const status = await runCli(['status', '--state-dir', state]);
+    expect(status.stdout).toMatch(/sampled {2}1 inconsistent of \d+ keys verified at .*seed:0:7/);
+    child.kill('SIGTERM');
+    const r = await cli.done;
+    // The Verify state after the stop finds the same key, and the task says so.
+    expect(r.code, cli.output()).toBe(1);
+    expect(cli.output()).toContain('seed:0:7');
+  }, 120_000);
+
   it('survives kill -9 at five points (full sync, catch-up, incremental) with nothing lost or repeated', async () => {
     const source = await startRedis(BIG_BACKLOG);
     const target = await startRedis();

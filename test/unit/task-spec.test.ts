@@ -352,7 +352,13 @@ describe('parseTaskSpec accepts', () => {
         until: 'stopped',
         onBacklogLost: 'fail',
       },
-      verify: { mode: 'full', rounds: 3, sampleRate: 1, ttlToleranceMs: 100 },
+      verify: {
+        mode: 'full',
+        rounds: 3,
+        sampleRate: 1,
+        ttlToleranceMs: 100,
+        duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
+      },
       acknowledgeWarnings: false,
     } satisfies TaskSpec);
   });
@@ -378,7 +384,13 @@ describe('parseTaskSpec accepts', () => {
       prefix: 'redis-dts:heartbeat:',
       intervalMs: 1000,
     });
-    expect(out.verify).toEqual({ mode: 'exists', rounds: 3, sampleRate: 1, ttlToleranceMs: 100 });
+    expect(out.verify).toEqual({
+      mode: 'exists',
+      rounds: 3,
+      sampleRate: 1,
+      ttlToleranceMs: 100,
+      duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
+    });
     expect(out.fullSync).toEqual({ chunkKeys: 1000, maxInFlightBytes: 1 << 26, checkpointIntervalMs: 250 });
   });
 
@@ -406,7 +418,13 @@ describe('parseTaskSpec accepts', () => {
         until: 'caught-up',
         onBacklogLost: 'resync',
       },
-      verify: { mode: 'length', rounds: 1, sampleRate: 0.25, ttlToleranceMs: 0 },
+      verify: {
+        mode: 'length',
+        rounds: 1,
+        sampleRate: 0.25,
+        ttlToleranceMs: 0,
+        duringIncremental: { intervalMs: 60_000, sampleRate: 0.5 },
+      },
       acknowledgeWarnings: true,
     };
     expect(parseTaskSpec(full)).toEqual(full);

@@ -68,6 +68,7 @@ export interface IncrementalOutcome {
 const RECOPY_KEYS_PER_BATCH = 500;
 const SOURCE_POLL_MS = 500;
 const PROGRESS_MS = 1000;
+const STOP_DRAIN_MS = 10_000;
 const FLUSHDB = Buffer.from('FLUSHDB');
 const DEL = Buffer.from('DEL');
 
@@ -127,6 +128,7 @@ export class IncrementalSync {
   private sourceOffset: { offset: number; at: number } | undefined;
   private timers: NodeJS.Timeout[] = [];
   private polling = false;
+  private stopAt: { offset: number; by: number } | undefined;
 
   constructor(o: IncrementalSyncOptions) {
     this.o = o;
@@ -328,11 +330,13 @@ export class IncrementalSync {
     o.log?.('incremental sync: applying changes');
     for (;;) {
       if (this.fatal) throw this.fatal;
-      const ended = o.shouldStop?.()
-        ? 'stopped'
-        : o.deadline !== undefined && Date.now() >= o.deadline
-          ? 'deadline'
-          : undefined;
+      if (o.shouldStop?.() && !this.stopAt) this.stopAt = await this.stopPoint();
+      const ended =
+        this.stopAt && this.stopReached(this.stopAt)
+          ? 'stopped'
+          : o.deadline !== undefined && Date.now() >= o.deadline
+            ? 'deadline'
+            : undefined;
       if (ended) {
         // Inside a source transaction nothing is flushed: the marker stays before it and a resume redoes it.
         this.flush(false);
@@ -356,6 +360,24 @@ export class IncrementalSync {
       }
       await this.throttlePending();
     }
+  }
+
+  /**
+   * A stop applies what the source had written when it was asked (so a stop after the writers ended
+   * leaves both sides equal for the Verify that follows), but waits at most STOP_DRAIN_MS for it.
+   */
+  private async stopPoint(): Promise<{ offset: number; by: number }> {
+    const offset = await this.readSourceOffset().catch(() => undefined);
+    this.o.log?.(
+      offset === undefined
+        ? 'stopping: the source offset is unknown, ending at once'
+        : `stopping: applying the changes up to source offset ${offset} first`,
+    );
+    return { offset: offset ?? -1, by: Date.now() + STOP_DRAIN_MS };
+  }
+
+  private stopReached(at: { offset: number; by: number }): boolean {
+    return (this.processed >= at.offset && !this.inTransaction) || Date.now() >= at.by;
   }
 
   private async throttlePending(): Promise<void> {

@@ -187,6 +187,28 @@ describe('redis-dts sync, full+incremental', () => {
     expect(cli.output()).toContain('seed:0:7');
   }, 120_000);
 
+  it('a stop applies what the source had written when asked, so the Verify after it passes', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0], 5_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, state)));
+    await cli.until('incremental sync: applying changes');
+    await sleep(1000);
+    await writers.stop();
+    // At once, without waiting for the sync to catch up.
+    const taskId = `127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`;
+    const stop = await runCli(['stop', taskId, '--state-dir', state]);
+    expect(stop.code, stop.stderr).toBe(0);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/stopping: applying the changes up to source offset \d+ first/);
+    expect(cli.output()).toContain('verify: consistent');
+    await sleep(700);
+    await assertSameData(source.url, target.url);
+  }, 120_000);
+
   it('survives kill -9 at five points (full sync, catch-up, incremental) with nothing lost or repeated', async () => {
     const source = await startRedis(BIG_BACKLOG);
     const target = await startRedis();

@@ -161,7 +161,7 @@ function dbChangeDecision(
   const here = selected(ctx, db);
   const there = selected(ctx, other);
   if (!here && !there) return skip('db');
-  const keptWrites = unique(ex.writes.filter((k) => kept(ctx, k)));
+  const keptWrites = uniqueKeys(ex.writes.filter((k) => kept(ctx, k)));
   if (keptWrites.length === 0) return skip(ex.writes.every(isInternalKey) ? 'internal' : 'prefix');
   if (here && there && ex.complete && ex.keys.every((k) => kept(ctx, k))) {
     const [from, to] = [targetDbFor(ctx.dbMap, db), targetDbFor(ctx.dbMap, other)];
@@ -221,7 +221,7 @@ function recopyOrSkip(
   ctx: FilterContext,
   reason: RecopyReason,
 ): FilterDecision {
-  const keptWrites = unique(ex.writes.filter((k) => kept(ctx, k)));
+  const keptWrites = uniqueKeys(ex.writes.filter((k) => kept(ctx, k)));
   if (keptWrites.length === 0) return skip(ex.writes.every(isInternalKey) ? 'internal' : 'prefix');
   return recopy(ctx, db, keptWrites, reason);
 }
@@ -265,7 +265,8 @@ function parseDb(b: Buffer): number | undefined {
   return /^\d{1,9}$/.test(s) ? Number(s) : undefined;
 }
 
-function unique(keys: Buffer[]): Buffer[] {
+/** Keys without repeats (byte-wise), in their first order. */
+export function uniqueKeys(keys: Buffer[]): Buffer[] {
   const seen = new Set<string>();
   return keys.filter((k) => {
     const id = k.toString('latin1');

@@ -1,5 +1,10 @@
 import { lookupCommand } from '../commands/catalogue.ts';
-import { type FilterContext, type FilterDecision, filterCommand } from '../commands/command-filter.ts';
+import {
+  type FilterContext,
+  type FilterDecision,
+  filterCommand,
+  uniqueKeys,
+} from '../commands/command-filter.ts';
 import { locateArg } from '../commands/key-extraction.ts';
 import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
@@ -660,14 +665,4 @@ function unsupported(message: string): DtsError {
     message,
     'exclude the keys or db it writes from the task (keyFilter, dbs), or run that workload after the migration',
   );
-}
-
-function uniqueKeys(keys: Buffer[]): Buffer[] {
-  const seen = new Set<string>();
-  return keys.filter((k) => {
-    const id = k.toString('latin1');
-    if (seen.has(id)) return false;
-    seen.add(id);
-    return true;
-  });
 }

@@ -7,6 +7,7 @@ import {
   bulkSize,
   decimalLength,
   RespError,
+  RespParser,
   type RespValue,
   writeAsciiBulk,
   writeBulk,
@@ -147,7 +148,7 @@ export class MarkerApplier {
         },
         onDone: () => {
           settle();
-          const e = this.outcome(batch, position, queueError, exec);
+          const e = this.outcome(out, position, queueError, exec);
           if (e) fail(e);
           else resolve();
         },
@@ -236,7 +237,7 @@ export class MarkerApplier {
 
   /** The DtsError for a batch's replies, or undefined when it committed cleanly. */
   private outcome(
-    batch: readonly ApplyCommand[],
+    encoded: Buffer,
     position: MarkerPosition | undefined,
     queueError: { index: number; error: RespError } | undefined,
     exec: RespValue,
@@ -255,7 +256,7 @@ export class MarkerApplier {
       // MULTI (index 0) or a queued command was refused, or EXEC itself failed: nothing ran.
       const error =
         queueError?.error ?? (exec instanceof RespError ? exec : new RespError('ERR no EXEC reply'));
-      const what = queueError ? this.describeQueued(batch, queueError.index - 1) : 'the transaction';
+      const what = queueError ? this.describeQueued(encoded, queueError.index - 1) : 'the transaction';
       return new DtsError(
         'APPLY_REJECTED',
         `${this.who()}: ${what} was refused (${error.message}); nothing of the batch ending at ${at} ` +
@@ -270,7 +271,7 @@ export class MarkerApplier {
       const markerMoved = position !== undefined && !(exec[exec.length - 1] instanceof RespError);
       return new DtsError(
         'APPLY_PARTIAL',
-        `${this.who()}: ${this.describeQueued(batch, failed)} failed (${error.message}) inside the batch ending ` +
+        `${this.who()}: ${this.describeQueued(encoded, failed)} failed (${error.message}) inside the batch ending ` +
           `at ${at}; Redis does not roll back, so the rest of the batch was applied, ` +
           `${markerMoved ? 'the marker was moved to its end' : 'the marker was not moved'}, and the ` +
           'destination may differ from the source',
@@ -289,22 +290,30 @@ export class MarkerApplier {
     return undefined;
   }
 
-  /** Names the queued command at `queued` (0-based, after MULTI) as the encoder laid it out. */
-  private describeQueued(batch: readonly ApplyCommand[], queued: number): string {
-    let i = 0;
+  /**
+   * Names the queued command at `queued` (0-based, after MULTI), read back from the encoded batch: keeping
+   * the batch's commands until their reply would hold thousands of objects past young collections.
+   */
+  private describeQueued(encoded: Buffer, queued: number): string {
+    const commands: Buffer[][] = [];
+    new RespParser((v) => {
+      commands.push(v as Buffer[]);
+    }).feed(encoded);
     let db = this.markerDb;
-    for (const c of batch) {
-      if (c.db !== db) {
-        if (i++ === queued) return `SELECT ${c.db}`;
-        db = c.db;
+    // commands[0] is MULTI; the last is EXEC.
+    for (let i = 1; i < commands.length - 1; i++) {
+      const argv = commands[i]!;
+      const name = argv[0]!.toString('latin1').toUpperCase();
+      if (name === 'SELECT') db = Number(argv[1]!.toString('latin1'));
+      if (i - 1 !== queued) continue;
+      if (name === 'SELECT') return `SELECT ${db}`;
+      if (name === 'SET' && argv[1]!.equals(this.markerKeyBuf)) {
+        return `SET of the marker key ${printableKey(this.markerKeyBuf)} in db${this.markerDb}`;
       }
-      if (i++ === queued) {
-        const key = c.argv[1] ? ` ${printableKey(c.argv[1])}` : '';
-        return `db${c.db} ${commandLabel(c.argv)}${key}`;
-      }
+      const key = argv[1] ? ` ${printableKey(argv[1])}` : '';
+      return `db${db} ${commandLabel(argv)}${key}`;
     }
-    if (db !== this.markerDb && i++ === queued) return `SELECT ${this.markerDb}`;
-    return `SET of the marker key ${printableKey(this.markerKeyBuf)} in db${this.markerDb}`;
+    return `command ${queued + 1} of the transaction`;
   }
 
   private replyError(during: string, error: RespError): DtsError {

@@ -132,7 +132,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         progress.log(
           `${p.phase}: ${Math.round(p.opsPerSecond)} ops/s, lag ${lag}, ${p.bytesBehind ?? 'n/a'} bytes behind, ` +
             `${p.commandsApplied} applied, ${p.keysRecopied} keys re-copied`,
-          { ...p, rssMb: Math.round(process.memoryUsage.rss() / 2 ** 20) },
+          { ...p, ...memoryFields() },
         );
       },
     });
@@ -179,4 +179,11 @@ export function markerDbFor(spec: TaskSpec, units: UnitCheckpoint[]): number {
 
 function numericDbMap(map: Record<string, number>): Record<number, number> {
   return Object.fromEntries(Object.entries(map).map(([k, v]) => [Number(k), v]));
+}
+
+/** Memory of this process for the progress line: RSS, the JS heap, and buffers outside it. */
+function memoryFields(): { rssMb: number; heapMb: number; buffersMb: number } {
+  const m = process.memoryUsage();
+  const mb = (n: number) => Math.round(n / 2 ** 20);
+  return { rssMb: mb(m.rss), heapMb: mb(m.heapTotal), buffersMb: mb(m.arrayBuffers) };
 }

@@ -32,6 +32,8 @@ const positive = (what = 'a number greater than 0') => z.number({ error: what })
 const oneOf = <const T extends readonly [string, ...string[]]>(values: T) =>
   z.enum(values, { error: `one of ${values.join(', ')}` });
 const dbNumber = () => intIn(0, MAX_DB);
+const fraction = (what = 'a number greater than 0 and at most 1') =>
+  z.number({ error: what }).gt(0, { error: what }).max(1, { error: what });
 
 /** An issue whose message is the whole line after the path (for rules that span fields). */
 function lineIssue(ctx: z.core.$RefinementCtx, path: PropertyKey[], message: string): void {
@@ -310,10 +312,7 @@ const DuringIncrementalSchema = z
             'While incremental sync runs, verify a sample of keys this often (in rounds, like verify) and ' +
             'record the count of inconsistent keys in the task status. 0: never.',
         }),
-      sampleRate: z
-        .number({ error: 'a number greater than 0 and at most 1' })
-        .gt(0, { error: 'a number greater than 0 and at most 1' })
-        .max(1, { error: 'a number greater than 0 and at most 1' })
+      sampleRate: fraction()
         .default(0.01)
         .meta({ description: 'Fraction of keys each scheduled verification compares (by key-name hash).' }),
     },
@@ -338,10 +337,7 @@ const VerifySchema = z
             'How many times to re-check keys that differ: keys still being written on the source differ ' +
             'for a moment, so a difference counts only if it persists through every round.',
         }),
-      sampleRate: z
-        .number({ error: 'a number greater than 0 and at most 1' })
-        .gt(0, { error: 'a number greater than 0 and at most 1' })
-        .max(1, { error: 'a number greater than 0 and at most 1' })
+      sampleRate: fraction()
         .default(1)
         .meta({ description: 'Fraction of keys to verify: 1 checks every key, 0.1 a random tenth.' }),
       ttlToleranceMs: intIn(0, 3_600_000).default(100).meta({

@@ -1,13 +1,12 @@
 import { isDtsError } from '../errors.ts';
 import { HELP, VERSION } from './help.ts';
-import { precheckCommand } from './precheck-command.ts';
-import { startCommand } from './start-command.ts';
-import { listCommand, statusCommand, stopCommand } from './status-command.ts';
-import { syncCommand } from './sync-command.ts';
 import { UsageError } from './usage-error.ts';
-import { verifyCommand } from './verify-command.ts';
 
 /** Exit codes: 0 done, 1 the task failed (cause and fix printed), 2 bad usage, 130 stopped by a signal. */
+/**
+ * Each command's module is loaded when it runs: `sync` then carries neither the Step Functions client
+ * of `start` nor the others (tens of MB of RSS, and start-up time).
+ */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -23,19 +22,19 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(`redis-dts ${VERSION}\n`);
         return 0;
       case 'sync':
-        return await syncCommand(rest);
+        return await (await import('./sync-command.ts')).syncCommand(rest);
       case 'precheck':
-        return await precheckCommand(rest);
+        return await (await import('./precheck-command.ts')).precheckCommand(rest);
       case 'verify':
-        return await verifyCommand(rest);
+        return await (await import('./verify-command.ts')).verifyCommand(rest);
       case 'start':
-        return await startCommand(rest);
+        return await (await import('./start-command.ts')).startCommand(rest);
       case 'status':
-        return await statusCommand(rest);
+        return await (await import('./status-command.ts')).statusCommand(rest);
       case 'list':
-        return await listCommand(rest);
+        return await (await import('./status-command.ts')).listCommand(rest);
       case 'stop':
-        return await stopCommand(rest);
+        return await (await import('./status-command.ts')).stopCommand(rest);
       default:
         throw new UsageError(`unknown command '${command}'`, 'main');
     }

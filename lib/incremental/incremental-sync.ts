@@ -272,6 +272,12 @@ export class IncrementalSync {
   /** A command up to the bound: not applied, but what it touched is copied again. */
   private collect(item: StreamItem, dirty: DirtySet, serverWide: ApplyCommand[]): void {
     this.advance(item);
+    const hb = this.o.heartbeat;
+    if (hb && isHeartbeat(item.argv, hb.prefix, this.o.taskId) !== undefined) {
+      // Our own write tells the db when no SELECT has yet.
+      this.db ??= hb.db;
+      return;
+    }
     const dbs = this.db === undefined ? this.unknownDbCandidates() : [this.db];
     for (const db of dbs) {
       const d = filterCommand({ db, argv: item.argv }, this.o.filter);

@@ -23,7 +23,7 @@ export interface ReplicatorPasswords {
 
 /**
  * The replicator's build context, as an allow-list (Docker ignore syntax): package.json, the lock file,
- * lib/ and functions/replicator/. Keeps synth from copying the repository (tool caches, node_modules).
+ * lib/, functions/replicator/ and functions/shared/ (its metrics). Keeps synth from copying the repository (tool caches, node_modules).
  */
 export const REPLICATOR_CONTEXT_EXCLUDES = [
   '*',
@@ -33,6 +33,7 @@ export const REPLICATOR_CONTEXT_EXCLUDES = [
   '!functions',
   'functions/*',
   '!functions/replicator',
+  '!functions/shared',
 ];
 
 /**

@@ -1,5 +1,7 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import { copyChunkStep } from '../../lib/orchestration/copy-chunk-step.ts';
 import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
+import { metrics } from '../shared/powertools.ts';
 import { stepHandler } from '../shared/step-handler.ts';
 import { taskStore } from '../shared/task-store.ts';
 
@@ -9,10 +11,12 @@ import { taskStore } from '../shared/task-store.ts';
  */
 export const SAFETY_MARGIN_MS = 60_000;
 
-export const handler = stepHandler('CopyChunk', (event: CopyChunkInput, context) =>
-  copyChunkStep(event, {
+export const handler = stepHandler('CopyChunk', async (event: CopyChunkInput, context) => {
+  const result = await copyChunkStep(event, {
     store: taskStore(),
     secrets: context.secretValues,
     deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
-  }),
-);
+  });
+  metrics.addMetric('KeysCopied', MetricUnit.Count, result.keysThisRun);
+  return result;
+});

@@ -1,5 +1,7 @@
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import type { TaskStepInput } from '../../lib/orchestration/step-types.ts';
+import { addIncrementalMetrics } from '../shared/incremental-metrics.ts';
+import { metrics } from '../shared/powertools.ts';
 import { stepHandler } from '../shared/step-handler.ts';
 import { taskStore } from '../shared/task-store.ts';
 
@@ -21,6 +23,7 @@ export const handler = stepHandler(
       secrets: context.secretValues,
       deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
     });
+    addIncrementalMetrics(metrics, outcome.progress);
     return { iteration: (event.window?.iteration ?? 0) + 1, stopped: outcome.ended !== 'deadline' };
   },
 );

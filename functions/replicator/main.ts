@@ -1,9 +1,12 @@
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isDtsError } from '../../lib/errors.ts';
+import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import { REPLICATOR_TASK_ENV } from '../../lib/orchestration/step-types.ts';
 import { TaskStore } from '../../lib/state/task-store.ts';
 import { parseTaskSpec } from '../../lib/task/spec.ts';
+import { addIncrementalMetrics } from '../shared/incremental-metrics.ts';
 
 /**
  * Entry of the Fargate replicator (the Incremental state's `ecs:runTask.sync`). The task id comes from
@@ -28,11 +31,13 @@ async function main(): Promise<number> {
   const spec = parseTaskSpec(task.value.spec, { mode: 'aws' });
   const stop = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
+  const publisher = new MetricsPublisher(taskId);
   const outcome = await replicateStep(
     { taskId, spec },
     {
       store,
       signal: stop.signal,
+      onProgress: (p) => publisher.progress(p),
       progress: {
         update: () => undefined,
         log: (message, fields) => log('info', message, fields),
@@ -46,6 +51,46 @@ async function main(): Promise<number> {
     `incremental sync ended (${outcome.ended}) at ${outcome.position.replid}:${outcome.position.offset}`,
   );
   return 0;
+}
+
+const METRICS_INTERVAL_MS = 60_000;
+
+/**
+ * CloudWatch metrics from the container: Powertools writes them as EMF lines to stdout, which the
+ * awslogs driver ships and CloudWatch turns into metrics. Counters are published as the increase since
+ * the last publication, so their Sum over a period is meaningful.
+ */
+class MetricsPublisher {
+  private readonly metrics: Metrics;
+  private last: IncrementalProgress | undefined;
+  private published = { commands: 0, recopied: 0 };
+  private lastAt = 0;
+
+  constructor(taskId: string) {
+    this.metrics = new Metrics({
+      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'RedisDts',
+      serviceName: 'redis-dts-replicator',
+      defaultDimensions: { task: taskId },
+    });
+  }
+
+  progress(p: IncrementalProgress): void {
+    this.last = p;
+    if (Date.now() - this.lastAt >= METRICS_INTERVAL_MS) this.flush();
+  }
+
+  flush(): void {
+    const p = this.last;
+    if (!p) return;
+    this.lastAt = Date.now();
+    addIncrementalMetrics(this.metrics, {
+      ...p,
+      commandsApplied: p.commandsApplied - this.published.commands,
+      keysRecopied: p.keysRecopied - this.published.recopied,
+    });
+    this.published = { commands: p.commandsApplied, recopied: p.keysRecopied };
+    this.metrics.publishStoredMetrics();
+  }
 }
 
 /** One JSON line per event, as CloudWatch Logs Insights reads them. */

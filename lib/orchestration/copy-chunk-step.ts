@@ -33,7 +33,8 @@ export async function copyChunkStep(
       'start the task again: PlanUnits will plan the unit',
     );
   }
-  if (saved.value.done) return { done: true, iteration, keysWritten: saved.value.keysWritten };
+  if (saved.value.done)
+    return { done: true, iteration, keysWritten: saved.value.keysWritten, keysThisRun: 0 };
 
   const { source, target } = stepEndpoints(spec, o.secrets);
   const writer = new CheckpointWriter(o.store, taskId, new Map([[unit.unitId, saved.version]]), {
@@ -71,7 +72,12 @@ export async function copyChunkStep(
     if (outcome.errors.length > 0) {
       throw keyErrorsError(outcome.progress.keysFailed - saved.value.keysFailed, outcome.errors);
     }
-    return { done: outcome.progress.done, iteration, keysWritten: outcome.progress.keysWritten };
+    return {
+      done: outcome.progress.done,
+      iteration,
+      keysWritten: outcome.progress.keysWritten,
+      keysThisRun: outcome.progress.keysWritten - saved.value.keysWritten,
+    };
   } finally {
     stop.close();
     await writer.flush().catch(() => undefined);

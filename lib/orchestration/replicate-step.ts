@@ -2,7 +2,11 @@ import { loadCatalogue } from '../commands/catalogue.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
-import { type IncrementalOutcome, IncrementalSync } from '../incremental/incremental-sync.ts';
+import {
+  type IncrementalOutcome,
+  type IncrementalProgress,
+  IncrementalSync,
+} from '../incremental/incremental-sync.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
@@ -21,6 +25,8 @@ export interface ReplicateOptions {
   /** A Lambda window ends here (checkpointed); absent: run until stopped or caught up. */
   deadline?: number;
   progress?: ProgressSink;
+  /** Every second, the incremental figures (the Fargate replicator turns them into metrics). */
+  onProgress?: (p: IncrementalProgress) => void;
   /** Aborted: stop cleanly, as the task's stop flag does (SIGTERM of the Fargate task). */
   signal?: AbortSignal;
 }
@@ -125,6 +131,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       shouldStop: () => stop.stopRequested || o.signal?.aborted === true,
       log: (m) => progress.log(m, { phase: 'incremental' }),
       onProgress: (p) => {
+        o.onProgress?.(p);
         const now = Date.now();
         if (now - lastLog < PROGRESS_LOG_MS) return;
         lastLog = now;

@@ -53,6 +53,8 @@ export interface CopyChunkResult {
   /** CopyChunk invocations of this unit in this execution, counting this one. */
   iteration: number;
   keysWritten: number;
+  /** Keys this invocation wrote (for the KeysCopied metric). */
+  keysThisRun: number;
 }
 
 /** A Catch's `$.error` (States.* or the Lambda's error name and its JSON cause). */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
+import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localExecutionContext, localTaskHandlers } from '../../lib/orchestration/local-handlers.ts';
 import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
-import { type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
+import { createDynamoClient, type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
 import { assertSameData, keyCounts } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedEveryType } from '../support/seed.ts';
@@ -58,7 +59,7 @@ describe('the synthesized state machine, run locally', () => {
         }) as never,
       },
     });
-    return { result: execution.result, continued };
+    return { result: execution.result, continued, events: execution.eventLogs };
   }
 
   it('maps every Task state of the definition to a local step', () => {
@@ -150,6 +151,49 @@ describe('the synthesized state machine, run locally', () => {
     expect(task?.value.status).toBe('succeeded');
     const shard = await local.store.getShard('incremental', '0');
     expect(shard?.value.phase).toBe('caught-up');
+  });
+
+  it('full+incremental with passwords: no password in any execution history event or DynamoDB item', async () => {
+    const sourcePw = `src-${randomBytes(8).toString('hex')}`;
+    const targetPw = `dst-${randomBytes(8).toString('hex')}`;
+    const src = await startRedis({ args: ['--requirepass', sourcePw], password: sourcePw });
+    const dst = await startRedis({ args: ['--requirepass', targetPw], password: targetPw });
+    process.env.DTS_TEST_SOURCE_PW = sourcePw;
+    process.env.DTS_TEST_TARGET_PW = targetPw;
+    try {
+      await seedEveryType(src.url);
+      const { result, events } = run({
+        spec: {
+          taskId: 'secret-history',
+          source: { url: `redis://127.0.0.1:${src.port}`, passwordEnv: 'DTS_TEST_SOURCE_PW' },
+          target: { url: `redis://127.0.0.1:${dst.port}`, passwordEnv: 'DTS_TEST_TARGET_PW' },
+          acknowledgeWarnings: true,
+          incremental: { until: 'caught-up' },
+        },
+      });
+      const history: unknown[] = [];
+      const collected = (async () => {
+        for await (const e of events) history.push(e);
+      })();
+      await src.cli('INCR', 'after:start');
+      await result;
+      await collected;
+      await assertSameData(src.url, dst.url);
+      // The replicator ran (RunReplicator, the Fargate state, in-process) and the task ended cleanly.
+      expect(JSON.stringify(history)).toContain('RunReplicator');
+      expect((await local.store.getTask('secret-history'))?.value.status).toBe('succeeded');
+      const items = await createDynamoClient({ endpoint: local.endpoint }).send(
+        new ScanCommand({ TableName: local.store.tableName }),
+      );
+      for (const text of [JSON.stringify(history), JSON.stringify(items.Items)]) {
+        expect(text).not.toContain(sourcePw);
+        expect(text).not.toContain(targetPw);
+      }
+    } finally {
+      delete process.env.DTS_TEST_SOURCE_PW;
+      delete process.env.DTS_TEST_TARGET_PW;
+      await Promise.all([src.stop(), dst.stop()]);
+    }
   });
 
   it('copies a key larger than the destination accepts in one RESTORE in parts', async () => {

@@ -118,15 +118,28 @@ function startReplicator(taskId: string): Replicator {
 
 type LogLine = Record<string, unknown> & { level: string; message: string };
 
-/** Every stdout line must be one JSON object (CloudWatch Logs Insights reads them so). */
+/** Every stdout line is one JSON object (CloudWatch Logs Insights reads them so): an EMF metrics record, or a log line. */
+function jsonLines(stdout: string): Record<string, unknown>[] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The log lines (not the EMF metrics records). */
 function logLines(stdout: string): LogLine[] {
-  const lines = stdout.split('\n').filter((l) => l.trim() !== '');
-  return lines.map((l) => {
-    const parsed = JSON.parse(l) as LogLine;
-    expect(typeof parsed.level, l).toBe('string');
-    expect(typeof parsed.message, l).toBe('string');
-    return parsed;
-  });
+  return jsonLines(stdout)
+    .filter((l) => !('_aws' in l))
+    .map((l) => {
+      expect(typeof l.level, JSON.stringify(l)).toBe('string');
+      expect(typeof l.message, JSON.stringify(l)).toBe('string');
+      return l as LogLine;
+    });
+}
+
+/** CloudWatch EMF records: metric names they define, with their values. */
+function emfMetrics(stdout: string): Record<string, unknown>[] {
+  return jsonLines(stdout).filter((l) => '_aws' in l);
 }
 
 /** A task as the stack's Validate state leaves it: spec stored, incremental phase, no unit checkpoints. */
@@ -192,6 +205,12 @@ async function expectCleanStop(
   const lines = logLines(replicator.stdout());
   expect(lines.some((l) => /incremental sync ended \(stopped\)/.test(l.message))).toBe(true);
   expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+  // The last figures went out as CloudWatch metrics (EMF) before the exit.
+  const emf = emfMetrics(replicator.stdout());
+  expect(emf.length).toBeGreaterThan(0);
+  const last = emf.at(-1)!;
+  expect(last).toMatchObject({ task: taskId, OpsPerSecond: expect.any(Number) });
+  expect(last.CommandsApplied).toBeGreaterThan(0);
   const shard = (await store.getShard(taskId, '0'))?.value;
   expect(shard?.phase).toBe('stopped');
   expect(shard?.appliedOffset).toBeGreaterThan(started?.appliedOffset ?? Number.POSITIVE_INFINITY);

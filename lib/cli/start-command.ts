@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { readStackOutputs, type StackOutputs } from '../aws/stack-outputs.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { defaultTaskId, parseTaskSpec, type TaskSpec } from '../task/spec.ts';
 import { HELP } from './help.ts';
@@ -9,6 +10,7 @@ import { UsageError } from './usage-error.ts';
 const OPTIONS = {
   input: { type: 'string' },
   'state-machine-arn': { type: 'string' },
+  'stack-name': { type: 'string' },
   region: { type: 'string' },
   name: { type: 'string' },
   'endpoint-url': { type: 'string' },
@@ -36,9 +38,22 @@ export async function startCommand(argv: string[]): Promise<number> {
   if (values.input === undefined) {
     throw new UsageError('--input FILE is required: the task spec as JSON (- reads it from stdin)', 'start');
   }
-  const arnText = values['state-machine-arn'];
-  if (arnText === undefined)
-    throw new UsageError(`--state-machine-arn is required: ${OUTPUTS_HINT}`, 'start');
+  if (values['state-machine-arn'] !== undefined && values['stack-name'] !== undefined) {
+    throw new UsageError('give --state-machine-arn or --stack-name, not both', 'start');
+  }
+  if (values['state-machine-arn'] === undefined && values['stack-name'] === undefined) {
+    throw new UsageError(
+      `--state-machine-arn ARN or --stack-name NAME is required: ${OUTPUTS_HINT}`,
+      'start',
+    );
+  }
+  let arnText = values['state-machine-arn'];
+  let tableName: string | undefined;
+  if (arnText === undefined) {
+    const stack = await stackOutputsOf(values['stack-name']!, values.region);
+    arnText = stack.stateMachineArn;
+    tableName = stack.tableName;
+  }
   const arn = parseStateMachineArn(arnText);
   if (values.region !== undefined && values.region !== arn.region) {
     throw new UsageError(
@@ -73,7 +88,7 @@ export async function startCommand(argv: string[]): Promise<number> {
     const lines = [`started  ${executionArn}`];
     if (arn.partition === 'aws') lines.push(`console  ${consoleUrl(arn.region, executionArn)}`);
     lines.push(
-      `follow   redis-dts status ${taskId} --table <TableName output of the stack> --region ${arn.region}`,
+      `follow   redis-dts status ${taskId} --table ${tableName ?? '<TableName output of the stack>'} --region ${arn.region}`,
     );
     process.stdout.write(`${lines.join('\n')}\n`);
     return 0;
@@ -113,6 +128,27 @@ export async function startCommand(argv: string[]): Promise<number> {
     });
   } finally {
     client.destroy();
+  }
+}
+
+/** The stack's outputs, with CloudFormation's errors as one line each. */
+async function stackOutputsOf(stackName: string, region: string | undefined): Promise<StackOutputs> {
+  try {
+    return await readStackOutputs(stackName, region);
+  } catch (e) {
+    if (isDtsError(e)) throw e;
+    throw awsCallError(e, {
+      service: 'CloudFormation',
+      actions: ['cloudformation:DescribeStacks'],
+      resource: `stack ${stackName}`,
+      endpoint: `cloudformation.${region ?? process.env.AWS_REGION ?? '<region>'}.amazonaws.com`,
+      known: {
+        ValidationError: [
+          `stack ${stackName} does not exist in ${region ?? process.env.AWS_REGION ?? 'the default region'}`,
+          'check the name (npx cdk deploy prints it; the default is RedisDts) and --region',
+        ],
+      },
+    });
   }
 }
 

@@ -59,6 +59,43 @@ class FakeStepFunctions {
   }
 }
 
+/** CloudFormation (Query protocol, XML) on loopback: answers every request with `status` and `xml`. */
+async function startFakeCloudFormation(
+  status: number,
+  xml: string,
+): Promise<{ url: string; requests: string[]; close(): Promise<void> }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => {
+      body += d.toString();
+    });
+    req.on('end', () => {
+      requests.push(body);
+      res.writeHead(status, { 'content-type': 'text/xml' });
+      res.end(xml);
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests,
+    close: () => new Promise((done) => server.close(() => done())),
+  };
+}
+
+function describeStacksXml(name: string, outputs: Record<string, string>): string {
+  const members = Object.entries(outputs)
+    .map(([k, v]) => `<member><OutputKey>${k}</OutputKey><OutputValue>${v}</OutputValue></member>`)
+    .join('');
+  return (
+    '<DescribeStacksResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><DescribeStacksResult>' +
+    `<Stacks><member><StackName>${name}</StackName><StackStatus>CREATE_COMPLETE</StackStatus>` +
+    `<CreationTime>2026-11-25T00:00:00Z</CreationTime><Outputs>${members}</Outputs></member></Stacks>` +
+    '</DescribeStacksResult><ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata></DescribeStacksResponse>'
+  );
+}
+
 /** A loopback port nothing listens on: bound, then released. */
 async function closedPort(): Promise<number> {
   const server = createTcpServer();
@@ -120,10 +157,12 @@ describe('redis-dts start: input checked before AWS is called', () => {
     expect(sfn.requests).toHaveLength(0);
   });
 
-  it('requires --state-machine-arn and says where to find it', async () => {
+  it('requires --state-machine-arn or --stack-name and says where to find them', async () => {
     const r = await start(['--input', EXAMPLE.pathname]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/^error: --state-machine-arn is required: the stack's StateMachineArn output/m);
+    expect(r.stderr).toMatch(
+      /^error: --state-machine-arn ARN or --stack-name NAME is required: the stack's StateMachineArn output/m,
+    );
     expect(r.stderr).toMatch(/^fix: see 'redis-dts start --help'$/m);
   });
 
@@ -192,6 +231,49 @@ describe('redis-dts start against a Step Functions endpoint', () => {
     const body = JSON.parse(sfn.requests[0]!.body) as { input: string; name?: string };
     expect(body.name).toBeUndefined();
     expect(JSON.parse(body.input)).toEqual({ spec: JSON.parse(readFileSync(EXAMPLE, 'utf8')) });
+  });
+
+  it('--stack-name reads the state machine and table from the stack outputs (CloudFormation DescribeStacks)', async () => {
+    const cfn = await startFakeCloudFormation(
+      200,
+      describeStacksXml('RedisDts', { StateMachineArn: ARN, TableName: 'RedisDts-tasks-table' }),
+    );
+    try {
+      sfn.reply = { status: 200, body: { executionArn: EXECUTION_ARN, startDate: 1_780_000_000 } };
+      const r = await runCli(
+        ['start', '--input', EXAMPLE.pathname, '--stack-name', 'RedisDts', '--endpoint-url', endpoint],
+        { ...FAKE_AWS, AWS_ENDPOINT_URL_CLOUDFORMATION: cfn.url },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect(cfn.requests[0]).toContain('Action=DescribeStacks');
+      expect(cfn.requests[0]).toContain('StackName=RedisDts');
+      expect(JSON.parse(sfn.requests.at(-1)!.body).stateMachineArn).toBe(ARN);
+      expect(r.stdout).toContain('--table RedisDts-tasks-table');
+    } finally {
+      await cfn.close();
+    }
+  });
+
+  it('--stack-name of a stack that does not exist: one line naming it, nothing started', async () => {
+    const cfn = await startFakeCloudFormation(
+      400,
+      '<ErrorResponse xmlns="http://cloudformation.amazonaws.com/doc/2010-05-15/"><Error><Type>Sender</Type>' +
+        '<Code>ValidationError</Code><Message>Stack with id Nope does not exist</Message></Error>' +
+        '<RequestId>r1</RequestId></ErrorResponse>',
+    );
+    try {
+      const before = sfn.requests.length;
+      const r = await runCli(
+        ['start', '--input', EXAMPLE.pathname, '--stack-name', 'Nope', '--endpoint-url', endpoint],
+        { ...FAKE_AWS, AWS_ENDPOINT_URL_CLOUDFORMATION: cfn.url },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/^error: stack Nope does not exist in us-east-1$/m);
+      expect(r.stderr).toMatch(/^fix: check the name/m);
+      expect(sfn.requests.length).toBe(before);
+    } finally {
+      await cfn.close();
+    }
   });
 
   it('maps StateMachineDoesNotExist to a message naming the ARN and how to find the right one', async () => {

@@ -267,6 +267,47 @@ describe('redis-dts sync, full+incremental', () => {
     }
   }, 180_000);
 
+  it('follows a source failover: the replica promoted, the old primary now its replica (+CONTINUE, new replid)', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const replica = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await replica.cli('REPLICAOF', source.host, String(source.port));
+    await seed(source, [0], 5_000);
+    const state = stateDir();
+    // The sync reads from `source` throughout: first a primary, then a replica of the promoted one.
+    const cli = watch(startCli(syncArgs(source.url, target.url, state)));
+    await cli.until('incremental sync: applying changes');
+    let writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2 });
+    await sleep(700);
+    await writers.stop();
+    // A coordinated failover (Redis' FAILOVER command): the primary pauses writes until its replica has
+    // them all, then they swap roles. (Promoting a lagging replica loses writes: the old primary then
+    // needs a full resync, and so does this task, which stops with BACKLOG_LOST.)
+    // TO names the replica: redis-dts is a replica of the source too (listening port 0).
+    await source.cli('FAILOVER', 'TO', replica.host, String(replica.port));
+    const role = async (s: RedisProcess) => await s.cli('INFO', 'replication');
+    while (!/role:master/.test(await role(replica)) || !/master_link_status:up/.test(await role(source))) {
+      await sleep(50);
+    }
+    writers = startWriters({ url: replica.url, dbs: [0, 1], writers: 2 });
+    await sleep(1500);
+    await writers.stop();
+    await sleep(700);
+    const taskId = `127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`;
+    await runCli(['stop', taskId, '--state-dir', state]);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain('replication link lost');
+    expect(cli.output()).toContain('verify: consistent');
+    // Its heartbeat key could not be deleted through the old primary, now read-only; it expires by its TTL.
+    for (const key of await replica
+      .cli('KEYS', 'redis-dts:heartbeat:*')
+      .then((k) => k.split('\n').filter(Boolean))) {
+      await replica.cli('DEL', key);
+    }
+    await assertSameData(replica.url, target.url);
+  }, 120_000);
+
   it('fails loudly, naming repl-backlog-size, when the backlog no longer holds the start', async () => {
     const source = await startRedis({ args: ['--repl-backlog-size', '16kb'] });
     const target = await startRedis();

@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import { loadCatalogue } from '../commands/catalogue.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
@@ -69,11 +70,14 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   const progress = o.progress ?? silentProgress;
 
   const stop = new StopFlag(o.store, taskId);
-  const context = await UnitCopyContext.open({ source, target, spec, taskId });
-  const admin = await connectAdmin(source);
+  let context: UnitCopyContext | undefined;
+  let admin: Redis | undefined;
   let lastLog = 0;
   let sampled: SampledVerification | undefined;
   try {
+    context = await UnitCopyContext.open({ source, target, spec, taskId });
+    admin = await connectAdmin(source);
+    const copy = context;
     const catalogue = await loadCatalogue(admin);
     const keep = makeKeyFilter(spec.keyFilter);
     const filter = {
@@ -110,13 +114,13 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         } finally {
           await conn.close();
         }
-        const outcome = await copyUnit({ ...context.copyOptions(unit, progress), from: freshProgress() });
+        const outcome = await copyUnit({ ...copy.copyOptions(unit, progress), from: freshProgress() });
         return outcome.progress.stamp?.offset ?? 0;
       },
-      sourceVersion: context.info.versionNum,
-      maxPayloadBytes: context.maxPayloadBytes,
+      sourceVersion: copy.info.versionNum,
+      maxPayloadBytes: copy.maxPayloadBytes,
       copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
-        context.oversizedCopier({ unitId: `recopy-db${sourceDb}`, sourceDb, targetDb }).copy(key, expireAt),
+        copy.oversizedCopier({ unitId: `recopy-db${sourceDb}`, sourceDb, targetDb }).copy(key, expireAt),
       ...(spec.incremental.heartbeat.enabled
         ? {
             heartbeat: {
@@ -168,8 +172,9 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   } finally {
     await sampled?.stop();
     stop.close();
-    await admin.quit().catch(() => admin.disconnect());
-    await context.close();
+    const a = admin;
+    await a?.quit().catch(() => a.disconnect());
+    await context?.close();
   }
 }
 

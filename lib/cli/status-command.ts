@@ -1,8 +1,8 @@
+import { awsCallError } from '../aws/aws-call-error.ts';
 import { DtsError } from '../errors.ts';
 import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
 import { type TaskRecord, TaskStore, type UnitCheckpoint } from '../state/task-store.ts';
 import { HELP } from './help.ts';
-import { awsCallError } from './start-command.ts';
 import { DEFAULT_STATE_DIR } from './sync-command.ts';
 import { parseFlags } from './task-options.ts';
 import { UsageError } from './usage-error.ts';

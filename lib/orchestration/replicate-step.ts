@@ -3,6 +3,7 @@ import { loadCatalogue } from '../commands/catalogue.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
+import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import {
   type IncrementalOutcome,
   type IncrementalProgress,
@@ -186,11 +187,7 @@ function lowestSourceDb(spec: TaskSpec, units: UnitCheckpoint[]): number {
 
 /** The destination db of the marker: one the task writes anyway (the lowest synced db's target). */
 export function markerDbFor(spec: TaskSpec, units: UnitCheckpoint[]): number {
-  return targetDbFor(spec.dbMap ? numericDbMap(spec.dbMap) : undefined, lowestSourceDb(spec, units));
-}
-
-function numericDbMap(map: Record<string, number>): Record<number, number> {
-  return Object.fromEntries(Object.entries(map).map(([k, v]) => [Number(k), v]));
+  return targetDbFor(numericDbMap(spec.dbMap), lowestSourceDb(spec, units));
 }
 
 /** Memory of this process for the progress line: RSS, the JS heap, and buffers outside it. */

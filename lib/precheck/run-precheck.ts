@@ -1,5 +1,6 @@
 import { isDtsError } from '../errors.ts';
 import { planUnits } from '../fullsync/plan-units.ts';
+import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { clusterTarget } from './cluster-target.ts';
 import { CONNECT_TITLES, connectSide } from './connect-side.ts';
@@ -127,9 +128,7 @@ async function runCheck(check: PrecheckCheck, ctx: PrecheckContext): Promise<Pre
 
 /** The dbs as the full sync will plan them, so the precheck looks where the copy will write. */
 function routesOf(spec: TaskSpec, source: PrecheckSide): DbRoute[] {
-  const dbMap = spec.dbMap
-    ? Object.fromEntries(Object.entries(spec.dbMap).map(([k, v]) => [Number(k), v]))
-    : undefined;
+  const dbMap = numericDbMap(spec.dbMap);
   return planUnits({ keyspace: source.info.keyspace, dbs: spec.dbs, dbMap }).map((u) => ({
     sourceDb: u.sourceDb,
     targetDb: u.targetDb,

@@ -1,5 +1,6 @@
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
+import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
@@ -26,9 +27,7 @@ export interface VerifyTaskOptions {
  */
 export async function verifyTask(o: VerifyTaskOptions): Promise<VerifyReport> {
   const { spec } = o;
-  const dbMap = spec.dbMap
-    ? Object.fromEntries(Object.entries(spec.dbMap).map(([k, v]) => [Number(k), v]))
-    : undefined;
+  const dbMap = numericDbMap(spec.dbMap);
   const units =
     spec.verify.mode === 'off'
       ? []

@@ -46,14 +46,4 @@ export class DirtySet {
   keyDbs(): number[] {
     return [...this.keysByDb.keys()];
   }
-
-  get keyCount(): number {
-    let n = 0;
-    for (const set of this.keysByDb.values()) n += set.size;
-    return n;
-  }
-
-  get dbCount(): number {
-    return this.wholeDbs.size;
-  }
 }

@@ -426,7 +426,10 @@ export class IncrementalSync {
         if (d.reason !== 'ping' && d.reason !== 'replconf') this.commandsSkipped++;
         return undefined;
       case 'apply': {
-        if (d.serverWide || d.keys.length === 0) return this.push({ db: d.db, argv: item.argv });
+        // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
+        if (d.serverWide || d.keys.length === 0 || item.end > this.stamps.maxStamp) {
+          return this.push({ db: d.db, argv: item.argv });
+        }
         const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
         if (behind.length === d.keys.length) return this.push({ db: d.db, argv: item.argv });
         this.lastDataAt = Date.now();

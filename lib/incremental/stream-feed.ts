@@ -70,19 +70,6 @@ export class StreamFeed {
     return feed;
   }
 
-  /** Offset of the last command queued (received), or the start offset. */
-  get receivedOffset(): number {
-    return this.lastQueued;
-  }
-
-  get currentReplid(): string {
-    return this.replid;
-  }
-
-  get queued(): number {
-    return this.queue.length - this.head;
-  }
-
   /** The next command if one is queued; throws the feed's failure once the queue is drained. */
   take(): StreamItem | undefined {
     if (this.head < this.queue.length) {

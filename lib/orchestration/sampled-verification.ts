@@ -1,5 +1,5 @@
 import type { RedisEndpoint } from '../redis/endpoint.ts';
-import type { TaskStore } from '../state/task-store.ts';
+import type { TaskRecord, TaskStore } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
@@ -74,9 +74,7 @@ export class SampledVerification {
   }
 }
 
-function summary(
-  report: VerifyReport,
-): NonNullable<import('../state/task-store.ts').TaskRecord['sampledVerification']> {
+function summary(report: VerifyReport): NonNullable<TaskRecord['sampledVerification']> {
   return {
     at: new Date().toISOString(),
     keysCompared: report.keysCompared,

@@ -23,8 +23,14 @@ Checked: both servers reachable and logged in; the destination writable (a tempo
 removed); source and destination not the same server and db; the destination can RESTORE a DUMP of a
 source key (versions); destination memory and maxmemory-policy; the selected dbs exist; existing keys
 in the destination; PSYNC and REPLCONF allowed on the source (PSYNC itself is not sent: no fork);
-repl-backlog-size against the measured write rate; modules; cluster destination; the heartbeat key
-writable on the source. The last four concern incremental sync and are skipped for --sync-type full.
+repl-backlog-size against the measured write rate; modules; the topology of both sides (standalone,
+or a cluster's masters, slots and replicas); the heartbeat key writable on the source. PSYNC, the
+backlog and the heartbeat concern incremental sync and are skipped for --sync-type full.
+
+On a cluster side, the facts that differ per node are checked on every master: writability, existing
+keys, memory (each master against its slot share of the source), maxmemory-policy, PSYNC permission,
+the backlog and the heartbeat key. Modules are read on the node the URL names. The URL may name any
+node, a replica included.
 
 Options (the same as sync's, so a sync command line can be checked as it is):
   --source URL, --target URL   redis://[user:password@]host:port or rediss://… (TLS)

@@ -1,9 +1,9 @@
-import { performance } from 'node:perf_hooks';
 import { DtsError, isDtsError } from '../errors.ts';
-import { classifyAdminError, connectAdmin, parseInfo, serverInfo } from '../redis/admin-client.ts';
 import { resolveEndpoint } from '../task/resolve-endpoint.ts';
 import type { TaskSpec } from '../task/spec.ts';
-import { addressOf, configGetter, formatBytes, plural, productVersion } from './server-facts.ts';
+import { attachClusterLayout } from './cluster-layout.ts';
+import { openNode } from './open-node.ts';
+import { addressOf, formatBytes, plural, productVersion } from './server-facts.ts';
 import type { PrecheckItem, PrecheckSide, Role } from './types.ts';
 
 export const CONNECT_TITLES: Record<Role, string> = {
@@ -14,6 +14,7 @@ export const CONNECT_TITLES: Record<Role, string> = {
 /**
  * Logs in and reads INFO: the item is Failed with the DtsError's cause and fix when either fails,
  * since every later check needs both. A connection that logged in but may not run INFO is closed.
+ * On a cluster node it also reads the slot map and connects to every master (see attachClusterLayout).
  */
 export async function connectSide(
   spec: TaskSpec,
@@ -24,23 +25,10 @@ export async function connectSide(
   const title = CONNECT_TITLES[role];
   try {
     const ep = resolveEndpoint(spec[role], role, secretValue);
-    const client = await connectAdmin(ep);
-    try {
-      const info = await serverInfo(client);
-      const fieldsAt = performance.now();
-      let text: string;
-      try {
-        text = await client.info();
-      } catch (e) {
-        throw classifyAdminError(client, e, 'INFO');
-      }
-      const fields = parseInfo(text);
-      const side: PrecheckSide = { ep, client, info, fields, fieldsAt, config: configGetter(client) };
-      return { item: { id, title, status: 'passed', detail: describeServer(side) }, side };
-    } catch (e) {
-      client.disconnect();
-      throw e;
-    }
+    const side = await openNode(ep);
+    // Layout problems are the topology item's to report: the login itself worked.
+    if (side.info.clusterEnabled) await attachClusterLayout(side);
+    return { item: { id, title, status: 'passed', detail: describeServer(side) }, side };
   } catch (e) {
     const err = isDtsError(e)
       ? e
@@ -51,13 +39,18 @@ export async function connectSide(
 
 function describeServer(side: PrecheckSide): string {
   const { info, fields } = side;
-  const keys = Object.values(info.keyspace).reduce((n, db) => n + db.keys, 0);
-  const dbs = Object.keys(info.keyspace).length;
-  const contents = keys === 0 ? 'no keys' : `${plural(keys, 'key')} in ${plural(dbs, 'db')}`;
+  // A cluster's keys and memory are spread over its masters: the seed alone would understate both.
+  const nodes = side.masters ?? [side];
+  const keyspaces = nodes.map((n) => n.info.keyspace);
+  const keys = keyspaces.reduce((n, ks) => n + Object.values(ks).reduce((k, db) => k + db.keys, 0), 0);
+  const dbs = new Set(keyspaces.flatMap((ks) => Object.keys(ks))).size;
+  const used = nodes.reduce((n, node) => n + node.info.usedMemory, 0);
+  const over = side.masters ? ` over ${plural(side.masters.length, 'master')}` : '';
+  const contents = keys === 0 ? `no keys${over}` : `${plural(keys, 'key')} in ${plural(dbs, 'db')}${over}`;
   const mode = info.clusterEnabled ? ', cluster mode' : '';
   const user = side.ep.username ? `, user '${side.ep.username}'` : '';
   return (
     `${addressOf(side.ep)}: ${productVersion(fields)} (${info.role}${mode}${user}), ${contents}, ` +
-    `used memory ${formatBytes(info.usedMemory)}`
+    `used memory ${formatBytes(used)}${side.masters ? ' (summed)' : ''}`
   );
 }

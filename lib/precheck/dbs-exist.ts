@@ -6,6 +6,8 @@ export const dbsExist: PrecheckCheck = {
   id: 'dbs-exist',
   title: 'Selected databases exist',
   needs: ['source', 'target'],
+  // A cluster has db 0 only, which the seed's cluster_enabled already says.
+  seedOnly: true,
   async run(ctx): Promise<CheckResult> {
     if (ctx.routes.length === 0) {
       return {

@@ -2,8 +2,10 @@ import type { Redis } from 'ioredis';
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { printableKey } from '../fullsync/copy-key-in-parts.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
+import { nodeForKey } from './cluster-nodes.ts';
 import { payloadRdbVersion, rdbVersionOfRelease } from './rdb-version.ts';
 import {
+  addressOf,
   failedFrom,
   formatBytes,
   isCommandUnavailable,
@@ -12,7 +14,7 @@ import {
   TEMP_KEY_PREFIX,
   TEMP_KEY_TTL_MS,
 } from './server-facts.ts';
-import { type CheckResult, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
+import { type CheckResult, nodesOf, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
 
 /** A sample must be cheap to DUMP and RESTORE: the check should not block either server. */
 const MAX_SAMPLE_BYTES = 64 * 1024;
@@ -33,11 +35,13 @@ export const dumpCompat: PrecheckCheck = {
     const source = sideOf(ctx, 'source');
     const target = sideOf(ctx, 'target');
     const filter = makeKeyFilter(ctx.spec.keyFilter);
-    const sample = await sampleDump(
-      source.client,
-      ctx.routes.map((r) => r.sourceDb),
-      filter,
-    );
+    const dbs = ctx.routes.map((r) => r.sourceDb);
+    // Any master of a cluster source will do: a replica seed would answer DUMP with MOVED.
+    let sample: DumpSample | undefined;
+    for (const node of nodesOf(source)) {
+      sample = await sampleDump(node.client, dbs, filter);
+      if (sample) break;
+    }
     if (!sample) return predictFromVersions(source, target);
     return restoreSample(source, target, sample);
   },
@@ -55,9 +59,12 @@ export async function restoreSample(
   const versions = `source ${productVersion(source.fields)}, destination ${productVersion(target.fields)}`;
   const rdb = payloadRdbVersion(sample.payload);
   const key = precheckKey(TEMP_KEY_PREFIX);
+  // A cluster destination takes the key only on the master of its slot.
+  const node = nodeForKey(target, key);
+  const on = target.topology ? ` on master ${addressOf(node.ep)}` : '';
   const what = `key ${printableKey(sample.key)} of db ${sample.db} (${formatBytes(sample.payload.length)}${rdb !== undefined ? `, RDB ${rdb}` : ''})`;
   try {
-    await target.client.call('RESTORE', key, String(TEMP_KEY_TTL_MS), sample.payload);
+    await node.client.call('RESTORE', key, String(TEMP_KEY_TTL_MS), sample.payload);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (/payload version or checksum are wrong/i.test(msg)) {
@@ -77,13 +84,13 @@ export async function restoreSample(
         fix: 'load the same modules on the destination (see the Modules item), or leave such keys out with --exclude-prefix',
       };
     }
-    return failedFrom(classifyAdminError(target.client, e, 'RESTORE'), `RESTORE of ${what} failed`);
+    return failedFrom(classifyAdminError(node.client, e, 'RESTORE'), `RESTORE of ${what}${on} failed`);
   } finally {
-    await target.client.del(key).catch(() => undefined);
+    await node.client.del(key).catch(() => undefined);
   }
   return {
     status: 'passed',
-    detail: `the destination RESTOREd a DUMP of ${what}; ${versions}`,
+    detail: `the destination RESTOREd a DUMP of ${what}${on}; ${versions}`,
   };
 }
 

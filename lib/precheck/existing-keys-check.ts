@@ -1,8 +1,8 @@
 import { existingKeys } from '../fullsync/existing-keys.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
 import { dbAvailability } from './db-availability.ts';
-import { plural } from './server-facts.ts';
-import { type PrecheckCheck, sideOf } from './types.ts';
+import { addressOf, plural } from './server-facts.ts';
+import { nodesOf, type PrecheckCheck, sideOf } from './types.ts';
 
 /** Key names shown in the report, over all dbs together. */
 const NAMED = 10;
@@ -24,17 +24,25 @@ export const existingKeysCheck: PrecheckCheck = {
         detail: 'no destination db to look at (no dbs are selected, or none exists)',
       };
     }
-    let found: Awaited<ReturnType<typeof existingKeys>>;
-    try {
-      found = await existingKeys(target.client, dbs);
-    } catch (e) {
-      throw classifyAdminError(target.client, e, 'DBSIZE/SCAN');
+    // A cluster's keys are spread over its masters: every master's db 0 is looked at.
+    const found: { where: string; db: number; count: number; examples: string[] }[] = [];
+    for (const node of nodesOf(target)) {
+      try {
+        const on = target.topology ? `${addressOf(node.ep)} ` : '';
+        for (const f of await existingKeys(node.client, dbs)) found.push({ ...f, where: on });
+      } catch (e) {
+        throw classifyAdminError(node.client, e, 'DBSIZE/SCAN');
+      }
     }
-    const where = `destination ${dbs.length === 1 ? 'db' : 'dbs'} ${dbs.join(', ')}`;
+    const where = target.topology
+      ? `destination db 0 on every master (${nodesOf(target)
+          .map((n) => addressOf(n.ep))
+          .join(', ')})`
+      : `destination ${dbs.length === 1 ? 'db' : 'dbs'} ${dbs.join(', ')}`;
     if (found.length === 0) return { status: 'passed', detail: `${where}: empty` };
 
     const total = found.reduce((n, f) => n + f.count, 0);
-    const perDb = found.map((f) => `db ${f.db} has ${plural(f.count, 'key')}`).join(', ');
+    const perDb = found.map((f) => `${f.where}db ${f.db} has ${plural(f.count, 'key')}`).join(', ');
     const names = found.flatMap((f) => f.examples).slice(0, NAMED);
     const more = total > names.length ? ', …' : '';
     const holding = `${perDb} (${names.join(', ')}${more})`;

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { classifyAdminError } from '../redis/admin-client.ts';
-import { isCommandUnavailable, listWords } from './server-facts.ts';
+import { addressOf, isCommandUnavailable, listWords } from './server-facts.ts';
 import { type PrecheckCheck, sideOf } from './types.ts';
 
 export interface LoadedModule {
@@ -12,11 +12,19 @@ export const modulesCheck: PrecheckCheck = {
   id: 'modules',
   title: 'Modules',
   needs: ['source', 'target'],
+  // The nodes of a cluster load the same modules in practice (slots move between them), so the seeds speak for them.
+  seedOnly: true,
   async run(ctx) {
-    const source = await listModules(sideOf(ctx, 'source').client);
-    const target = await listModules(sideOf(ctx, 'target').client);
+    const sourceSide = sideOf(ctx, 'source');
+    const targetSide = sideOf(ctx, 'target');
+    const source = await listModules(sourceSide.client);
+    const target = await listModules(targetSide.client);
+    const seeds = [sourceSide, targetSide]
+      .filter((s) => s.info.clusterEnabled)
+      .map((s) => `${s.ep.role === 'source' ? 'source' : 'destination'} node ${addressOf(s.ep)}`);
+    const onSeeds = seeds.length > 0 ? `; cluster modules were read on the ${listWords(seeds)} only` : '';
     if (source.modules.length === 0) {
-      return { status: 'passed', detail: `no modules are loaded on the source (${source.how})` };
+      return { status: 'passed', detail: `no modules are loaded on the source (${source.how})${onSeeds}` };
     }
     const names = source.modules.map((m) => `${m.name} ${m.ver}`);
     const have = new Set(target.modules.map((m) => m.name.toLowerCase()));
@@ -24,13 +32,13 @@ export const modulesCheck: PrecheckCheck = {
     if (missing.length > 0) {
       return {
         status: 'failed',
-        detail: `the source has module${missing.length === 1 ? '' : 's'} ${listWords(missing)} that the destination lacks (${target.how}): keys of their types cannot be restored there`,
+        detail: `the source has module${missing.length === 1 ? '' : 's'} ${listWords(missing)} that the destination lacks (${target.how}): keys of their types cannot be restored there${onSeeds}`,
         fix: `load ${listWords(missing)} on the destination (loadmodule, or the provider's module option) in the same or a newer version, or leave keys of module types out with --exclude-prefix`,
       };
     }
     return {
       status: 'passed',
-      detail: `the destination has every module of the source (${listWords(names)})`,
+      detail: `the destination has every module of the source (${listWords(names)})${onSeeds}`,
     };
   },
 };

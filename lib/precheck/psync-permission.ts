@@ -1,8 +1,9 @@
 import type { Redis } from 'ioredis';
 import { classifyAdminError } from '../redis/admin-client.ts';
 import { aclRulesAllow, REPLICATION_COMMAND_CATEGORIES } from './acl-rules.ts';
-import { isCommandUnavailable, listWords } from './server-facts.ts';
-import { type CheckResult, type PrecheckCheck, sideOf } from './types.ts';
+import { combineNodeResults } from './cluster-nodes.ts';
+import { addressOf, isCommandUnavailable, listWords } from './server-facts.ts';
+import { type CheckResult, nodesOf, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
 
 /** What incremental sync sends to the source, with the arguments it sends them with. */
 const REPLICATION_COMMANDS: readonly (readonly [string, ...string[]])[] = [
@@ -20,47 +21,58 @@ export const psyncPermission: PrecheckCheck = {
   // meant to foresee. The server's command table and its ACL answer the question instead.
   async run(ctx): Promise<CheckResult> {
     const source = sideOf(ctx, 'source');
-    const user = source.ep.username ?? 'default';
-    const names = REPLICATION_COMMANDS.map(([name]) => name);
-
-    const table = await commandsInTable(source.client, names);
-    if ('missing' in table && table.missing.length > 0) {
-      return {
-        status: 'failed',
-        detail: `${listWords(table.missing)} ${table.missing.length === 1 ? 'is' : 'are'} renamed or disabled on the source (rename-command): incremental sync cannot read the replication stream`,
-        fix: `remove the rename-command lines for ${listWords(table.missing)} from the source's redis.conf and restart it; where the provider disables them, use --sync-type full`,
-      };
-    }
-    const present = REPLICATION_COMMANDS.filter(
-      ([name]) => !('missing' in table) || !table.missing.includes(name),
+    if (!source.topology) return psyncVerdict(source);
+    // One PSYNC stream per master, and ACL users and rename-command are per node, not per cluster.
+    const masters = nodesOf(source);
+    const results: { node: PrecheckSide; result: CheckResult }[] = [];
+    for (const node of masters) results.push({ node, result: await psyncVerdict(node) });
+    return combineNodeResults(
+      results,
+      () =>
+        `on every master (${masters.map((m) => addressOf(m.ep)).join(', ')}), one PSYNC stream each: ` +
+        results[0]!.result.detail,
     );
-    const acl = await aclVerdict(source.client, user, source.info.versionNum, present);
-    if ('denied' in acl && acl.denied.length > 0) {
-      return {
-        status: 'failed',
-        detail: `ACL user '${user}' may not run ${listWords(acl.denied)} on the source`,
-        fix: `grant ${acl.denied.length === 1 ? 'it' : 'them'}: ACL SETUSER ${user} ${acl.denied.map((c) => `+${c.toLowerCase()}`).join(' ')} (or use a user with replication permission)`,
-      };
-    }
-    const unknown = [
-      'unknown' in table ? table.unknown : undefined,
-      'unknown' in acl ? acl.unknown : undefined,
-    ]
-      .filter((r): r is string => r !== undefined)
-      .join('; ');
-    if (unknown) {
-      return {
-        status: 'warning',
-        detail: `could not verify that ACL user '${user}' may run ${listWords(names)}: ${unknown}`,
-        fix: `make sure the user has +psync +replconf (ACL SETUSER ${user} +psync +replconf), or run the precheck as a user allowed to run COMMAND INFO and ACL DRYRUN`,
-      };
-    }
-    return {
-      status: 'passed',
-      detail: `${listWords(names)} are enabled (COMMAND INFO) and user '${user}' may run them (${'how' in acl ? acl.how : 'ACL'}); PSYNC itself was not sent, so the source did not start a full resync`,
-    };
   },
 };
+
+async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
+  const user = source.ep.username ?? 'default';
+  const names = REPLICATION_COMMANDS.map(([name]) => name);
+
+  const table = await commandsInTable(source.client, names);
+  if ('missing' in table && table.missing.length > 0) {
+    return {
+      status: 'failed',
+      detail: `${listWords(table.missing)} ${table.missing.length === 1 ? 'is' : 'are'} renamed or disabled on the source (rename-command): incremental sync cannot read the replication stream`,
+      fix: `remove the rename-command lines for ${listWords(table.missing)} from the source's redis.conf and restart it; where the provider disables them, use --sync-type full`,
+    };
+  }
+  const present = REPLICATION_COMMANDS.filter(
+    ([name]) => !('missing' in table) || !table.missing.includes(name),
+  );
+  const acl = await aclVerdict(source.client, user, source.info.versionNum, present);
+  if ('denied' in acl && acl.denied.length > 0) {
+    return {
+      status: 'failed',
+      detail: `ACL user '${user}' may not run ${listWords(acl.denied)} on the source`,
+      fix: `grant ${acl.denied.length === 1 ? 'it' : 'them'}: ACL SETUSER ${user} ${acl.denied.map((c) => `+${c.toLowerCase()}`).join(' ')} (or use a user with replication permission)`,
+    };
+  }
+  const unknown = ['unknown' in table ? table.unknown : undefined, 'unknown' in acl ? acl.unknown : undefined]
+    .filter((r): r is string => r !== undefined)
+    .join('; ');
+  if (unknown) {
+    return {
+      status: 'warning',
+      detail: `could not verify that ACL user '${user}' may run ${listWords(names)}: ${unknown}`,
+      fix: `make sure the user has +psync +replconf (ACL SETUSER ${user} +psync +replconf), or run the precheck as a user allowed to run COMMAND INFO and ACL DRYRUN`,
+    };
+  }
+  return {
+    status: 'passed',
+    detail: `${listWords(names)} are enabled (COMMAND INFO) and user '${user}' may run them (${'how' in acl ? acl.how : 'ACL'}); PSYNC itself was not sent, so the source did not start a full resync`,
+  };
+}
 
 /** Commands missing from the server's table: `rename-command X ""` (or renamed away) removes them. */
 async function commandsInTable(

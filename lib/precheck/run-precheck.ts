@@ -1,8 +1,9 @@
 import { isDtsError } from '../errors.ts';
 import { planUnits } from '../fullsync/plan-units.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
+import type { ServerInfo } from '../redis/admin-client.ts';
+import { describeTopology } from '../redis/cluster-topology.ts';
 import type { TaskSpec } from '../task/spec.ts';
-import { clusterTarget } from './cluster-target.ts';
 import { CONNECT_TITLES, connectSide } from './connect-side.ts';
 import { dbsExist } from './dbs-exist.ts';
 import { dumpCompat } from './dump-compat.ts';
@@ -10,12 +11,14 @@ import { evictionPolicy } from './eviction-policy.ts';
 import { existingKeysCheck } from './existing-keys-check.ts';
 import { heartbeatWritable } from './heartbeat-writable.ts';
 import { modulesCheck } from './modules.ts';
+import { closeSide } from './open-node.ts';
 import { psyncPermission } from './psync-permission.ts';
 import { replBacklog } from './repl-backlog.ts';
 import { sameInstance } from './same-instance.ts';
 import { addressOf, productVersion } from './server-facts.ts';
 import { targetMemory } from './target-memory.ts';
 import { targetWritable } from './target-writable.ts';
+import { sourceTopology, targetTopology } from './topology-items.ts';
 import type {
   DbRoute,
   PrecheckCheck,
@@ -45,7 +48,8 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   psyncPermission,
   replBacklog,
   modulesCheck,
-  clusterTarget,
+  sourceTopology,
+  targetTopology,
   heartbeatWritable,
 ];
 
@@ -70,8 +74,8 @@ export async function runPrecheck(spec: TaskSpec, opts: RunPrecheckOptions = {})
   try {
     for (const check of PRECHECKS) items.push(await runCheck(check, ctx));
   } finally {
-    ctx.source?.client.disconnect();
-    ctx.target?.client.disconnect();
+    if (ctx.source) closeSide(ctx.source);
+    if (ctx.target) closeSide(ctx.target);
   }
   return {
     items,
@@ -112,6 +116,16 @@ async function runCheck(check: PrecheckCheck, ctx: PrecheckContext): Promise<Pre
       detail: `needs the ${down === 'target' ? 'destination' : 'source'}, which could not be checked (see '${CONNECT_TITLES[down]}')`,
     };
   }
+  const unmapped = check.seedOnly ? undefined : check.needs.find((role) => ctx[role]?.layoutError);
+  if (unmapped) {
+    const which = unmapped === 'target' ? 'destination' : 'source';
+    return {
+      id,
+      title,
+      status: 'skipped',
+      detail: `needs the ${which} cluster's layout, which could not be read (see '${unmapped === 'target' ? targetTopology.title : sourceTopology.title}')`,
+    };
+  }
   try {
     return { id, title, ...(await check.run(ctx)) };
   } catch (e) {
@@ -129,10 +143,23 @@ async function runCheck(check: PrecheckCheck, ctx: PrecheckContext): Promise<Pre
 /** The dbs as the full sync will plan them, so the precheck looks where the copy will write. */
 function routesOf(spec: TaskSpec, source: PrecheckSide): DbRoute[] {
   const dbMap = numericDbMap(spec.dbMap);
-  return planUnits({ keyspace: source.info.keyspace, dbs: spec.dbs, dbMap }).map((u) => ({
+  return planUnits({ keyspace: keyspaceOf(source), dbs: spec.dbs, dbMap }).map((u) => ({
     sourceDb: u.sourceDb,
     targetDb: u.targetDb,
   }));
+}
+
+/** A cluster's keys are spread over its masters (the seed alone may hold none of them). */
+function keyspaceOf(side: PrecheckSide): ServerInfo['keyspace'] {
+  if (!side.masters) return side.info.keyspace;
+  const total: ServerInfo['keyspace'] = {};
+  for (const m of side.masters) {
+    for (const [db, { keys, expires }] of Object.entries(m.info.keyspace)) {
+      const sum = total[Number(db)] ?? { keys: 0, expires: 0 };
+      total[Number(db)] = { keys: sum.keys + keys, expires: sum.expires + expires };
+    }
+  }
+  return total;
 }
 
 function summary(side: PrecheckSide, dbs: number[]): PrecheckServerSummary {
@@ -144,5 +171,6 @@ function summary(side: PrecheckSide, dbs: number[]): PrecheckServerSummary {
     usedMemory: side.info.usedMemory,
     maxmemory: side.info.maxmemory,
     dbs,
+    ...(side.topology ? { layout: describeTopology(side.topology) } : {}),
   };
 }

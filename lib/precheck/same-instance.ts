@@ -5,6 +5,8 @@ export const sameInstance: PrecheckCheck = {
   id: 'same-instance',
   title: 'Source and destination are different servers',
   needs: ['source', 'target'],
+  // Compares the seeds (and, where both layouts were read, the clusters' masters).
+  seedOnly: true,
   async run(ctx) {
     const source = sideOf(ctx, 'source');
     const target = sideOf(ctx, 'target');
@@ -42,6 +44,12 @@ export const sameInstance: PrecheckCheck = {
 
 /** How we know the two connections reach one server, or undefined when they do not. */
 function identify(source: PrecheckSide, target: PrecheckSide): string | undefined {
+  // Two URLs can name different nodes of one cluster: their run_ids differ, their masters do not.
+  if (source.topology && target.topology) {
+    const ids = new Set(source.topology.masters.map((m) => m.id));
+    const shared = target.topology.masters.find((m) => ids.has(m.id));
+    return shared ? `same cluster: master node ${short(shared.id)} is in both` : undefined;
+  }
   const a = source.fields.run_id;
   const b = target.fields.run_id;
   if (a && b) return a === b ? `same run_id ${short(a)}` : undefined;

@@ -1,4 +1,5 @@
-import { failedFrom, precheckKey, TEMP_KEY_PREFIX, TEMP_KEY_TTL_MS } from './server-facts.ts';
+import { probeKeysByNode } from './cluster-nodes.ts';
+import { addressOf, failedFrom, precheckKey, TEMP_KEY_PREFIX, TEMP_KEY_TTL_MS } from './server-facts.ts';
 import { type PrecheckCheck, sideOf } from './types.ts';
 import { writeAndRemove } from './write-probe.ts';
 
@@ -8,15 +9,22 @@ export const targetWritable: PrecheckCheck = {
   needs: ['target'],
   async run(ctx) {
     const target = sideOf(ctx, 'target');
-    const key = precheckKey(TEMP_KEY_PREFIX);
-    try {
-      await writeAndRemove(target.client, key);
-    } catch (e) {
-      return failedFrom(e, 'cannot write a key');
+    // On a cluster every master takes writes (its own memory limit, min-replicas-to-write…), so each is tried.
+    const probes = probeKeysByNode(target, precheckKey(TEMP_KEY_PREFIX));
+    for (const { node, key } of probes) {
+      try {
+        await writeAndRemove(node.client, key);
+      } catch (e) {
+        const on = target.topology ? ` on master ${addressOf(node.ep)}` : '';
+        return failedFrom(e, `cannot write a key${on}`);
+      }
     }
+    const ttl = `TTL ${TEMP_KEY_TTL_MS / 1000} s`;
+    if (!target.topology)
+      return { status: 'passed', detail: `wrote and removed a temporary key ${probes[0]!.key} (${ttl})` };
     return {
       status: 'passed',
-      detail: `wrote and removed a temporary key ${key} (TTL ${TEMP_KEY_TTL_MS / 1000} s)`,
+      detail: `wrote and removed a temporary key on each of the ${probes.length} masters, each key hash-tagged into that master's slots (${probes.map((p) => `${addressOf(p.node.ep)}: ${p.key}`).join(', ')}; ${ttl})`,
     };
   },
 };

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
+import type { DtsError } from '../errors.ts';
 import type { ServerInfo } from '../redis/admin-client.ts';
+import type { ClusterTopology } from '../redis/cluster-topology.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import type { TaskSpec } from '../task/spec.ts';
 
@@ -29,6 +31,8 @@ export interface PrecheckServerSummary {
   maxmemory: number;
   /** The selected dbs on this side (source dbs, or where they land on the destination). */
   dbs: number[];
+  /** Cluster only: `3 masters: 127.0.0.1:7000 (slots 0-5460, 1 replica), …` (address etc. are the seed's). */
+  layout?: string;
 }
 
 export interface PrecheckReport {
@@ -52,6 +56,12 @@ export interface PrecheckSide {
   fieldsAt: number;
   /** CONFIG GET of one parameter; undefined when CONFIG is unavailable (managed services rename it). */
   config(name: string): Promise<string | undefined>;
+  /** Cluster mode: the slot map, read from this (seed) node when connecting. */
+  topology?: ClusterTopology;
+  /** Cluster mode: one connected side per master, in `topology.masters` order (the seed may be one of them). */
+  masters?: PrecheckSide[];
+  /** Cluster mode: why the layout could not be read or a master not reached (then topology and masters are unset). */
+  layoutError?: DtsError;
 }
 
 /** A selected source db and the destination db it is written into. */
@@ -84,6 +94,11 @@ export interface PrecheckCheck {
   needs: readonly Role[];
   /** Why the check does not apply to this task (the item is then skipped with this reason). */
   notApplicable?(spec: TaskSpec): string | undefined;
+  /**
+   * Reads only the node the URL names, so it also runs on a cluster side whose layout could not be read;
+   * any other check is skipped there, since it would look at the seed alone and miss the other masters.
+   */
+  seedOnly?: boolean;
   run(ctx: PrecheckContext): Promise<CheckResult>;
 }
 
@@ -92,4 +107,12 @@ export function sideOf(ctx: PrecheckContext, role: Role): PrecheckSide {
   const side = ctx[role];
   if (!side) throw new Error(`precheck bug: a check used the ${role} connection without declaring it`);
   return side;
+}
+
+/** The servers a per-node fact must hold on: a cluster side's masters, or the one standalone server. */
+export function nodesOf(side: PrecheckSide): PrecheckSide[] {
+  if (side.info.clusterEnabled && !side.masters) {
+    throw new Error('precheck bug: a check that is not seedOnly ran on a cluster side without its layout');
+  }
+  return side.masters ?? [side];
 }

@@ -72,7 +72,10 @@ export async function syncCommand(argv: string[]): Promise<number> {
       (inc
         ? `sync ended (${inc.phase}): full sync copied ${copied}; incremental applied ` +
           `${(inc.commandsApplied ?? 0).toLocaleString('en-US')} commands and re-copied ` +
-          `${(inc.keysRecopied ?? 0).toLocaleString('en-US')} keys, up to source offset ${inc.appliedOffset}; ` +
+          `${(inc.keysRecopied ?? 0).toLocaleString('en-US')} keys, ` +
+          (inc.shards === 1
+            ? `up to source offset ${inc.appliedOffset}; `
+            : `over ${inc.shards} source shards; `) +
           `the task ran ${summary.seconds.toFixed(1)} s`
         : `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${copied}; the task ran ` +
           `${summary.seconds.toFixed(1)} s (${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify)`) +

@@ -1,9 +1,11 @@
 import type { KeyPredicate } from '../commands/key-filter.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import { standaloneRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import { KeyScanner } from './key-scanner.ts';
 import { type KeyError, RestoreWriter } from './restore-writer.ts';
+import { RoutedRestoreWriter } from './routed-restore-writer.ts';
 import { type Chunk, type KeyBatch, type Stamp, StampedChunkReader } from './stamped-chunk-reader.ts';
 
 /** One db of one source shard, copied to one destination db: the unit of checkpointing and of a Map item. */
@@ -11,6 +13,9 @@ export interface FullSyncUnit {
   unitId: string;
   sourceDb: number;
   targetDb: number;
+  /** Cluster source: the shard (SourceShard.shardId) and the master it was planned on. */
+  shardId?: string;
+  sourceNode?: { host: string; port: number };
 }
 
 /** Everything a checkpoint holds for a unit; counters are cumulative across runs. */
@@ -50,6 +55,8 @@ export function freshProgress(): UnitProgress {
 export interface CopyUnitOptions {
   source: RedisEndpoint;
   target: RedisEndpoint;
+  /** The destination's nodes (a cluster's masters); absent: `target` alone. */
+  routing?: TargetRouting;
   unit: FullSyncUnit;
   /** Where to start: a fresh progress, or the unit's checkpoint. */
   from: UnitProgress;
@@ -104,8 +111,19 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
     conns.push(scanConn);
     const readConn = await RawConnection.open(o.source, { db: o.unit.sourceDb, clientName: name });
     conns.push(readConn);
-    const writeConn = await RawConnection.open(o.target, { db: o.unit.targetDb, clientName: name });
-    conns.push(writeConn);
+    const routing = o.routing ?? standaloneRouting(o.target);
+    const writers: RestoreWriter[] = [];
+    for (const node of routing.nodes) {
+      const writeConn = await RawConnection.open(node, { db: o.unit.targetDb, clientName: name });
+      conns.push(writeConn);
+      writers.push(
+        new RestoreWriter(writeConn, {
+          // The bound is for the whole unit: shared out over the nodes.
+          maxInFlightBytes: Math.ceil((o.maxInFlightBytes ?? 64 * 1024 * 1024) / routing.nodes.length),
+          maxPayloadBytes: o.maxPayloadBytes,
+        }),
+      );
+    }
 
     const scanner = new KeyScanner(scanConn, {
       cursor: progress.cursor,
@@ -116,11 +134,10 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       sourceVersion: o.sourceVersion,
       db: o.unit.sourceDb,
       dbHasExpiringKeys: o.dbHasExpiringKeys ?? true,
+      // A cluster master refuses one transaction over many slots.
+      boundedStamp: o.unit.sourceNode !== undefined,
     });
-    const writer = new RestoreWriter(writeConn, {
-      maxInFlightBytes: o.maxInFlightBytes ?? 64 * 1024 * 1024,
-      maxPayloadBytes: o.maxPayloadBytes,
-    });
+    const writer = new RoutedRestoreWriter(writers, routing);
     const maxInFlight = o.maxInFlightChunks ?? 4;
 
     // Reads are issued as soon as SCAN returns keys; sends to the destination follow in SCAN order

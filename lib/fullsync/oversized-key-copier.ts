@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { standaloneRouting, type TargetRouting } from '../redis/target-routing.ts';
 import { copyKeyInParts, printableKey } from './copy-key-in-parts.ts';
 import type { FullSyncUnit } from './copy-unit.ts';
 
@@ -10,16 +11,20 @@ import type { FullSyncUnit } from './copy-unit.ts';
  */
 export class OversizedKeyCopier {
   private readonly source: RedisEndpoint;
-  private readonly target: RedisEndpoint;
+  private readonly routing: TargetRouting;
   private readonly unit: FullSyncUnit;
   private readonly tempPrefix: string;
   private readonly maxCommandBytes: number;
-  private clients?: Promise<[Redis, Redis]>;
+  private sourceClient?: Promise<Redis>;
+  /** Per destination node, opened when a key of its slots first needs it. */
+  private readonly targetClients = new Map<number, Promise<Redis>>();
   private readonly onKey: ((printableKey: string) => void) | undefined;
 
   constructor(o: {
     source: RedisEndpoint;
     target: RedisEndpoint;
+    /** A cluster destination's nodes; absent: `target` alone. */
+    routing?: TargetRouting;
     unit: FullSyncUnit;
     taskId: string;
     /** The destination's proto-max-bulk-len: each write of a part stays well below it. */
@@ -29,18 +34,21 @@ export class OversizedKeyCopier {
   }) {
     this.onKey = o.onKey;
     this.source = o.source;
-    this.target = o.target;
+    this.routing = o.routing ?? standaloneRouting(o.target);
     this.unit = o.unit;
     this.tempPrefix = `redis-dts:tmp:${o.taskId}:`;
     this.maxCommandBytes = Math.min(8 * 1024 * 1024, Math.floor(o.protoMaxBulkLen / 4));
   }
 
   async copy(key: Buffer, expireAt: number): Promise<void> {
-    this.clients ??= Promise.all([
-      connectAdmin(this.source, { db: this.unit.sourceDb }),
-      connectAdmin(this.target, { db: this.unit.targetDb }),
-    ]);
-    const [source, target] = await this.clients;
+    this.sourceClient ??= connectAdmin(this.source, { db: this.unit.sourceDb });
+    const node = this.routing.nodeOf(key);
+    let targetClient = this.targetClients.get(node);
+    if (!targetClient) {
+      targetClient = connectAdmin(this.routing.nodes[node]!, { db: this.unit.targetDb });
+      this.targetClients.set(node, targetClient);
+    }
+    const [source, target] = await Promise.all([this.sourceClient, targetClient]);
     this.onKey?.(printableKey(key));
     const result = await copyKeyInParts({
       source,
@@ -55,9 +63,9 @@ export class OversizedKeyCopier {
   }
 
   async close(): Promise<void> {
-    if (!this.clients) return;
-    const clients = await this.clients.catch(() => []);
-    await Promise.all(clients.map((c) => c.quit().catch(() => c.disconnect())));
+    const opened = [this.sourceClient, ...this.targetClients.values()].filter((c) => c !== undefined);
+    const clients = await Promise.all(opened.map((c) => c.catch(() => undefined)));
+    await Promise.all(clients.map((c) => c?.quit().catch(() => c.disconnect())));
   }
 }
 

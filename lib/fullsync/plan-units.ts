@@ -1,6 +1,20 @@
 import { targetDbFor } from '../commands/key-filter.ts';
 import type { FullSyncUnit } from './copy-unit.ts';
 
+/** A cluster source: one unit per master (db 0, the only one), read from that master. */
+export function clusterUnits(
+  shards: readonly { shardId: string; endpoint: { host: string; port: number } }[],
+  dbMap?: Readonly<Record<number, number>>,
+): FullSyncUnit[] {
+  return shards.map((s) => ({
+    unitId: `${s.shardId}-db0`,
+    sourceDb: 0,
+    targetDb: targetDbFor(dbMap, 0),
+    shardId: s.shardId,
+    sourceNode: { host: s.endpoint.host, port: s.endpoint.port },
+  }));
+}
+
 /**
  * The full sync's units: one per selected source db (a cluster source will add the shard). Without
  * an explicit selection, every db the source reports keys for, in order.

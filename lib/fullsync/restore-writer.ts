@@ -23,7 +23,18 @@ const RESTORE_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n');
 
 /** Destination errors after which writing more keys cannot succeed: stop the task at once. */
-const FATAL_PREFIXES = new Set(['OOM', 'NOPERM', 'READONLY', 'MISCONF', 'NOAUTH', 'WRONGPASS', 'MASTERDOWN']);
+const FATAL_PREFIXES = new Set([
+  'OOM',
+  'NOPERM',
+  'READONLY',
+  'MISCONF',
+  'NOAUTH',
+  'WRONGPASS',
+  'MASTERDOWN',
+  'MOVED',
+  'ASK',
+  'CLUSTERDOWN',
+]);
 
 /**
  * Pipelined `RESTORE key ttl payload REPLACE ABSTTL` with a bound on bytes written but not yet
@@ -145,6 +156,14 @@ function fatalWriteError(who: string, err: RespError): DtsError {
         'TARGET_READONLY',
         `${who} is a read-only replica: nothing more can be written`,
         'point --target at the primary of the destination',
+      );
+    case 'MOVED':
+    case 'ASK':
+      return new DtsError(
+        'TARGET_SLOTS_MOVED',
+        `${who} no longer serves a key's slot (${err.message}): the destination cluster was resharded or ` +
+          'failed over during the copy',
+        'run the same task again: it reads the new slot map and resumes from its checkpoint',
       );
     default:
       return new DtsError(

@@ -51,13 +51,21 @@ export class StampedChunkReader {
   private readonly conn: RawConnection;
   private readonly hasPexpiretime: boolean;
   private readonly db: number;
+  private readonly transaction: boolean;
   private withTtl: boolean;
 
+  /**
+   * `boundedStamp`: read without MULTI, the INFO after the reads. A cluster node refuses a transaction
+   * over keys of several slots, and a full-sync chunk does not need the exact position: only that no read
+   * happened after its stamp (the catch-up re-copies every key written up to the largest stamp, so a key
+   * that changed between its read and the stamp is copied again). A re-copy needs the exact stamp.
+   */
   constructor(
     conn: RawConnection,
-    options: { sourceVersion: number; db: number; dbHasExpiringKeys: boolean },
+    options: { sourceVersion: number; db: number; dbHasExpiringKeys: boolean; boundedStamp?: boolean },
   ) {
     this.conn = conn;
+    this.transaction = options.boundedStamp !== true;
     this.hasPexpiretime = options.sourceVersion >= 70000;
     this.db = options.db;
     // Multi-section INFO needs Redis 7; older sources always read TTLs.
@@ -78,11 +86,12 @@ export class StampedChunkReader {
     const info = withTtl ? INFO_REPLICATION : INFO_REPLICATION_KEYSPACE;
     const legacy = withTtl && !this.hasPexpiretime;
     const ttlHead = this.hasPexpiretime ? PEXPIRETIME_HEAD : PTTL_HEAD;
-    let size = MULTI.length + info.length + EXEC.length + (legacy ? TIME.length : 0);
+    const tx = this.transaction;
+    let size = (tx ? MULTI.length + EXEC.length : 0) + info.length + (legacy ? TIME.length : 0);
     for (const k of keys)
       size += DUMP_HEAD.length + bulkSize(k.length) + (withTtl ? ttlHead.length + bulkSize(k.length) : 0);
     const out = Buffer.allocUnsafe(size);
-    let pos = MULTI.copy(out, 0);
+    let pos = tx ? MULTI.copy(out, 0) : 0;
     // DUMP and its TTL read side by side: the second lookup of a key finds it in the CPU cache.
     for (const k of keys) {
       pos = writeKeyCommand(out, pos, DUMP_HEAD, k);
@@ -90,16 +99,20 @@ export class StampedChunkReader {
     }
     if (legacy) pos += TIME.copy(out, pos);
     pos += info.copy(out, pos);
-    pos += EXEC.copy(out, pos);
+    if (tx) pos += EXEC.copy(out, pos);
 
     const perKey = withTtl ? 2 : 1;
-    const commands = perKey * n + (legacy ? 4 : 3);
+    const commands = perKey * n + (legacy ? 2 : 1) + (tx ? 2 : 0);
     return new Promise((resolve, reject) => {
       let queueError: RespError | undefined;
       let exec: RespValue = null;
+      // Without a transaction the replies themselves are what EXEC would have returned.
+      const replies: RespValue[] = [];
+      if (!tx) exec = replies;
       this.conn.write(out.subarray(0, pos), commands, {
         onReply: (v, i) => {
-          if (i === commands - 1) exec = v;
+          if (!tx) replies.push(v);
+          else if (i === commands - 1) exec = v;
           else if (v instanceof RespError && !queueError) queueError = v;
         },
         onDone: () => {

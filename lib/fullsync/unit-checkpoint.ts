@@ -7,6 +7,8 @@ export function unitCheckpoint(unit: FullSyncUnit, p: UnitProgress): UnitCheckpo
     unitId: unit.unitId,
     sourceDb: unit.sourceDb,
     targetDb: unit.targetDb,
+    ...(unit.shardId ? { shardId: unit.shardId } : {}),
+    ...(unit.sourceNode ? { sourceNode: unit.sourceNode } : {}),
     updatedAt: new Date().toISOString(),
   };
 }

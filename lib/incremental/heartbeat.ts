@@ -134,6 +134,21 @@ export class HeartbeatWriter {
     if (conn) await conn.close().catch(() => conn.destroy());
   }
 
+  /**
+   * Deletes the key from another db of the source: a SWAPDB of the heartbeat's db carried the key there,
+   * where nothing would remove it before it expires. Best effort, as every heartbeat write.
+   */
+  async removeFrom(db: number): Promise<void> {
+    if (!this.heartbeatKeyBuf || !this.source || this.stopped || db === this.opts!.db) return;
+    try {
+      const conn = await this.connection();
+      // One write: no beat can run between the SELECTs.
+      await conn.pipeline([['SELECT', db], ['DEL', this.heartbeatKeyBuf], ['SELECT', this.opts!.db]]);
+    } catch (e) {
+      this.lastFailure = this.classify(e);
+    }
+  }
+
   private async tick(): Promise<void> {
     const started = Date.now();
     this.inFlight = this.beat();

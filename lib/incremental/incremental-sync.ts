@@ -9,21 +9,29 @@ import { locateArg } from '../commands/key-extraction.ts';
 import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { parseInfo } from '../redis/admin-client.ts';
+import { keySlot } from '../redis/cluster-slot.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import type { TargetRouting } from '../redis/target-routing.ts';
+import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
-import { type ApplyCommand, MarkerApplier, type MarkerPosition } from './marker-applier.ts';
+import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
 import { SkipStamps } from './skip-stamps.ts';
+import { splitBySlot } from './slot-split.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
 
 export interface IncrementalSyncOptions {
   source: RedisEndpoint;
   target: RedisEndpoint;
+  /** A cluster destination's masters: commands go to the node of their slot, each node with its marker. */
+  routing?: TargetRouting;
   taskId: string;
   shardId: string;
+  /** The source is one master of a cluster: re-copies read one slot per transaction. */
+  clusterSource?: boolean;
   filter: FilterContext;
   /** Destination db of the marker and its skip hash (one the task writes anyway). */
   markerDb: number;
@@ -76,6 +84,7 @@ const PROGRESS_MS = 1000;
 const STOP_DRAIN_MS = 10_000;
 const FLUSHDB = Buffer.from('FLUSHDB');
 const DEL = Buffer.from('DEL');
+const MOVE = Buffer.from('MOVE');
 
 interface Pending {
   done: Promise<void>;
@@ -101,7 +110,9 @@ export class IncrementalSync {
   private readonly o: IncrementalSyncOptions;
   private readonly stamps = new SkipStamps();
   private readonly lag = new LagMeter();
-  private applier!: MarkerApplier;
+  private applier!: Applier;
+  /** Set for a cluster destination: commands carry their slot and stream offset. */
+  private cluster = false;
   private recopier!: KeyRecopier;
   private feed: StreamFeed | undefined;
   private heartbeat: HeartbeatWriter | undefined;
@@ -145,19 +156,17 @@ export class IncrementalSync {
   async run(): Promise<IncrementalOutcome> {
     const o = this.o;
     try {
-      this.applier = await MarkerApplier.open(o.target, {
-        taskId: o.taskId,
-        shardId: o.shardId,
-        markerDb: o.markerDb,
-      });
+      this.cluster = o.routing?.topology !== undefined;
+      this.applier = await openApplier(o.target, o.routing, o);
       this.recopier = new KeyRecopier({
         source: o.source,
         sourceVersion: o.sourceVersion,
         dbMap: o.filter.dbMap,
         maxPayloadBytes: o.maxPayloadBytes,
         copyOversizedKey: o.copyOversizedKey,
-        markerDb: o.markerDb,
+        markerDb: this.applier.markerDb,
         skipKey: this.applier.skipKey,
+        clusterSource: o.clusterSource === true,
       });
       if (o.heartbeat) {
         this.heartbeat = new HeartbeatWriter({ onError: (e) => o.log?.(`heartbeat: ${e.message}`) });
@@ -287,7 +296,9 @@ export class IncrementalSync {
           return;
         case 'apply':
           if (d.serverWide) {
-            if (db === dbs[0]) serverWide.push({ db: d.db, argv: item.argv });
+            if (db === dbs[0]) {
+              serverWide.push({ db: d.db, argv: d.argv, ...(this.cluster ? { slot: ALL_NODES } : {}) });
+            }
             break;
           }
           for (const k of d.keys) dirty.addKey(db, k);
@@ -327,6 +338,7 @@ export class IncrementalSync {
    * then counts for every db it could be in.
    */
   private unknownDbCandidates(): number[] {
+    if (this.o.clusterSource) return [0];
     const dbs = new Set(this.o.syncedDbs);
     if (this.o.filter.selectedDbs) for (const db of this.o.filter.selectedDbs) dbs.add(db);
     else for (let db = 0; db < 16; db++) dbs.add(db);
@@ -428,10 +440,10 @@ export class IncrementalSync {
       case 'apply': {
         // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
         if (d.serverWide || d.keys.length === 0 || item.end > this.stamps.maxStamp) {
-          return this.push({ db: d.db, argv: item.argv });
+          return this.pushApplied(d, item, db);
         }
         const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
-        if (behind.length === d.keys.length) return this.push({ db: d.db, argv: item.argv });
+        if (behind.length === d.keys.length) return this.pushApplied(d, item, db);
         this.lastDataAt = Date.now();
         if (behind.length === 0) {
           this.commandsSkipped++;
@@ -477,7 +489,7 @@ export class IncrementalSync {
         );
       }
       if (d.action === 'apply' && d.serverWide) {
-        await this.push({ db: d.db, argv: item.argv });
+        await this.pushApplied(d, item, db);
         return;
       }
       const keys = d.action === 'apply' ? d.keys : d.action === 'recopy' ? d.keys : [];
@@ -500,10 +512,13 @@ export class IncrementalSync {
   ): Promise<void> {
     const touched = d.dbs === 'all' ? undefined : d.dbs;
     const ahead = this.stamps.ahead(item.end, touched);
+    const everyNode = this.cluster ? { slot: ALL_NODES, end: item.end } : {};
     if (d.replayable) {
-      await this.push({ db: d.db, argv: item.argv });
+      await this.push({ db: d.db, argv: d.argv, ...everyNode });
     } else if (d.what === 'flushall' && d.dbs !== 'all') {
-      for (const db of d.dbs) await this.push({ db: targetDbFor(this.o.filter.dbMap, db), argv: [FLUSHDB] });
+      for (const db of d.dbs) {
+        await this.push({ db: targetDbFor(this.o.filter.dbMap, db), argv: [FLUSHDB], ...everyNode });
+      }
     } else {
       throw new DtsError(
         'KEYSPACE_NOT_REPLAYABLE',
@@ -512,10 +527,57 @@ export class IncrementalSync {
         'run the task again with a fresh full sync (or select both dbs of a SWAPDB)',
       );
     }
+    if (d.what === 'swapdb' && d.replayable) this.followSwap(d);
     if (ahead.length === 0) return;
     const keys = uniqueKeys(ahead.map((a) => a.key));
     const dbs = touched ?? [...new Set(ahead.map((a) => a.db))];
     for (const db of dbs) await this.recopyInto(db, keys);
+  }
+
+  /**
+   * SWAPDB moves our own keys with the data. On the destination, the marker and skip hash are moved back
+   * into markerDb in the same transaction (the batch's marker SET then overwrites the marker); on the
+   * source, the heartbeat key is deleted from the db it went to.
+   */
+  private followSwap(d: Extract<FilterDecision, { action: 'keyspace' }>): void {
+    const [ta, tb] = [Number(d.argv[1]!.toString('latin1')), Number(d.argv[2]!.toString('latin1'))];
+    const markerDb = this.applier.markerDb;
+    if (ta === markerDb || tb === markerDb) {
+      const other = ta === markerDb ? tb : ta;
+      for (const key of this.applier.ownKeys) {
+        this.batch.push({ db: other, argv: [MOVE, key, Buffer.from(String(markerDb))] });
+      }
+    }
+    const hb = this.o.heartbeat;
+    if (hb && Array.isArray(d.dbs) && d.dbs.includes(hb.db)) {
+      const other = d.dbs.find((db) => db !== hb.db);
+      if (other !== undefined) void this.heartbeat?.removeFrom(other);
+    }
+  }
+
+  /**
+   * A command replayed as the filter gave it (its db argument rewritten through dbMap). On a cluster
+   * destination it goes to the node of its slot; one whose keys span slots is split per slot where that
+   * keeps its meaning, otherwise its keys are re-copied (never a CROSSSLOT error).
+   */
+  private pushApplied(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    if (!this.cluster) return this.push({ db: d.db, argv: d.argv });
+    const end = item.end;
+    if (d.serverWide || d.keys.length === 0)
+      return this.push({ db: d.db, argv: d.argv, slot: ALL_NODES, end });
+    const slot = keySlot(d.keys[0]!);
+    if (d.keys.every((k) => keySlot(k) === slot)) return this.push({ db: d.db, argv: d.argv, slot, end });
+    const parts = splitBySlot(d.argv);
+    if (!parts) {
+      this.lastDataAt = Date.now();
+      return this.recopyInto(db, uniqueKeys(d.keys));
+    }
+    for (const p of parts) this.push({ db: d.db, argv: p.argv, slot: p.slot, end });
+    return undefined;
   }
 
   private push(c: ApplyCommand): undefined {
@@ -545,7 +607,7 @@ export class IncrementalSync {
         'run the task again: it resumes from the destination marker, or redoes the catch-up',
       );
     }
-    for (const k of keys) this.stamps.set(db, k, r.stamp.offset);
+    for (const s of r.keyStamps) this.stamps.set(db, s.key, s.offset);
     this.keysRecopied += r.keys;
     return r;
   }

@@ -1,6 +1,7 @@
 import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
-import { type Stamp, StampedChunkReader } from '../fullsync/stamped-chunk-reader.ts';
+import { type Chunk, type Stamp, StampedChunkReader } from '../fullsync/stamped-chunk-reader.ts';
+import { keySlot } from '../redis/cluster-slot.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import type { ApplyCommand } from './marker-applier.ts';
@@ -16,13 +17,18 @@ export interface KeyRecopierOptions {
   /** Where the skip entries go: the marker's db and skip hash. */
   markerDb: number;
   skipKey: Buffer;
+  /** The source is a cluster master: keys are read in one transaction per slot (it refuses more). */
+  clusterSource?: boolean;
 }
 
 /** The destination writes of one re-copy, to run in one transaction, and the stamp they were read at. */
 export interface Recopy {
   commands: ApplyCommand[];
+  /** The largest stamp of the reads. */
   stamp: Stamp;
   keys: number;
+  /** Each key and the exact stamp its state was read at. */
+  keyStamps: { key: Buffer; offset: number }[];
 }
 
 const RESTORE = Buffer.from('RESTORE');
@@ -45,10 +51,21 @@ export class KeyRecopier {
   }
 
   async read(sourceDb: number, keys: readonly Buffer[]): Promise<Recopy> {
-    const chunk = await this.readChunk(sourceDb, keys);
+    const groups = this.o.clusterSource ? groupBySlot(keys) : [keys];
+    const chunks = await Promise.all(groups.map((g) => this.readChunk(sourceDb, g)));
+    const out: Recopy = { commands: [], stamp: chunks[0]!.stamp, keys: 0, keyStamps: [] };
+    for (const chunk of chunks) {
+      await this.append(out, sourceDb, chunk);
+      if (chunk.stamp.offset > out.stamp.offset) out.stamp = chunk.stamp;
+    }
+    return out;
+  }
+
+  /** One stamped read's writes: each key's state and its skip entry. */
+  private async append(out: Recopy, sourceDb: number, chunk: Chunk): Promise<void> {
     const targetDb = targetDbFor(this.o.dbMap, sourceDb);
     const stamp = Buffer.from(String(chunk.stamp.offset));
-    const commands: ApplyCommand[] = [];
+    const commands = out.commands;
     for (let i = 0; i < chunk.keys.length; i++) {
       const key = chunk.keys[i]!;
       const payload = chunk.payloads[i];
@@ -70,8 +87,9 @@ export class KeyRecopier {
         db: this.o.markerDb,
         argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), stamp],
       });
+      out.keyStamps.push({ key, offset: chunk.stamp.offset });
     }
-    return { commands, stamp: chunk.stamp, keys: chunk.keys.length };
+    out.keys += chunk.keys.length;
   }
 
   /** A read only reads, so after a dropped connection it is simply made again, once, on a new one. */
@@ -110,6 +128,17 @@ export class KeyRecopier {
     }
     return r;
   }
+}
+
+function groupBySlot(keys: readonly Buffer[]): Buffer[][] {
+  const bySlot = new Map<number, Buffer[]>();
+  for (const k of keys) {
+    const slot = keySlot(k);
+    const group = bySlot.get(slot);
+    if (group) group.push(k);
+    else bySlot.set(slot, [k]);
+  }
+  return [...bySlot.values()];
 }
 
 function isConnectionLoss(e: unknown): boolean {

@@ -18,6 +18,30 @@ export interface ApplyCommand {
   /** Destination db. */
   db: number;
   argv: Buffer[];
+  /**
+   * Cluster destinations only. `slot`: the hash slot of the command's keys (ALL_NODES: every node);
+   * absent on our own writes (re-copies, skip entries), which are routed by their key. `end`: the stream
+   * offset just after the command, so a node whose marker is already past it skips it on a resume.
+   */
+  slot?: number;
+  end?: number;
+}
+
+/** ApplyCommand.slot of a command every destination node runs (FLUSHDB, FUNCTION LOAD…). */
+export const ALL_NODES = -1;
+
+/** What the incremental sync writes through: one MarkerApplier, or one per node of a cluster destination. */
+export interface Applier {
+  readonly skipKey: Buffer;
+  readonly markerDb: number;
+  /** The marker's own keys in markerDb (a SWAPDB of that db must carry them back). */
+  readonly ownKeys: readonly Buffer[];
+  readPosition(): Promise<MarkerPosition | undefined>;
+  readSkipEntries(): Promise<Buffer[]>;
+  removeMarker(): Promise<void>;
+  apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void>;
+  close(): Promise<void>;
+  destroy(): void;
 }
 
 /** A source replication position: the stream offset just after the last applied command. */
@@ -57,7 +81,7 @@ const SET_HEAD = Buffer.from('*3\r\n$3\r\nSET\r\n');
  * applied, so it rejects with APPLY_SKIPPED_BATCH: the destination has diverged and needs a fresh sync.
  * Capping pendingBatches bounds that window.
  */
-export class MarkerApplier {
+export class MarkerApplier implements Applier {
   /** `redis-dts:marker:<taskId>:<shardId>` in markerDb; on a cluster, shardId carries the node's hash tag. */
   readonly markerKey: string;
   /**
@@ -91,6 +115,14 @@ export class MarkerApplier {
     return new MarkerApplier(conn, markerKeyFor(o.taskId, o.shardId), o.markerDb);
   }
 
+  get ownKeys(): readonly Buffer[] {
+    return [this.markerKeyBuf, this.skipKey];
+  }
+
+  get endpoint(): RedisEndpoint {
+    return this.conn.endpoint;
+  }
+
   /** Batches written whose EXEC reply has not arrived. */
   get pendingBatches(): number {
     return this.inFlight;
@@ -108,7 +140,7 @@ export class MarkerApplier {
     ]);
     if (value instanceof RespError) throw this.replyError('reading the marker', value);
     if (value === null || value === undefined) return undefined;
-    return parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), this);
+    return parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), this.markerKey);
   }
 
   /**
@@ -116,7 +148,12 @@ export class MarkerApplier {
    * An empty batch only moves the marker. Without a position the batch is still one transaction but
    * leaves the marker alone (the catch-up's re-copies, written before any marker exists).
    */
-  apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
+  apply(
+    batch: readonly ApplyCommand[],
+    position: MarkerPosition | undefined,
+    /** Another marker key than this applier's (a cluster slot's, on the same node). */
+    markerKey: Buffer = this.markerKeyBuf,
+  ): Promise<void> {
     if (this.broken) {
       return Promise.reject(
         new DtsError(
@@ -126,7 +163,7 @@ export class MarkerApplier {
         ),
       );
     }
-    const out = this.encode(batch, position);
+    const out = this.encode(batch, position, markerKey);
     const replies = 2 + queuedCount(batch, this.markerDb, position !== undefined);
     this.inFlight++;
     this.inFlightBytes += out.length;
@@ -197,9 +234,13 @@ export class MarkerApplier {
     this.conn.destroy();
   }
 
-  private encode(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Buffer {
+  private encode(
+    batch: readonly ApplyCommand[],
+    position: MarkerPosition | undefined,
+    markerKey: Buffer,
+  ): Buffer {
     const marker = position && Buffer.from(markerValue(position));
-    let size = MULTI.length + EXEC.length + (marker ? setSize(this.markerKeyBuf, marker) : 0);
+    let size = MULTI.length + EXEC.length + (marker ? setSize(markerKey, marker) : 0);
     let db = this.markerDb;
     for (const c of batch) {
       if (c.db !== db) {
@@ -228,7 +269,7 @@ export class MarkerApplier {
     if (db !== this.markerDb) pos = writeSelect(out, pos, this.markerDb);
     if (marker) {
       pos += SET_HEAD.copy(out, pos);
-      pos = writeBulk(out, pos, this.markerKeyBuf);
+      pos = writeBulk(out, pos, markerKey);
       pos = writeBulk(out, pos, marker);
     }
     pos += EXEC.copy(out, pos);
@@ -307,8 +348,8 @@ export class MarkerApplier {
       if (name === 'SELECT') db = Number(argv[1]!.toString('latin1'));
       if (i - 1 !== queued) continue;
       if (name === 'SELECT') return `SELECT ${db}`;
-      if (name === 'SET' && argv[1]!.equals(this.markerKeyBuf)) {
-        return `SET of the marker key ${printableKey(this.markerKeyBuf)} in db${this.markerDb}`;
+      if (name === 'SET' && argv[1]!.toString('latin1').startsWith('redis-dts:marker:')) {
+        return `SET of the marker key ${printableKey(argv[1]!)} in db${this.markerDb}`;
       }
       const key = argv[1] ? ` ${printableKey(argv[1])}` : '';
       return `db${db} ${commandLabel(argv)}${key}`;
@@ -338,12 +379,12 @@ function markerValue(p: MarkerPosition): string {
   return `${p.replid}:${p.offset}:${p.db ?? ''}`;
 }
 
-function parseMarker(text: string, applier: MarkerApplier): MarkerPosition {
+export function parseMarker(text: string, markerKey: string): MarkerPosition {
   const [replid = '', offset = '', db, ...rest] = text.split(':');
   if (!replid || !/^\d+$/.test(offset) || (db !== undefined && !/^\d*$/.test(db)) || rest.length > 0) {
     throw new DtsError(
       'BAD_MARKER',
-      `the marker key ${applier.markerKey} on the destination holds ${JSON.stringify(text.slice(0, 80))}, ` +
+      `the marker key ${markerKey} on the destination holds ${JSON.stringify(text.slice(0, 80))}, ` +
         'not <replid>:<offset>',
       'something other than redis-dts wrote it: delete the key and run the task again with a fresh full sync',
     );

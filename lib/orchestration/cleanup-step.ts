@@ -1,10 +1,10 @@
 import type { Redis } from 'ioredis';
 import { DtsError } from '../errors.ts';
-import { MarkerApplier } from '../incremental/marker-applier.ts';
+import { openApplier } from '../incremental/cluster-marker-applier.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { openTargetRouting } from '../redis/target-routing.ts';
 import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
-import { SHARD_ID } from './capture-start-step.ts';
 import { markerDbFor } from './replicate-step.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
@@ -34,7 +34,10 @@ export async function cleanupStep(
     for (const db of new Set(units.filter((u) => u.keysInParts > 0).map((u) => u.targetDb))) {
       tempKeysRemoved += await removeTempKeys(tgt, db, `redis-dts:tmp:${taskId}:`);
     }
-    if (spec.syncType !== 'full') await removeMarkers(target, taskId, spec, units);
+    if (spec.syncType !== 'full') {
+      const shardIds = (await o.store.listShards(taskId)).map((s) => s.value.shardId);
+      await removeMarkers(target, taskId, spec, units, shardIds);
+    }
   } finally {
     await tgt.quit().catch(() => tgt.disconnect());
   }
@@ -63,16 +66,20 @@ async function removeMarkers(
   taskId: string,
   spec: TaskStepInput['spec'],
   units: UnitCheckpoint[],
+  shardIds: string[],
 ): Promise<void> {
-  const applier = await MarkerApplier.open(target, {
-    taskId,
-    shardId: SHARD_ID,
-    markerDb: markerDbFor(spec, units),
-  });
-  try {
-    await applier.removeMarker();
-  } finally {
-    await applier.close();
+  const routing = await openTargetRouting(target);
+  for (const shardId of shardIds) {
+    const applier = await openApplier(target, routing, {
+      taskId,
+      shardId,
+      markerDb: markerDbFor(spec, units),
+    });
+    try {
+      await applier.removeMarker();
+    } finally {
+      await applier.close();
+    }
   }
 }
 

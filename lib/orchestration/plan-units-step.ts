@@ -1,13 +1,13 @@
 import type { Redis } from 'ioredis';
-import { DtsError } from '../errors.ts';
 import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
-import { freshProgress } from '../fullsync/copy-unit.ts';
+import { type FullSyncUnit, freshProgress } from '../fullsync/copy-unit.ts';
 import { assertTargetEmpty } from '../fullsync/existing-keys.ts';
-import { planUnits } from '../fullsync/plan-units.ts';
+import { clusterUnits, planUnits } from '../fullsync/plan-units.ts';
 import { numericDbMap, unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
-import { describeEndpoint } from '../redis/endpoint.ts';
+import { openTargetRouting } from '../redis/target-routing.ts';
 import type { TaskStore } from '../state/task-store.ts';
+import { sourceShards } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { PlanResult, TaskStepInput } from './step-types.ts';
 
@@ -31,29 +31,24 @@ export async function planUnitsStep(
   const { source, target } = stepEndpoints(spec, o.secrets);
   const admins: Redis[] = [];
   try {
-    const src = await connectAdmin(source);
-    admins.push(src);
-    const info = await serverInfo(src);
-    if (info.clusterEnabled) {
-      throw new DtsError(
-        'CLUSTER_NOT_SUPPORTED',
-        `${describeEndpoint(source)} is a Redis Cluster node; cluster sources are not supported yet`,
-        'use standalone (or one primary of a sentinel setup) for now',
-      );
+    const shards = await sourceShards(source);
+    let units: FullSyncUnit[];
+    if (shards.length === 1 && shards[0]!.tag === undefined) {
+      const src = await connectAdmin(source);
+      admins.push(src);
+      const info = await serverInfo(src);
+      units = planUnits({ keyspace: info.keyspace, dbs: spec.dbs, dbMap: numericDbMap(spec.dbMap) });
+    } else {
+      units = clusterUnits(shards, numericDbMap(spec.dbMap));
     }
-    const tgt = await connectAdmin(target);
-    admins.push(tgt);
-    if ((await serverInfo(tgt)).clusterEnabled) {
-      throw new DtsError(
-        'CLUSTER_NOT_SUPPORTED',
-        `${describeEndpoint(target)} is a Redis Cluster node; cluster destinations are not supported yet`,
-        'use a standalone destination for now',
-      );
-    }
-    const units = planUnits({ keyspace: info.keyspace, dbs: spec.dbs, dbMap: numericDbMap(spec.dbMap) });
     const saved = new Map((await o.store.listCheckpoints(taskId)).map((c) => [c.value.unitId, c]));
     if (saved.size === 0 && spec.existingKeys === 'block') {
-      await assertTargetEmpty(tgt, target, [...new Set(units.map((u) => u.targetDb))]);
+      // Each master of a cluster destination holds its own slots' keys.
+      for (const node of (await openTargetRouting(target)).nodes) {
+        const tgt = await connectAdmin(node);
+        admins.push(tgt);
+        await assertTargetEmpty(tgt, node, [...new Set(units.map((u) => u.targetDb))]);
+      }
     }
     const writer = new CheckpointWriter(
       o.store,

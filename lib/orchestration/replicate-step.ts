@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { loadCatalogue } from '../commands/catalogue.ts';
+import type { FilterContext } from '../commands/command-filter.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
@@ -9,13 +10,15 @@ import {
   type IncrementalProgress,
   IncrementalSync,
 } from '../incremental/incremental-sync.ts';
+import { combineOutcomes, combineProgress } from '../incremental/shard-progress.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
+import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
-import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
+import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
-import { SHARD_ID } from './capture-start-step.ts';
 import { SampledVerification } from './sampled-verification.ts';
+import { STANDALONE_SHARD_ID } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
@@ -43,47 +46,30 @@ const PROGRESS_LOG_MS = 2000;
 export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): Promise<IncrementalOutcome> {
   const { spec, taskId } = input;
   const { source, target } = stepEndpoints(spec, o.secrets);
-  const shard = await o.store.getShard(taskId, SHARD_ID);
-  if (!shard) {
+  const shards = await o.store.listShards(taskId);
+  if (shards.length === 0) {
     throw new DtsError(
       'NO_START_OFFSET',
       `task '${taskId}' has no captured start offset, so the changes to replay are unknown`,
       'run the task from the start: its CaptureStart state records the offset before the full sync',
     );
   }
-  const { replid, startOffset } = shard.value;
   const units = (await o.store.listCheckpoints(taskId)).map((c) => c.value);
-  let bound = startOffset;
-  for (const u of units) {
-    if (!u.stamp) continue;
-    if (u.stamp.replid !== replid) {
-      throw new DtsError(
-        'SOURCE_CHANGED',
-        `unit ${u.unitId} was copied under replication id ${u.stamp.replid}, but the task started under ${replid} ` +
-          '(the source failed over or restarted during the full sync)',
-        'run the task again with a fresh full sync (a new task id, or redis-dts stop and delete its state)',
-      );
-    }
-    bound = Math.max(bound, u.stamp.offset);
-  }
-  const syncedDbs = [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b);
-  const lowestDb = lowestSourceDb(spec, units);
   const progress = o.progress ?? silentProgress;
 
   const stop = new StopFlag(o.store, taskId);
+  // One shard failing stops the others (cleanly, at their marker) before the error is raised.
+  const failed = new AbortController();
   let context: UnitCopyContext | undefined;
   let admin: Redis | undefined;
-  let lastLog = 0;
   let sampled: SampledVerification | undefined;
   try {
     context = await UnitCopyContext.open({ source, target, spec, taskId });
     admin = await connectAdmin(source);
-    const copy = context;
     const catalogue = await loadCatalogue(admin);
-    const keep = makeKeyFilter(spec.keyFilter);
-    const filter = {
+    const filter: FilterContext = {
       catalogue,
-      keep,
+      keep: makeKeyFilter(spec.keyFilter),
       ...(spec.dbs ? { selectedDbs: new Set(spec.dbs) } : {}),
       ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     };
@@ -97,79 +83,43 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       log: (m) => progress.log(m, { phase: 'incremental' }),
     });
     sampled.start();
-    const sync = new IncrementalSync({
+    const latest = new Map<string, IncrementalProgress>();
+    let lastLog = 0;
+    const shared: ShardRunShared = {
+      input,
       source,
       target,
-      taskId,
-      shardId: SHARD_ID,
+      units,
       filter,
-      markerDb: markerDbFor(spec, units),
-      start: { replid, offset: startOffset },
-      catchUpBound: bound,
-      syncedDbs,
-      resyncDb: async (db) => {
-        const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(filter.dbMap, db) };
-        const conn = await RawConnection.open(target, { db: unit.targetDb, clientName: 'redis-dts-resync' });
-        try {
-          await conn.call(['FLUSHDB']);
-        } finally {
-          await conn.close();
-        }
-        const outcome = await copyUnit({ ...copy.copyOptions(unit, progress), from: freshProgress() });
-        return outcome.progress.stamp?.offset ?? 0;
-      },
-      sourceVersion: copy.info.versionNum,
-      maxPayloadBytes: copy.maxPayloadBytes,
-      copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
-        copy.oversizedCopier({ unitId: `recopy-db${sourceDb}`, sourceDb, targetDb }).copy(key, expireAt),
-      ...(spec.incremental.heartbeat.enabled
-        ? {
-            heartbeat: {
-              prefix: spec.incremental.heartbeat.prefix,
-              intervalMs: spec.incremental.heartbeat.intervalMs,
-              db: lowestDb,
-            },
-          }
-        : {}),
-      until: spec.incremental.until,
+      copy: context,
+      progress,
       deadline: o.deadline,
-      shouldStop: () => stop.stopRequested || o.signal?.aborted === true,
-      log: (m) => progress.log(m, { phase: 'incremental' }),
-      onProgress: (p) => {
-        o.onProgress?.(p);
+      shouldStop: () => stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted,
+      onProgress: (shardId, p) => {
+        latest.set(shardId, p);
+        if (latest.size < shards.length) return;
+        const all = combineProgress([...latest.values()]);
+        o.onProgress?.(all);
         const now = Date.now();
         if (now - lastLog < PROGRESS_LOG_MS) return;
         lastLog = now;
-        const lag = p.lagMs === undefined ? 'n/a' : `${p.lagMs} ms`;
+        const lag = all.lagMs === undefined ? 'n/a' : `${all.lagMs} ms`;
         progress.log(
-          `${p.phase}: ${Math.round(p.opsPerSecond)} ops/s, lag ${lag}, ${p.bytesBehind ?? 'n/a'} bytes behind, ` +
-            `${p.commandsApplied} applied, ${p.keysRecopied} keys re-copied`,
-          { ...p, ...memoryFields() },
+          `${all.phase}: ${Math.round(all.opsPerSecond)} ops/s, lag ${lag}, ${all.bytesBehind ?? 'n/a'} bytes behind, ` +
+            `${all.commandsApplied} applied, ${all.keysRecopied} keys re-copied`,
+          { ...all, ...memoryFields() },
         );
       },
-    });
-    const outcome = await sync.run().catch((e: unknown) => {
-      throw isDtsError(e) && e.code === 'BACKLOG_LOST' && spec.incremental.onBacklogLost === 'resync'
-        ? new DtsError(
-            e.code,
-            `${e.message} (incremental.onBacklogLost "resync" is not built yet, so the task fails)`,
-            e.fix,
-          )
-        : e;
-    });
-    await o.store.putShard(
-      taskId,
-      {
-        ...shard.value,
-        appliedOffset: outcome.position.offset,
-        phase: outcome.ended,
-        commandsApplied: outcome.progress.commandsApplied,
-        keysRecopied: outcome.progress.keysRecopied,
-        updatedAt: new Date().toISOString(),
-      },
-      shard.version,
+    };
+    const outcomes = await Promise.all(
+      shards.map((shard) =>
+        replicateShard(shard, shared, o.store).catch((e: unknown) => {
+          failed.abort();
+          throw e;
+        }),
+      ),
     );
-    return outcome;
+    return combineOutcomes(outcomes);
   } finally {
     await sampled?.stop();
     stop.close();
@@ -177,6 +127,132 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
     await a?.quit().catch(() => a.disconnect());
     await context?.close();
   }
+}
+
+interface ShardRunShared {
+  input: TaskStepInput;
+  source: RedisEndpoint;
+  target: RedisEndpoint;
+  units: UnitCheckpoint[];
+  filter: FilterContext;
+  copy: UnitCopyContext;
+  progress: ProgressSink;
+  deadline: number | undefined;
+  shouldStop: () => boolean;
+  onProgress: (shardId: string, p: IncrementalProgress) => void;
+}
+
+/** One source shard's stream, from its captured offset and its units' largest stamp, or from its marker. */
+async function replicateShard(
+  shard: Versioned<ShardCheckpoint>,
+  s: ShardRunShared,
+  store: TaskStore,
+): Promise<IncrementalOutcome> {
+  const { spec, taskId } = s.input;
+  const { shardId, replid, startOffset, node, tag } = shard.value;
+  const units = s.units.filter((u) => (u.shardId ?? STANDALONE_SHARD_ID) === shardId);
+  let bound = startOffset;
+  for (const u of units) {
+    if (!u.stamp) continue;
+    if (u.stamp.replid !== replid) {
+      throw new DtsError(
+        'SOURCE_CHANGED',
+        `unit ${u.unitId} was copied under replication id ${u.stamp.replid}, but the task started under ${replid} ` +
+          '(the source failed over or restarted during the full sync)',
+        'run the task again with a fresh full sync (a new task id, or redis-dts stop and delete its state)',
+      );
+    }
+    bound = Math.max(bound, u.stamp.offset);
+  }
+  const source = node ? { ...s.source, host: node.host, port: node.port } : s.source;
+  const copy = s.copy;
+  const log = (m: string) =>
+    s.progress.log(node ? `shard ${shardId}: ${m}` : m, { phase: 'incremental', shard: shardId });
+  const sync = new IncrementalSync({
+    source,
+    target: s.target,
+    routing: copy.routing,
+    taskId,
+    shardId,
+    clusterSource: node !== undefined,
+    filter: s.filter,
+    markerDb: markerDbFor(spec, s.units),
+    start: { replid, offset: startOffset },
+    catchUpBound: bound,
+    syncedDbs: [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
+    resyncDb: node
+      ? () => Promise.reject(keyspaceOnClusterShard(shardId))
+      : async (db) => {
+          const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(s.filter.dbMap, db) };
+          for (const n of copy.routing.nodes) {
+            const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
+            try {
+              await conn.call(['FLUSHDB']);
+            } finally {
+              await conn.close();
+            }
+          }
+          const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
+          return outcome.progress.stamp?.offset ?? 0;
+        },
+    sourceVersion: copy.info.versionNum,
+    maxPayloadBytes: copy.maxPayloadBytes,
+    copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
+      copy
+        .oversizedCopier({ unitId: `recopy-${shardId}-db${sourceDb}`, sourceDb, targetDb }, undefined, source)
+        .copy(key, expireAt),
+    ...(spec.incremental.heartbeat.enabled
+      ? {
+          heartbeat: {
+            prefix: spec.incremental.heartbeat.prefix,
+            intervalMs: spec.incremental.heartbeat.intervalMs,
+            db: lowestSourceDb(spec, s.units),
+            ...(tag !== undefined ? { shardTag: tag } : {}),
+          },
+        }
+      : {}),
+    until: spec.incremental.until,
+    deadline: s.deadline,
+    shouldStop: s.shouldStop,
+    log,
+    onProgress: (p) => s.onProgress(shardId, p),
+  });
+  const outcome = await sync.run().catch((e: unknown) => {
+    throw isDtsError(e) && e.code === 'BACKLOG_LOST' && spec.incremental.onBacklogLost === 'resync'
+      ? new DtsError(
+          e.code,
+          `${e.message} (incremental.onBacklogLost "resync" is not built yet, so the task fails)`,
+          e.fix,
+        )
+      : e;
+  });
+  await store.putShard(
+    taskId,
+    {
+      ...shard.value,
+      appliedOffset: outcome.position.offset,
+      phase: outcome.ended,
+      commandsApplied: outcome.progress.commandsApplied,
+      keysRecopied: outcome.progress.keysRecopied,
+      updatedAt: new Date().toISOString(),
+    },
+    shard.version,
+  );
+  return outcome;
+}
+
+/**
+ * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
+ * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
+ * slots there is not built.
+ */
+function keyspaceOnClusterShard(shardId: string): DtsError {
+  return new DtsError(
+    'KEYSPACE_ON_CLUSTER_SOURCE',
+    `the cluster source's shard ${shardId} ran FLUSHDB or FLUSHALL during the task; emptying only that shard's ` +
+      'slots on the destination is not built, so the change cannot be replayed',
+    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
+  );
 }
 
 /** The source db the heartbeat goes to: the lowest synced one. */

@@ -5,6 +5,7 @@ import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-c
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { connectAdmin, type ServerInfo, serverInfo } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { openTargetRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 
@@ -20,6 +21,8 @@ export class UnitCopyContext {
   readonly target: RedisEndpoint;
   readonly info: ServerInfo;
   readonly maxBulk: number;
+  /** The destination's nodes: one server, or a cluster's masters. */
+  readonly routing: TargetRouting;
   private readonly spec: TaskSpec;
   private readonly taskId: string;
   private readonly admins: Redis[];
@@ -29,6 +32,7 @@ export class UnitCopyContext {
     o: { source: RedisEndpoint; target: RedisEndpoint; spec: TaskSpec; taskId: string },
     info: ServerInfo,
     maxBulk: number,
+    routing: TargetRouting,
     admins: Redis[],
   ) {
     this.source = o.source;
@@ -37,6 +41,7 @@ export class UnitCopyContext {
     this.taskId = o.taskId;
     this.info = info;
     this.maxBulk = maxBulk;
+    this.routing = routing;
     this.admins = admins;
   }
 
@@ -52,7 +57,13 @@ export class UnitCopyContext {
       admins.push(src);
       const tgt = await connectAdmin(o.target);
       admins.push(tgt);
-      return new UnitCopyContext(o, await serverInfo(src), await protoMaxBulkLen(tgt), admins);
+      return new UnitCopyContext(
+        o,
+        await serverInfo(src),
+        await protoMaxBulkLen(tgt),
+        await openTargetRouting(o.target),
+        admins,
+      );
     } catch (e) {
       await Promise.all(admins.map((a) => a.quit().catch(() => a.disconnect())));
       throw e;
@@ -65,10 +76,11 @@ export class UnitCopyContext {
   }
 
   /** Copies big keys of `unit` in parts; closed with the context. */
-  oversizedCopier(unit: FullSyncUnit, progress?: ProgressSink): OversizedKeyCopier {
+  oversizedCopier(unit: FullSyncUnit, progress?: ProgressSink, source = this.source): OversizedKeyCopier {
     const copier = new OversizedKeyCopier({
-      source: this.source,
+      source,
       target: this.target,
+      routing: this.routing,
       unit,
       taskId: this.taskId,
       protoMaxBulkLen: this.maxBulk,
@@ -88,6 +100,7 @@ export class UnitCopyContext {
     return {
       source: this.source,
       target: this.target,
+      routing: this.routing,
       unit,
       keep: makeKeyFilter(spec.keyFilter),
       sourceVersion: this.info.versionNum,

@@ -32,6 +32,9 @@ export interface UnitCheckpoint extends UnitProgress {
   unitId: string;
   sourceDb: number;
   targetDb: number;
+  /** Cluster source: the unit's shard and the master it reads from. */
+  shardId?: string;
+  sourceNode?: { host: string; port: number };
   updatedAt: string;
 }
 
@@ -60,6 +63,10 @@ export interface TaskRecord {
 /** Where a source shard's replication stands: what incremental sync resumes from. */
 export interface ShardCheckpoint {
   shardId: string;
+  /** Cluster source: the master the offset was captured on. */
+  node?: { host: string; port: number };
+  /** Cluster source: a hash tag on one of the shard's slots, for its heartbeat key. */
+  tag?: string;
   replid: string;
   /** The offset captured before the full sync (O0): the incremental stream starts after it. */
   startOffset: number;
@@ -231,6 +238,12 @@ export class TaskStore {
 
   async getShard(taskId: string, shardId: string): Promise<Versioned<ShardCheckpoint> | undefined> {
     return this.getVersioned<ShardCheckpoint>(taskId, shardSk(shardId));
+  }
+
+  /** Every shard checkpoint of a task (one per source master), ordered by shard id. */
+  async listShards(taskId: string): Promise<Versioned<ShardCheckpoint>[]> {
+    const items = await this.queryTask(taskId, SHARD_SK_PREFIX);
+    return items.map((item) => fromItem<ShardCheckpoint>(item));
   }
 
   async putShard(

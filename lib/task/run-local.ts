@@ -1,5 +1,4 @@
 import { DtsError, isDtsError } from '../errors.ts';
-import { SHARD_ID } from '../orchestration/capture-start-step.ts';
 import { STOPPED_CODE } from '../orchestration/copy-chunk-step.ts';
 import type { LocalHandlerOptions } from '../orchestration/local-handlers.ts';
 import { describeCaught } from '../orchestration/record-failure-step.ts';
@@ -38,7 +37,8 @@ export interface LocalRunSummary {
   bytesThisRun: number;
   stopped: boolean;
   /** How the incremental phase ended (full+incremental and incremental tasks). */
-  incremental?: ShardCheckpoint;
+  /** The first shard's checkpoint with every shard's counters added up. */
+  incremental?: ShardCheckpoint & { shards: number };
 }
 
 /**
@@ -94,13 +94,27 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
       keysThisRun: after.keys - before.keys,
       bytesThisRun: after.bytes - before.bytes,
       stopped,
-      incremental:
-        spec.syncType === 'full' ? undefined : (await local.store.getShard(taskId, SHARD_ID))?.value,
+      incremental: spec.syncType === 'full' ? undefined : await shardsSummary(local.store, taskId),
     };
   } finally {
     o.signal?.removeEventListener('abort', stop);
     await local.close();
   }
+}
+
+/** The shards' incremental figures added up (a cluster source has one shard per master). */
+async function shardsSummary(
+  store: TaskStore,
+  taskId: string,
+): Promise<(ShardCheckpoint & { shards: number }) | undefined> {
+  const shards = (await store.listShards(taskId)).map((s) => s.value);
+  if (shards.length === 0) return undefined;
+  return {
+    ...shards[0]!,
+    commandsApplied: shards.reduce((n, s) => n + (s.commandsApplied ?? 0), 0),
+    keysRecopied: shards.reduce((n, s) => n + (s.keysRecopied ?? 0), 0),
+    shards: shards.length,
+  };
 }
 
 async function checkpoints(store: TaskStore, taskId: string): Promise<UnitCheckpoint[]> {

@@ -161,6 +161,29 @@ describe('redis-dts sync, full+incremental', () => {
     await assertSameData(source.url, target.url);
   }, 180_000);
 
+  it('replays MOVE, COPY … DB and SWAPDB with their db arguments mapped through --db-map', async () => {
+    const source = await startRedis(BIG_BACKLOG);
+    const target = await startRedis();
+    await seed(source, [0, 1], 2_000);
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up', '--db-map', '0:2,1:3'])),
+    );
+    await cli.until('incremental sync: applying changes');
+    await source.cli('SET', 'moved', 'm');
+    await source.cli('MOVE', 'moved', '1');
+    await source.cli('SET', 'copied', 'c');
+    await source.cli('COPY', 'copied', 'copied', 'DB', '1');
+    await source.cli('SWAPDB', '0', '1');
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    await assertSameData(source.url, target.url, { dbMap: { 0: 2, 1: 3 } });
+    // SWAPDB 0 1 moved both keys into source db 0, so into destination db 2 (not into db 0 or 1).
+    expect(await target.cli('-n', '2', 'GET', 'moved')).toBe('m');
+    expect(await target.cli('-n', '0', 'DBSIZE')).toBe('0');
+    // The SWAPDB carried the marker and the heartbeat into the other db: both were taken back.
+    await assertNoInternalKeys(source, target);
+  }, 120_000);
+
   it('verifies a sample on a schedule while it runs and reports inconsistent keys in the status', async () => {
     const source = await startRedis(BIG_BACKLOG);
     const target = await startRedis();

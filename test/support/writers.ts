@@ -1,4 +1,4 @@
-import { Redis, ReplyError } from 'ioredis';
+import { Cluster, Redis, ReplyError } from 'ioredis';
 
 export interface WritersOptions {
   url: string;
@@ -14,6 +14,11 @@ export interface WritersOptions {
   ratePerWriter?: number;
   /** Makes the sequence of ops (not their interleaving across writers) repeatable. */
   seed?: number;
+  /**
+   * `url` is a node of a Redis Cluster: write through a cluster client (db 0), and give each op's keys one
+   * of 16 hash tags so that its multi-key commands (RENAME, RPOPLPUSH, MULTI, EVAL) stay in one slot.
+   */
+  cluster?: boolean;
 }
 
 export interface WriterStats {
@@ -32,11 +37,12 @@ export interface Writers {
 
 type Arg = string | Buffer | number;
 type Command = [name: string, ...args: Arg[]];
+type Client = Redis | Cluster;
 type Random = () => number;
 
 interface Op {
   kind: string;
-  run(client: Redis): Promise<boolean>;
+  run(client: Client): Promise<boolean>;
 }
 
 /** Two writes on declared keys, so the script is replicable under both script and effects replication. */
@@ -63,7 +69,7 @@ export function startWriters(o: WritersOptions): Writers {
   const baseSeed = o.seed ?? Math.floor(Math.random() * 2 ** 32);
   const stats: WriterStats = { ops: 0, errors: 0, byCommand: {} };
   let stopping = false;
-  const clients: Redis[] = [];
+  const clients: Client[] = [];
   const sleeps = new Set<() => void>();
 
   function sleep(ms: number): Promise<void> {
@@ -80,15 +86,17 @@ export function startWriters(o: WritersOptions): Writers {
 
   async function runWriter(index: number): Promise<void> {
     const random = mulberry32(baseSeed + index * 0x9e3779b9);
-    const perDb = dbs.map((db) => {
+    const perDb = (o.cluster ? [0] : dbs).map((db) => {
       // RESP2 so the writers also run against sources older than Redis 6 (no HELLO).
-      const client = new Redis(o.url, { db, protocol: 2, maxRetriesPerRequest: 0 });
+      const client: Client = o.cluster
+        ? clusterClient(o.url)
+        : new Redis(o.url, { db, protocol: 2, maxRetriesPerRequest: 0 });
       // Failures surface as rejected commands; without a listener ioredis logs every one.
       client.on('error', () => {});
       clients.push(client);
       return client;
     });
-    const gen = opGenerator(random, keys, prefix);
+    const gen = opGenerator(random, keys, prefix, o.cluster === true);
     let next = Date.now();
     while (!stopping) {
       const client = pick(random, perDb);
@@ -134,9 +142,11 @@ export function startWriters(o: WritersOptions): Writers {
 }
 
 /** Returns a function producing the next random op. Each key type has its own names to keep WRONGTYPE rare. */
-function opGenerator(random: Random, keys: number, prefix: string): () => Op {
+function opGenerator(random: Random, keys: number, prefix: string, cluster: boolean): () => Op {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-  const key = (type: string) => `${prefix}${type}:${int(0, keys - 1)}`;
+  // On a cluster every key of one op shares the op's hash tag.
+  let tag = '';
+  const key = (type: string) => `${prefix}${tag}${type}:${int(0, keys - 1)}`;
   const anyKey = () =>
     key(pick(random, ['counter', 'float', 'str', 'list', 'hash', 'zset', 'set', 'stream']));
   const value = (): Arg => (random() < 0.15 ? binaryValue(random) : `v${int(0, 1_000_000)}`);
@@ -210,7 +220,20 @@ function opGenerator(random: Random, keys: number, prefix: string): () => Op {
       },
     ],
   ];
-  return weighted(random, compound);
+  const next = weighted(random, compound);
+  return () => {
+    if (cluster) tag = `{g${int(0, 15)}}`;
+    return next();
+  };
+}
+
+function clusterClient(url: string): Cluster {
+  const u = new URL(url);
+  const password = u.password ? decodeURIComponent(u.password) : undefined;
+  return new Cluster([{ host: u.hostname, port: Number(u.port) }], {
+    redisOptions: { protocol: 2, maxRetriesPerRequest: 0, ...(password ? { password } : {}) },
+    maxRedirections: 16,
+  });
 }
 
 function weighted<T>(random: Random, table: [number, () => T][]): () => T {

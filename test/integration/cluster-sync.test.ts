@@ -1,0 +1,241 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { type CliResult, collect, startCli } from '../support/cli.ts';
+import { assertSameKeys } from '../support/cluster-compare.ts';
+import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
+import { startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { seedManyKeys } from '../support/seed.ts';
+import { startWriters } from '../support/writers.ts';
+
+const dirs: string[] = [];
+const clusters: RedisClusterProcess[] = [];
+
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
+  await stopAllRedis();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'redis-dts-cluster-'));
+  dirs.push(d);
+  return d;
+}
+
+async function cluster(o: Parameters<typeof startRedisCluster>[0] = {}): Promise<RedisClusterProcess> {
+  const c = await startRedisCluster(o);
+  clusters.push(c);
+  return c;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Writers run at full speed for seconds: the default 1 MB backlog would not hold the catch-up. */
+const BIG_BACKLOG = ['--repl-backlog-size', '256mb'];
+
+function sync(
+  source: string,
+  target: string,
+  extra: string[] = [],
+  state = stateDir(),
+): ReturnType<typeof watch> {
+  return watch(
+    startCli([
+      'sync',
+      '--source',
+      source,
+      '--target',
+      target,
+      '--state-dir',
+      state,
+      '--progress',
+      'json',
+      '--yes',
+      '--until',
+      'caught-up',
+      ...extra,
+    ]),
+  );
+}
+
+function watch(child: ChildProcess): {
+  child: ChildProcess;
+  until(text: string): Promise<void>;
+  output(): string;
+  done: Promise<CliResult>;
+} {
+  let seen = '';
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    seen += d.toString();
+    for (const w of [...waiters]) {
+      if (seen.includes(w.text)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const done = collect(child);
+  return {
+    child,
+    until: (text) =>
+      seen.includes(text)
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            waiters.push({ text, resolve });
+            done.then((r) =>
+              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
+            );
+          }),
+    output: () => seen,
+    done,
+  };
+}
+
+/** No redis-dts key (marker, skip hash, heartbeat) is left on any node once the task ended. */
+async function assertNoInternalKeys(urls: readonly string[]): Promise<void> {
+  for (const url of urls) {
+    const c = new Redis(url);
+    try {
+      expect(await c.keys('redis-dts:*'), `redis-dts keys on ${url}`).toEqual([]);
+    } finally {
+      c.disconnect();
+    }
+  }
+}
+
+describe('standalone source → cluster destination', () => {
+  it('full+incremental under writers with cross-slot commands: every key equal, no CROSSSLOT', async () => {
+    const source = await startRedis({ args: BIG_BACKLOG });
+    const target = await cluster({ masters: 3 });
+    await seedManyKeys(source.url, { db: 0, count: 30_000, mixed: true, prefix: 'seed:' });
+    // Untagged key names land in random slots, so RENAME, RPOPLPUSH, MULTI blocks and EVAL span nodes.
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
+    const cli = sync(source.url, target.url, ['--dbs', '0']);
+    await cli.until('incremental sync: applying changes');
+    await sleep(2000);
+    const stats = await writers.stop();
+    expect(stats.ops).toBeGreaterThan(0);
+    await sleep(700);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).not.toMatch(/CROSSSLOT/);
+    const masters = target.masters.map((m) => m.url);
+    expect(await assertSameKeys([source.url], masters)).toBeGreaterThan(30_000);
+    await assertNoInternalKeys(masters);
+    await assertNoInternalKeys([source.url]);
+    // Every master got its share: the copy was routed, not sent to one node.
+    for (const m of target.masters) expect(Number(await m.cli('DBSIZE'))).toBeGreaterThan(5000);
+  });
+});
+
+/** Seeds a cluster through a cluster client (keys land on every master). */
+async function seedCluster(c: RedisClusterProcess, count: number): Promise<void> {
+  const client = new Cluster([{ host: c.masters[0]!.host, port: c.masters[0]!.port }]);
+  try {
+    for (let i = 0; i < count; i += 500) {
+      await Promise.all(
+        Array.from({ length: Math.min(500, count - i) }, (_, j) => {
+          const n = i + j;
+          if (n % 4 === 0) return client.hset(`seed:h:${n}`, 'a', n, 'b', `v${n}`);
+          if (n % 4 === 1) return client.rpush(`seed:l:${n}`, 'x', String(n));
+          if (n % 4 === 2) return client.set(`seed:s:${n}`, `v${n}`, 'EX', 1000 + n);
+          return client.zadd(`seed:z:${n}`, n, 'm');
+        }),
+      );
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function fullAndIncrementalUnderWriters(
+  sourceUrl: string,
+  sourceMasters: readonly string[],
+  writersCluster: boolean,
+  targetUrl: string,
+  targetMasters: readonly string[],
+): Promise<void> {
+  const writers = startWriters({ url: sourceUrl, dbs: [0], writers: 4, cluster: writersCluster });
+  const cli = sync(sourceUrl, targetUrl, ['--dbs', '0']);
+  await cli.until('incremental sync: applying changes');
+  await sleep(2000);
+  const stats = await writers.stop();
+  expect(stats.ops).toBeGreaterThan(0);
+  await sleep(700);
+  const r = await cli.done;
+  expect(r.code, cli.output()).toBe(0);
+  expect(cli.output()).not.toMatch(/CROSSSLOT/);
+  expect(await assertSameKeys(sourceMasters, targetMasters)).toBeGreaterThan(10_000);
+  await assertNoInternalKeys(targetMasters);
+  await assertNoInternalKeys(sourceMasters);
+}
+
+describe('cluster source', () => {
+  it('→ standalone: one stream per master, every key equal', async () => {
+    const source = await cluster({ masters: 3, args: BIG_BACKLOG });
+    const target = await startRedis();
+    await seedCluster(source, 12_000);
+    const masters = source.masters.map((m) => m.url);
+    await fullAndIncrementalUnderWriters(source.url, masters, true, target.url, [target.url]);
+  });
+
+  it('→ cluster with a different number of masters (3 → 2)', async () => {
+    const source = await cluster({ masters: 3, args: BIG_BACKLOG });
+    const target = await cluster({ masters: 2 });
+    await seedCluster(source, 12_000);
+    await fullAndIncrementalUnderWriters(
+      source.url,
+      source.masters.map((m) => m.url),
+      true,
+      target.url,
+      target.masters.map((m) => m.url),
+    );
+  });
+});
+
+describe('cluster → cluster, exactly once', () => {
+  it('survives kill -9 during the full sync, the catch-up and incremental sync: every key equal', async () => {
+    const source = await cluster({ masters: 3, args: BIG_BACKLOG });
+    const target = await cluster({ masters: 3 });
+    await seedCluster(source, 60_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 3, cluster: true });
+    const points: [string, number][] = [
+      ['copying', 200],
+      ['catch-up: reading', 0],
+      ['incremental sync: applying changes', 300],
+      ['incremental sync: applying changes', 900],
+      ['incremental sync: applying changes', 1500],
+    ];
+    for (const [line, pause] of points) {
+      const cli = sync(source.url, target.url, ['--dbs', '0'], state);
+      await cli.until(line);
+      await sleep(pause);
+      cli.child.kill('SIGKILL');
+      const r = await cli.done;
+      expect(r.signal, cli.output()).toBe('SIGKILL');
+    }
+    const stats = await writers.stop();
+    expect(stats.ops).toBeGreaterThan(0);
+    await sleep(700);
+    const cli = sync(source.url, target.url, ['--dbs', '0'], state);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain("from the destination's marker");
+    const masters = target.masters.map((m) => m.url);
+    expect(
+      await assertSameKeys(
+        source.masters.map((m) => m.url),
+        masters,
+      ),
+    ).toBeGreaterThan(60_000);
+    await assertNoInternalKeys(masters);
+  }, 300_000);
+});

@@ -41,6 +41,10 @@ Round 1 compares every selected key (values as DUMP payloads when both servers r
 as data otherwise; big keys in pages) and scans the destination for keys the source lacks. Rounds 2..N
 re-check only the keys that differed, after a pause, so keys still being written drop out.
 
+Either side may be a Redis Cluster: give the URL of any one node. Every master is scanned, and each key
+is read on the master that owns its slot. A cluster has db 0 only: verify other source dbs copied into
+a cluster with --dbs N --db-map N:0.
+
 Endpoints:
   --source URL, --target URL   redis://[user:password@]host:port or rediss://… (TLS)
   --source-password-env VAR    read the password from environment variable VAR (also --target-…)

@@ -7,6 +7,14 @@ import { send } from './key-commands.ts';
 /** An error reply to a read the verifier cannot do without: the user has to allow the command. */
 export function readFailed(conn: RawConnection, err: RespError, command: string): DtsError {
   const who = describeEndpoint(conn.endpoint);
+  if (err.prefix === 'MOVED' || err.prefix === 'ASK') {
+    // Keys are read on the node that owned their slot when verify started.
+    return new DtsError(
+      'CLUSTER_CHANGED',
+      `${who}: ${command} was redirected (${err.message}): the cluster's slots moved while verify ran`,
+      'run verify again once the resharding or failover has finished',
+    );
+  }
   if (err.prefix === 'NOPERM' || /NOPERM/.test(err.message)) {
     return new DtsError(
       'NO_PERMISSION',

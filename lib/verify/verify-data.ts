@@ -1,34 +1,30 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DtsError } from '../errors.ts';
 import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import { KeyScanner } from '../fullsync/key-scanner.ts';
 import type { KeyBatch } from '../fullsync/stamped-chunk-reader.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
-import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
-import { RawConnection } from '../redis/raw-connection.ts';
-import { compareKeys, findExtras, type UnitSession } from './compare-keys.ts';
+import type { RawConnection } from '../redis/raw-connection.ts';
 import { DifferenceTracker, emptyCategories } from './difference-tracker.ts';
 import { verifySelection } from './key-sample.ts';
-import { PagedPool } from './paged-pool.ts';
-import { probeServer, type ServerCaps } from './server-caps.ts';
+import { openSession } from './verify-session.ts';
+import { assertClusterDb, isCluster, openVerifySide, type VerifySide } from './verify-side.ts';
 import type { VerifyOptions, VerifyReport } from './verify-types.ts';
 
-const CLIENT_NAME = 'redis-dts-verify';
 /** Batches compared at once per unit: enough to keep both servers busy while replies are parsed. */
 const BATCHES_IN_FLIGHT = 4;
 /** Keys per pipelined batch when re-checking known differences. */
 const RECHECK_BATCH = 500;
-const MAX_BATCH_BYTES = 16 * 1024 * 1024;
 
 /**
  * Compares the destination with the source, db by db (units), and reports what differs.
  *
  * Round 1 SCANs each source db and compares every selected key on both sides in pipelined batches
- * (compare-keys.ts), then SCANs the destination db for keys the source does not have. Data may still be
- * changing (an incremental sync running, keys expiring), so a difference is only believed if it
- * persists: rounds 2..N re-check just the differing keys after a delay, and keys that became equal drop
- * out. Memory stays bounded: a few batches in flight, big keys compared in pages, and at most
- * maxTrackedKeys differing keys remembered. Only read commands are used (no DEBUG, no scripts).
+ * (compare-keys.ts), then SCANs the destination db for keys the source does not have. Either side may be
+ * a Redis Cluster (db 0 only): every master is scanned, and each key is read on the master owning its
+ * slot (verify-session.ts). Data may still be changing (an incremental sync running, keys expiring), so
+ * a difference is only believed if it persists: rounds 2..N re-check just the differing keys after a
+ * delay, and keys that became equal drop out. Memory stays bounded: a few batches in flight, big keys
+ * compared in pages, and at most maxTrackedKeys differing keys remembered. Only read commands are used (no DEBUG, no scripts).
  */
 export async function verifyData(o: VerifyOptions): Promise<VerifyReport> {
   const progress = o.progress ?? silentProgress;
@@ -44,7 +40,13 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
   const base = emptyReport(o);
   if (o.mode === 'off') return base;
   const mode = o.mode;
-  const [srcCaps, tgtCaps] = await Promise.all([capsOf(o.source), capsOf(o.target)]);
+  const [source, target] = await Promise.all([openVerifySide(o.source), openVerifySide(o.target)]);
+  for (const u of o.units) {
+    assertClusterDb(source, u.sourceDb, u.unitId);
+    assertClusterDb(target, u.targetDb, u.unitId);
+  }
+  const srcCaps = source.caps;
+  const tgtCaps = target.caps;
   const tracker = new DifferenceTracker(o.units, {
     maxTracked: o.maxTrackedKeys ?? 100_000,
     maxExamples: o.maxExamples ?? 10,
@@ -55,8 +57,8 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
   const open = (unit: FullSyncUnit) =>
     openSession(o, unit, {
       mode,
-      srcCaps,
-      tgtCaps,
+      source,
+      target,
       onBytes: (n) => {
         bytes += n;
       },
@@ -77,21 +79,21 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
   for (const [index, unit] of o.units.entries()) {
     if (stopped()) break;
     const stats = base.units[index]!;
-    progress.log(`verifying ${unit.unitId}: source db ${unit.sourceDb} → target db ${unit.targetDb}`, {
-      unit: unit.unitId,
-      mode,
-    });
+    progress.log(
+      `verifying ${unit.unitId}: source db ${unit.sourceDb}${layout(source)} → target db ${unit.targetDb}${layout(target)}`,
+      { unit: unit.unitId, mode },
+    );
     const session = await open(unit);
     try {
-      await forEachBatch(session.scan('source'), select, count(o), stopped, async (keys) => {
-        const results = await compareKeys(session, keys, 'skip');
+      await forEachBatch(session.scans('source'), select, count(o), stopped, async (keys) => {
+        const results = await session.compare(keys, 'skip');
         for (let i = 0; i < keys.length; i++) if (results[i]) tracker.set(index, keys[i]!, results[i]);
         stats.keysCompared += keys.length;
         keysDone += keys.length;
         report('verify', unit);
       });
-      await forEachBatch(session.scan('target'), select, count(o), stopped, async (keys) => {
-        const extra = await findExtras(session, keys);
+      await forEachBatch(session.scans('target'), select, count(o), stopped, async (keys) => {
+        const extra = await session.findExtras(keys);
         for (let i = 0; i < keys.length; i++) {
           if (extra[i]) tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
         }
@@ -121,7 +123,7 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
       try {
         for (let i = 0; i < keys.length && !stopped(); i += RECHECK_BATCH) {
           const part = keys.slice(i, i + RECHECK_BATCH);
-          const results = await compareKeys(session, part, 'extra');
+          const results = await session.compare(part, 'extra');
           for (let j = 0; j < part.length; j++) tracker.set(index, part[j]!, results[j]);
           keysDone += part.length;
           report(`verify round ${round}`, unit);
@@ -181,79 +183,29 @@ function emptyReport(o: VerifyOptions): VerifyReport {
   };
 }
 
-async function capsOf(ep: RedisEndpoint): Promise<ServerCaps> {
-  const conn = await RawConnection.open(ep, { clientName: CLIENT_NAME });
-  try {
-    const caps = await probeServer(conn);
-    if (caps.clusterEnabled) {
-      throw new DtsError(
-        'CLUSTER_NOT_SUPPORTED',
-        `${describeEndpoint(ep)} is a Redis Cluster node; verifying a cluster is not supported yet`,
-        'verify standalone servers (or one primary of a sentinel setup) for now',
-      );
-    }
-    return caps;
-  } finally {
-    await conn.close().catch(() => conn.destroy());
-  }
-}
-
-interface Session extends UnitSession {
-  scan(side: 'source' | 'target'): () => Promise<RawConnection>;
-  close(): Promise<void>;
-}
-
-async function openSession(
-  o: VerifyOptions,
-  unit: FullSyncUnit,
-  s: { mode: UnitSession['mode']; srcCaps: ServerCaps; tgtCaps: ServerCaps; onBytes: (n: number) => void },
-): Promise<Session> {
-  const conns: RawConnection[] = [];
-  const openOn = async (side: 'source' | 'target') => {
-    const conn = await RawConnection.open(side === 'source' ? o.source : o.target, {
-      db: side === 'source' ? unit.sourceDb : unit.targetDb,
-      clientName: CLIENT_NAME,
-    });
-    conns.push(conn);
-    return conn;
-  };
-  const closeAll = () => Promise.all(conns.map((c) => c.close().catch(() => c.destroy())));
-  try {
-    const [src, tgt] = await Promise.all([openOn('source'), openOn('target')]);
-    const base = {
-      srcCaps: s.srcCaps,
-      tgtCaps: s.tgtCaps,
-      ttlToleranceMs: o.ttlToleranceMs,
-      onBytes: s.onBytes,
-    };
-    const paged = new PagedPool(() => Promise.all([openOn('source'), openOn('target')]), base);
-    return {
-      ...base,
-      src,
-      tgt,
-      mode: s.mode,
-      dumpPayloads:
-        o.dumpPayloads ?? (s.srcCaps.rdbFamily !== '' && s.srcCaps.rdbFamily === s.tgtCaps.rdbFamily),
-      bigKeyBytes: o.bigKeyBytes ?? 8 * 1024 * 1024,
-      maxBatchBytes: MAX_BATCH_BYTES,
-      paged,
-      scan: (side) => () => openOn(side),
-      async close() {
-        await paged.close();
-        await closeAll();
-      },
-    };
-  } catch (e) {
-    await closeAll();
-    throw e;
-  }
+/** ` (cluster, 3 masters: …)` for a cluster side; nothing for a standalone server. */
+function layout(side: VerifySide): string {
+  return isCluster(side) ? ` (${side.routing.describe()})` : '';
 }
 
 /**
- * SCANs one side of a unit on its own connection and hands the selected keys of each batch to `handle`,
- * BATCHES_IN_FLIGHT batches at a time.
+ * SCANs one side of a unit, node after node, each on its own connection, and hands the selected keys of
+ * each batch to `handle`, BATCHES_IN_FLIGHT batches at a time.
  */
 async function forEachBatch(
+  openScans: readonly (() => Promise<RawConnection>)[],
+  select: (key: Buffer) => boolean,
+  scanCount: number,
+  stopped: () => boolean,
+  handle: (keys: Buffer[]) => Promise<void>,
+): Promise<void> {
+  for (const openScan of openScans) {
+    if (stopped()) return;
+    await scanNode(openScan, select, scanCount, stopped, handle);
+  }
+}
+
+async function scanNode(
   openScan: () => Promise<RawConnection>,
   select: (key: Buffer) => boolean,
   scanCount: number,

@@ -3,10 +3,9 @@ import { DtsError } from '../errors.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
-import { RawConnection } from '../redis/raw-connection.ts';
 import type { TaskSpec } from '../task/spec.ts';
-import { probeServer } from './server-caps.ts';
 import { verifyData } from './verify-data.ts';
+import { openVerifySide } from './verify-side.ts';
 import type { VerifyOptions, VerifyReport } from './verify-types.ts';
 import { planVerifyUnits } from './verify-units.ts';
 
@@ -57,17 +56,13 @@ export async function verifyTask(o: VerifyTaskOptions): Promise<VerifyReport> {
   });
 }
 
+/** Keys per db; on a cluster, db 0's keys summed over every master. */
 async function keyspaceOf(ep: RedisEndpoint): Promise<Record<number, { keys: number }>> {
-  const conn = await RawConnection.open(ep, { clientName: 'redis-dts-verify' });
-  try {
-    const { keyspace } = await probeServer(conn);
-    if (keyspace) return keyspace;
-    throw new DtsError(
-      'NO_KEYSPACE_INFO',
-      `${describeEndpoint(ep)} does not allow INFO, so the dbs holding keys are unknown`,
-      'name the dbs to verify (--dbs 0,1 or "dbs" in the spec), or allow INFO for this user',
-    );
-  } finally {
-    await conn.close().catch(() => conn.destroy());
-  }
+  const { keyspace } = (await openVerifySide(ep)).caps;
+  if (keyspace) return keyspace;
+  throw new DtsError(
+    'NO_KEYSPACE_INFO',
+    `${describeEndpoint(ep)} does not allow INFO, so the dbs holding keys are unknown`,
+    'name the dbs to verify (--dbs 0,1 or "dbs" in the spec), or allow INFO for this user',
+  );
 }

@@ -10,7 +10,7 @@ import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { parseInfo } from '../redis/admin-client.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
-import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
@@ -32,6 +32,8 @@ export interface IncrementalSyncOptions {
   shardId: string;
   /** The source is one master of a cluster: re-copies read one slot per transaction. */
   clusterSource?: boolean;
+  /** A cluster shard: where its master is now (after a failover). */
+  resolveSource?: () => Promise<RedisEndpoint>;
   filter: FilterContext;
   /** Destination db of the marker and its skip hash (one the task writes anyway). */
   markerDb: number;
@@ -115,6 +117,9 @@ export class IncrementalSync {
   private cluster = false;
   private recopier!: KeyRecopier;
   private feed: StreamFeed | undefined;
+  /** Where the source shard is read: its master, which a cluster failover moves. */
+  private source: RedisEndpoint;
+  private following: Promise<void> | undefined;
   private heartbeat: HeartbeatWriter | undefined;
   private sourceConn: RawConnection | undefined;
   private carry: StreamItem | undefined;
@@ -148,6 +153,7 @@ export class IncrementalSync {
 
   constructor(o: IncrementalSyncOptions) {
     this.o = o;
+    this.source = o.source;
     this.replid = o.start.replid;
     this.processed = o.start.offset;
     this.appliedOffset = o.start.offset;
@@ -158,20 +164,8 @@ export class IncrementalSync {
     try {
       this.cluster = o.routing?.topology !== undefined;
       this.applier = await openApplier(o.target, o.routing, o);
-      this.recopier = new KeyRecopier({
-        source: o.source,
-        sourceVersion: o.sourceVersion,
-        dbMap: o.filter.dbMap,
-        maxPayloadBytes: o.maxPayloadBytes,
-        copyOversizedKey: o.copyOversizedKey,
-        markerDb: this.applier.markerDb,
-        skipKey: this.applier.skipKey,
-        clusterSource: o.clusterSource === true,
-      });
-      if (o.heartbeat) {
-        this.heartbeat = new HeartbeatWriter({ onError: (e) => o.log?.(`heartbeat: ${e.message}`) });
-        await this.heartbeat.start(o.source, { taskId: o.taskId, ...o.heartbeat });
-      }
+      this.recopier = this.makeRecopier();
+      await this.startHeartbeat();
       this.timers.push(setInterval(() => this.pollSource(), SOURCE_POLL_MS));
       if (o.onProgress) this.timers.push(setInterval(() => o.onProgress!(this.progress()), PROGRESS_MS));
       for (const t of this.timers) t.unref();
@@ -202,6 +196,7 @@ export class IncrementalSync {
       return outcome;
     } finally {
       for (const t of this.timers) clearInterval(t);
+      await this.following;
       await this.feed?.close().catch(() => undefined);
       await this.heartbeat?.stop();
       await this.recopier?.close().catch(() => undefined);
@@ -660,13 +655,65 @@ export class IncrementalSync {
 
   // ---- stream and source -----------------------------------------------------------------------------
 
+  private makeRecopier(): KeyRecopier {
+    const o = this.o;
+    return new KeyRecopier({
+      source: this.source,
+      sourceVersion: o.sourceVersion,
+      dbMap: o.filter.dbMap,
+      maxPayloadBytes: o.maxPayloadBytes,
+      copyOversizedKey: o.copyOversizedKey,
+      markerDb: this.applier.markerDb,
+      skipKey: this.applier.skipKey,
+      clusterSource: o.clusterSource === true,
+    });
+  }
+
+  private async startHeartbeat(): Promise<void> {
+    const o = this.o;
+    if (!o.heartbeat) return;
+    this.heartbeat = new HeartbeatWriter({ onError: (e) => o.log?.(`heartbeat: ${e.message}`) });
+    await this.heartbeat.start(this.source, { taskId: o.taskId, ...o.heartbeat });
+  }
+
+  /**
+   * A cluster shard's master changed (a failover: our server reports itself a replica, or the link moved).
+   * Heartbeats, re-copies and offset polls go to the new master from now on; the stream itself keeps
+   * flowing from the demoted one (it relays the new master's history) or moves on its next reconnect.
+   */
+  private followSource(): void {
+    const resolve = this.o.resolveSource;
+    if (!resolve || this.following) return;
+    this.following = (async () => {
+      const ep = await resolve();
+      if (ep.host === this.source.host && ep.port === this.source.port) return;
+      this.o.log?.(`the shard's master is now ${describeEndpoint(ep)} (a failover): following it`);
+      this.source = ep;
+      this.sourceConn?.destroy();
+      this.sourceConn = undefined;
+      const recopier = this.recopier;
+      this.recopier = this.makeRecopier();
+      void recopier.close().catch(() => undefined);
+      // The old key is the same key on the new master (it replicated there): the new writer takes it over.
+      await this.heartbeat?.stop();
+      await this.startHeartbeat();
+    })()
+      .catch((e: Error) => this.o.log?.(`could not follow the shard's new master: ${e.message}`))
+      .finally(() => {
+        this.following = undefined;
+      });
+  }
+
   private async openFeed(from: { replid: string; offset: number }): Promise<StreamFeed> {
     return StreamFeed.open({
-      source: this.o.source,
+      source: this.source,
       replid: from.replid,
       offset: from.offset,
-      onReconnect: (attempt, cause) =>
-        this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`),
+      onReconnect: (attempt, cause) => {
+        this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`);
+        this.followSource();
+      },
+      ...(this.o.resolveSource ? { resolveSource: this.o.resolveSource } : {}),
     });
   }
 
@@ -722,9 +769,10 @@ export class IncrementalSync {
   }
 
   private async readSourceOffset(): Promise<number | undefined> {
-    this.sourceConn ??= await RawConnection.open(this.o.source, { clientName: 'redis-dts-offset' });
+    this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
     const reply = await this.sourceConn.call(['INFO', 'replication']);
     const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
+    if (info.role === 'slave') this.followSource();
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }

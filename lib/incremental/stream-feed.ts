@@ -29,6 +29,8 @@ export interface StreamFeedOptions {
   readTimeoutMs?: number;
   /** Told of each reconnect (progress output). */
   onReconnect?: (attempt: number, cause: Error) => void;
+  /** A cluster shard: where its master is now, asked before each reconnect (a failover moves it). */
+  resolveSource?: () => Promise<RedisEndpoint>;
 }
 
 /** Rough heap bytes of a queued item and of each argument's Buffer view (measured orders, not exact). */
@@ -55,10 +57,12 @@ export class StreamFeed {
   private closed = false;
   private waiter: (() => void) | undefined;
   private reconnecting: Promise<void> | undefined;
+  private source: RedisEndpoint;
   reconnects = 0;
 
   private constructor(o: StreamFeedOptions) {
     this.o = o;
+    this.source = o.source;
     this.maxQueuedBytes = o.maxQueuedBytes ?? 1024 * 1024;
     this.replid = o.replid;
     this.lastQueued = o.offset;
@@ -114,7 +118,7 @@ export class StreamFeed {
   }
 
   private async connect(): Promise<void> {
-    const client = await PsyncClient.connect(this.o.source, {
+    const client = await PsyncClient.connect(this.source, {
       replid: this.replid,
       offset: this.lastQueued,
       rdb: 'discard',
@@ -125,7 +129,7 @@ export class StreamFeed {
     });
     if (client.result.mode === 'fullresync') {
       await client.close();
-      throw backlogLost(this.o.source, this.replid, this.lastQueued);
+      throw backlogLost(this.source, this.replid, this.lastQueued);
     }
     this.replid = client.result.replid;
     this.client = client;
@@ -160,6 +164,9 @@ export class StreamFeed {
       this.o.onReconnect?.(attempt, last);
       await new Promise((r) => setTimeout(r, attempt === 1 ? 100 : 1000));
       try {
+        // A promoted replica continues the old master's history (PSYNC2: its replid2), so the stream
+        // resumes there as it would on the same server.
+        if (this.o.resolveSource) this.source = await this.o.resolveSource();
         await this.connect();
         this.reconnects++;
         return;

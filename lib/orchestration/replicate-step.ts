@@ -18,7 +18,7 @@ import { RawConnection } from '../redis/raw-connection.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { SampledVerification } from './sampled-verification.ts';
-import { STANDALONE_SHARD_ID } from './source-shards.ts';
+import { STANDALONE_SHARD_ID, shardMaster } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
@@ -175,6 +175,7 @@ async function replicateShard(
     taskId,
     shardId,
     clusterSource: node !== undefined,
+    ...(node ? { resolveSource: () => shardMaster(shardId, [source, s.source]) } : {}),
     filter: s.filter,
     markerDb: markerDbFor(spec, s.units),
     start: { replid, offset: startOffset },

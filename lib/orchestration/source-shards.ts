@@ -1,3 +1,4 @@
+import { DtsError } from '../errors.ts';
 import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import { tagForSlots } from '../redis/cluster-slot.ts';
 import { readClusterTopology, shardIdOf } from '../redis/cluster-topology.ts';
@@ -30,6 +31,29 @@ export async function sourceShards(source: RedisEndpoint): Promise<SourceShard[]
       tag: tagForSlots((slot) => topology.slotOwner[slot] === index),
     };
   });
+}
+
+/**
+ * The master serving a cluster shard now, asked of the first of `via` that answers (after a failover the
+ * old master may be down): the master whose first slot range is the shard's.
+ */
+export async function shardMaster(shardId: string, via: readonly RedisEndpoint[]): Promise<RedisEndpoint> {
+  let last: unknown;
+  for (const ep of via) {
+    try {
+      const topology = await readClusterTopology(ep);
+      const master = topology.masters.find((m) => shardIdOf(m) === shardId);
+      if (master) return master.endpoint;
+      last = new DtsError(
+        'SHARD_NOT_FOUND',
+        `no master of the source cluster serves ${shardId} any more (the slots were moved)`,
+        'run the task again with a fresh full sync: resharding the source during a task is not followed',
+      );
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
 }
 
 /** Where a unit's keys are read: its shard's master, or the source itself. */

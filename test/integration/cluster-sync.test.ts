@@ -239,3 +239,38 @@ describe('cluster → cluster, exactly once', () => {
     await assertNoInternalKeys(masters);
   }, 300_000);
 });
+
+/** The nodes that are masters now (a failover swaps roles). */
+async function currentMasters(c: RedisClusterProcess): Promise<string[]> {
+  const roles = await Promise.all(c.nodes.map(async (n) => ({ n, role: await n.cli('ROLE') })));
+  return roles.filter((r) => r.role.startsWith('master')).map((r) => r.n.url);
+}
+
+describe('cluster source failover', () => {
+  it('a master failover during incremental sync (CLUSTER FAILOVER on its replica) loses nothing', async () => {
+    const source = await cluster({ masters: 3, replicasPerMaster: 1, args: BIG_BACKLOG });
+    const target = await startRedis();
+    await seedCluster(source, 12_000);
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 3, cluster: true });
+    const cli = sync(source.url, target.url, ['--dbs', '0']);
+    await cli.until('incremental sync: applying changes');
+    await sleep(1000);
+    expect(await source.replicas[0]!.cli('CLUSTER', 'FAILOVER')).toBe('OK');
+    // The replica takes over within a few hundred ms; the writers follow MOVED to it.
+    for (let i = 0; i < 100 && !(await source.replicas[0]!.cli('ROLE')).startsWith('master'); i++)
+      await sleep(100);
+    expect(await source.replicas[0]!.cli('ROLE')).toMatch(/^master/);
+    await sleep(1500);
+    const stats = await writers.stop();
+    expect(stats.ops).toBeGreaterThan(0);
+    await sleep(700);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    // Heartbeats, re-copies and offset polls moved to the promoted replica.
+    expect(cli.output()).toContain("the shard's master is now");
+    const masters = await currentMasters(source);
+    expect(masters).toContain(source.replicas[0]!.url);
+    expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(10_000);
+    await assertNoInternalKeys([target.url, ...masters]);
+  }, 180_000);
+});

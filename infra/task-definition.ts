@@ -18,6 +18,7 @@ import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepf
 import { Duration } from 'aws-cdk-lib/core';
 import type { Construct } from 'constructs';
 import { type ReplicatorTarget, replicatorRunTask } from './replicator-run-task.ts';
+import { DTS_ERROR_PREFIX } from '../lib/orchestration/step-error.ts';
 
 /** The Lambda of each Task state (functions/<name>/handler.ts). */
 export interface StepFunctions {
@@ -134,6 +135,14 @@ export function buildTaskDefinition(
     interval: Duration.seconds(5),
     maxAttempts: 2,
     backoffRate: 2,
+  });
+  // A destination cluster resharded or failed over: the next attempt reads the new slot map and resumes
+  // from the unit's checkpoint.
+  copyChunk.addRetry({
+    errors: [`${DTS_ERROR_PREFIX}TARGET_SLOTS_MOVED`],
+    interval: Duration.seconds(2),
+    maxAttempts: 10,
+    backoffRate: 1.5,
   });
   const unitLoop = copyChunk.next(
     new Choice(scope, 'UnitDone?')

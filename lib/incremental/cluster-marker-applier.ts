@@ -80,13 +80,20 @@ export class ClusterMarkerApplier implements Applier {
     return new ClusterMarkerApplier(routing, nodes, markerKeyFor(o.taskId, o.shardId));
   }
 
-  /** The lowest node resume position; undefined unless every node has one (then the catch-up is redone). */
+  /**
+   * The lowest resume position found on any node (each is written only once a whole batch is everywhere,
+   * so any one is safe; after a reshard they may sit on other nodes than now), and every slot's marker.
+   * Undefined when there is none: the catch-up never finished, and is redone.
+   */
   async readPosition(): Promise<MarkerPosition | undefined> {
-    const positions = await Promise.all(this.nodes.map((n) => n.readPosition()));
-    if (positions.some((p) => p === undefined)) return undefined;
-    await this.forEachKey((key, conn) => this.loadSlotMarker(key, conn));
     let low: MarkerPosition | undefined;
-    for (const p of positions) if (!low || p!.offset < low.offset) low = p;
+    await this.forEachKey(async (key, conn) => {
+      if (!key.startsWith(`${this.base}:resume:`)) return this.loadSlotMarker(key, conn);
+      const value = await conn.call(['GET', key]);
+      if (value === null) return;
+      const p = parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), key);
+      if (!low || p.offset < low.offset) low = p;
+    });
     return low;
   }
 
@@ -213,7 +220,7 @@ export class ClusterMarkerApplier implements Applier {
   }
 
   private async loadSlotMarker(key: string, conn: RawConnection): Promise<void> {
-    if (!/^.*:\{[0-9a-z]+\}$/.test(key) || key.slice(this.base.length).startsWith(':resume:')) return;
+    if (!/:\{[0-9a-z]+\}$/.test(key)) return;
     const value = await conn.call(['GET', key]);
     if (value === null) return;
     const p = parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), key);

@@ -15,6 +15,7 @@ import { type ProgressSink, silentProgress } from '../progress/progress-reporter
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import { openTargetRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { SampledVerification } from './sampled-verification.ts';
@@ -168,57 +169,66 @@ async function replicateShard(
   const copy = s.copy;
   const log = (m: string) =>
     s.progress.log(node ? `shard ${shardId}: ${m}` : m, { phase: 'incremental', shard: shardId });
-  const sync = new IncrementalSync({
-    source,
-    target: s.target,
-    routing: copy.routing,
-    taskId,
-    shardId,
-    clusterSource: node !== undefined,
-    ...(node ? { resolveSource: () => shardMaster(shardId, [source, s.source]) } : {}),
-    filter: s.filter,
-    markerDb: markerDbFor(spec, s.units),
-    start: { replid, offset: startOffset },
-    catchUpBound: bound,
-    syncedDbs: [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
-    resyncDb: node
-      ? () => Promise.reject(keyspaceOnClusterShard(shardId))
-      : async (db) => {
-          const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(s.filter.dbMap, db) };
-          for (const n of copy.routing.nodes) {
-            const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
-            try {
-              await conn.call(['FLUSHDB']);
-            } finally {
-              await conn.close();
+  const makeSync = (routing: TargetRouting) =>
+    new IncrementalSync({
+      source,
+      target: s.target,
+      routing,
+      taskId,
+      shardId,
+      clusterSource: node !== undefined,
+      ...(node ? { resolveSource: () => shardMaster(shardId, [source, s.source]) } : {}),
+      filter: s.filter,
+      markerDb: markerDbFor(spec, s.units),
+      start: { replid, offset: startOffset },
+      catchUpBound: bound,
+      syncedDbs: [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
+      resyncDb: node
+        ? () => Promise.reject(keyspaceOnClusterShard(shardId))
+        : async (db) => {
+            const unit = {
+              unitId: `resync-db${db}`,
+              sourceDb: db,
+              targetDb: targetDbFor(s.filter.dbMap, db),
+            };
+            for (const n of copy.routing.nodes) {
+              const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
+              try {
+                await conn.call(['FLUSHDB']);
+              } finally {
+                await conn.close();
+              }
             }
-          }
-          const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
-          return outcome.progress.stamp?.offset ?? 0;
-        },
-    sourceVersion: copy.info.versionNum,
-    maxPayloadBytes: copy.maxPayloadBytes,
-    copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
-      copy
-        .oversizedCopier({ unitId: `recopy-${shardId}-db${sourceDb}`, sourceDb, targetDb }, undefined, source)
-        .copy(key, expireAt),
-    ...(spec.incremental.heartbeat.enabled
-      ? {
-          heartbeat: {
-            prefix: spec.incremental.heartbeat.prefix,
-            intervalMs: spec.incremental.heartbeat.intervalMs,
-            db: lowestSourceDb(spec, s.units),
-            ...(tag !== undefined ? { shardTag: tag } : {}),
+            const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
+            return outcome.progress.stamp?.offset ?? 0;
           },
-        }
-      : {}),
-    until: spec.incremental.until,
-    deadline: s.deadline,
-    shouldStop: s.shouldStop,
-    log,
-    onProgress: (p) => s.onProgress(shardId, p),
-  });
-  const outcome = await sync.run().catch((e: unknown) => {
+      sourceVersion: copy.info.versionNum,
+      maxPayloadBytes: copy.maxPayloadBytes,
+      copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
+        copy
+          .oversizedCopier(
+            { unitId: `recopy-${shardId}-db${sourceDb}`, sourceDb, targetDb },
+            undefined,
+            source,
+          )
+          .copy(key, expireAt),
+      ...(spec.incremental.heartbeat.enabled
+        ? {
+            heartbeat: {
+              prefix: spec.incremental.heartbeat.prefix,
+              intervalMs: spec.incremental.heartbeat.intervalMs,
+              db: lowestSourceDb(spec, s.units),
+              ...(tag !== undefined ? { shardTag: tag } : {}),
+            },
+          }
+        : {}),
+      until: spec.incremental.until,
+      deadline: s.deadline,
+      shouldStop: s.shouldStop,
+      log,
+      onProgress: (p) => s.onProgress(shardId, p),
+    });
+  const outcome = await runFollowingTarget(makeSync, copy.routing, s.target, log).catch((e: unknown) => {
     throw isDtsError(e) && e.code === 'BACKLOG_LOST' && spec.incremental.onBacklogLost === 'resync'
       ? new DtsError(
           e.code,
@@ -240,6 +250,34 @@ async function replicateShard(
     shard.version,
   );
   return outcome;
+}
+
+const SLOT_MOVE_RETRIES = 30;
+const SLOT_MOVE_PAUSE_MS = 1000;
+
+/**
+ * Runs a shard's sync, and when a destination cluster node refuses a key it no longer serves (resharding
+ * or a failover of the destination), reads the new slot map and runs it again from the markers: slot
+ * markers and skip hashes carry their slot's hash tag, so they moved with the slot's keys.
+ */
+async function runFollowingTarget(
+  makeSync: (routing: TargetRouting) => IncrementalSync,
+  routing: TargetRouting,
+  target: RedisEndpoint,
+  log: (m: string) => void,
+): Promise<IncrementalOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await makeSync(routing).run();
+    } catch (e) {
+      if (!isDtsError(e) || e.code !== 'TARGET_SLOTS_MOVED' || attempt >= SLOT_MOVE_RETRIES) throw e;
+      log(
+        `the destination's slots moved (${e.message}); reading its new layout and resuming from the markers`,
+      );
+      await new Promise((r) => setTimeout(r, SLOT_MOVE_PAUSE_MS));
+      routing = await openTargetRouting(target);
+    }
+  }
 }
 
 /**

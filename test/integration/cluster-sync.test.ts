@@ -274,3 +274,62 @@ describe('cluster source failover', () => {
     await assertNoInternalKeys([target.url, ...masters]);
   }, 180_000);
 });
+
+/** Moves `slots` from one master to another the way redis-cli --cluster reshard does, keys included. */
+async function migrateSlots(
+  c: RedisClusterProcess,
+  from: number,
+  to: number,
+  slots: number[],
+): Promise<void> {
+  const src = new Redis(c.masters[from]!.url);
+  const dst = new Redis(c.masters[to]!.url);
+  const all = c.masters.map((m) => new Redis(m.url));
+  try {
+    const [srcId, dstId] = [
+      String(await src.call('CLUSTER', 'MYID')),
+      String(await dst.call('CLUSTER', 'MYID')),
+    ];
+    const dstNode = c.masters[to]!;
+    for (const slot of slots) {
+      await dst.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', srcId);
+      await src.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', dstId);
+      for (;;) {
+        const keys = (await src.callBuffer('CLUSTER', 'GETKEYSINSLOT', slot, 100)) as Buffer[];
+        if (keys.length === 0) break;
+        await src.callBuffer('MIGRATE', dstNode.host, dstNode.port, '', 0, 5000, 'REPLACE', 'KEYS', ...keys);
+      }
+      for (const n of all) await n.call('CLUSTER', 'SETSLOT', slot, 'NODE', dstId);
+    }
+  } finally {
+    for (const n of [src, dst, ...all]) n.disconnect();
+  }
+}
+
+describe('cluster destination resharding', () => {
+  it('slots moved between destination masters during incremental sync: the sync follows, nothing lost', async () => {
+    const source = await startRedis({ args: BIG_BACKLOG });
+    const target = await cluster({ masters: 3 });
+    await seedManyKeys(source.url, { db: 0, count: 20_000, mixed: true, prefix: 'seed:' });
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
+    const cli = sync(source.url, target.url, ['--dbs', '0']);
+    await cli.until('incremental sync: applying changes');
+    await sleep(500);
+    await migrateSlots(
+      target,
+      0,
+      1,
+      Array.from({ length: 800 }, (_, i) => i),
+    );
+    await sleep(1500);
+    const stats = await writers.stop();
+    expect(stats.ops).toBeGreaterThan(0);
+    await sleep(700);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain("the destination's slots moved");
+    const masters = target.masters.map((m) => m.url);
+    expect(await assertSameKeys([source.url], masters)).toBeGreaterThan(20_000);
+    await assertNoInternalKeys(masters);
+  }, 180_000);
+});

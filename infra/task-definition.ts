@@ -17,8 +17,8 @@ import {
 import { LambdaInvoke, StepFunctionsStartExecution } from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Duration } from 'aws-cdk-lib/core';
 import type { Construct } from 'constructs';
-import { type ReplicatorTarget, replicatorRunTask } from './replicator-run-task.ts';
 import { DTS_ERROR_PREFIX } from '../lib/orchestration/step-error.ts';
+import { type ReplicatorTarget, replicatorRunTask } from './replicator-run-task.ts';
 
 /** The Lambda of each Task state (functions/<name>/handler.ts). */
 export interface StepFunctions {

@@ -143,7 +143,11 @@ export class HeartbeatWriter {
     try {
       const conn = await this.connection();
       // One write: no beat can run between the SELECTs.
-      await conn.pipeline([['SELECT', db], ['DEL', this.heartbeatKeyBuf], ['SELECT', this.opts!.db]]);
+      await conn.pipeline([
+        ['SELECT', db],
+        ['DEL', this.heartbeatKeyBuf],
+        ['SELECT', this.opts!.db],
+      ]);
     } catch (e) {
       this.lastFailure = this.classify(e);
     }

@@ -1,10 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliResult, collect, startCli } from '../support/cli.ts';
+import { startCli, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
@@ -62,42 +61,6 @@ function sync(
   );
 }
 
-function watch(child: ChildProcess): {
-  child: ChildProcess;
-  until(text: string): Promise<void>;
-  output(): string;
-  done: Promise<CliResult>;
-} {
-  let seen = '';
-  const waiters: { text: string; resolve: () => void }[] = [];
-  const onData = (d: Buffer) => {
-    seen += d.toString();
-    for (const w of [...waiters]) {
-      if (seen.includes(w.text)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const done = collect(child);
-  return {
-    child,
-    until: (text) =>
-      seen.includes(text)
-        ? Promise.resolve()
-        : new Promise<void>((resolve, reject) => {
-            waiters.push({ text, resolve });
-            done.then((r) =>
-              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
-            );
-          }),
-    output: () => seen,
-    done,
-  };
-}
-
 /** No redis-dts key (marker, skip hash, heartbeat) is left on any node once the task ended. */
 async function assertNoInternalKeys(urls: readonly string[]): Promise<void> {
   for (const url of urls) {
@@ -116,24 +79,40 @@ describe('standalone source → cluster destination', () => {
     const target = await cluster({ masters: 3 });
     await seedManyKeys(source.url, { db: 0, count: 30_000, mixed: true, prefix: 'seed:' });
     // Untagged key names land in random slots, so RENAME, RPOPLPUSH, MULTI blocks and EVAL span nodes.
-    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
-    const cli = sync(source.url, target.url, ['--dbs', '0']);
-    await cli.until('incremental sync: applying changes');
-    await sleep(2000);
-    const stats = await writers.stop();
-    expect(stats.ops).toBeGreaterThan(0);
-    await sleep(700);
-    const r = await cli.done;
-    expect(r.code, cli.output()).toBe(0);
-    expect(cli.output()).not.toMatch(/CROSSSLOT/);
+    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: false });
     const masters = target.masters.map((m) => m.url);
     expect(await assertSameKeys([source.url], masters)).toBeGreaterThan(30_000);
-    await assertNoInternalKeys(masters);
-    await assertNoInternalKeys([source.url]);
+    await assertNoInternalKeys([source.url, ...masters]);
     // Every master got its share: the copy was routed, not sent to one node.
     for (const m of target.masters) expect(Number(await m.cli('DBSIZE'))).toBeGreaterThan(5000);
   });
 });
+
+/**
+ * `sync --until caught-up` while writers run (and `during` happens, or 2 s pass), then the writers stop:
+ * the CLI must exit 0 without a CROSSSLOT error. Returns its output.
+ */
+async function syncUnderWriters(o: {
+  source: string;
+  target: string;
+  clusterWriters: boolean;
+  during?: () => Promise<void>;
+}): Promise<string> {
+  const writers = startWriters({ url: o.source, dbs: [0], writers: 4, cluster: o.clusterWriters });
+  const cli = sync(o.source, o.target, ['--dbs', '0']);
+  await cli.until('incremental sync: applying changes');
+  await sleep(500);
+  await o.during?.();
+  await sleep(1500);
+  const stats = await writers.stop();
+  expect(stats.ops).toBeGreaterThan(0);
+  // Short-lived keys the writers made expire on the source before the comparison.
+  await sleep(700);
+  const r = await cli.done;
+  expect(r.code, cli.output()).toBe(0);
+  expect(cli.output()).not.toMatch(/CROSSSLOT/);
+  return cli.output();
+}
 
 /** Seeds a cluster through a cluster client (keys land on every master). */
 async function seedCluster(c: RedisClusterProcess, count: number): Promise<void> {
@@ -155,48 +134,25 @@ async function seedCluster(c: RedisClusterProcess, count: number): Promise<void>
   }
 }
 
-async function fullAndIncrementalUnderWriters(
-  sourceUrl: string,
-  sourceMasters: readonly string[],
-  writersCluster: boolean,
-  targetUrl: string,
-  targetMasters: readonly string[],
-): Promise<void> {
-  const writers = startWriters({ url: sourceUrl, dbs: [0], writers: 4, cluster: writersCluster });
-  const cli = sync(sourceUrl, targetUrl, ['--dbs', '0']);
-  await cli.until('incremental sync: applying changes');
-  await sleep(2000);
-  const stats = await writers.stop();
-  expect(stats.ops).toBeGreaterThan(0);
-  await sleep(700);
-  const r = await cli.done;
-  expect(r.code, cli.output()).toBe(0);
-  expect(cli.output()).not.toMatch(/CROSSSLOT/);
-  expect(await assertSameKeys(sourceMasters, targetMasters)).toBeGreaterThan(10_000);
-  await assertNoInternalKeys(targetMasters);
-  await assertNoInternalKeys(sourceMasters);
-}
-
 describe('cluster source', () => {
   it('→ standalone: one stream per master, every key equal', async () => {
     const source = await cluster({ masters: 3, args: BIG_BACKLOG });
     const target = await startRedis();
     await seedCluster(source, 12_000);
+    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: true });
     const masters = source.masters.map((m) => m.url);
-    await fullAndIncrementalUnderWriters(source.url, masters, true, target.url, [target.url]);
+    expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(12_000);
+    await assertNoInternalKeys([target.url, ...masters]);
   });
 
   it('→ cluster with a different number of masters (3 → 2)', async () => {
     const source = await cluster({ masters: 3, args: BIG_BACKLOG });
     const target = await cluster({ masters: 2 });
     await seedCluster(source, 12_000);
-    await fullAndIncrementalUnderWriters(
-      source.url,
-      source.masters.map((m) => m.url),
-      true,
-      target.url,
-      target.masters.map((m) => m.url),
-    );
+    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: true });
+    const [from, to] = [source.masters.map((m) => m.url), target.masters.map((m) => m.url)];
+    expect(await assertSameKeys(from, to)).toBeGreaterThan(12_000);
+    await assertNoInternalKeys([...from, ...to]);
   });
 });
 
@@ -251,23 +207,21 @@ describe('cluster source failover', () => {
     const source = await cluster({ masters: 3, replicasPerMaster: 1, args: BIG_BACKLOG });
     const target = await startRedis();
     await seedCluster(source, 12_000);
-    const writers = startWriters({ url: source.url, dbs: [0], writers: 3, cluster: true });
-    const cli = sync(source.url, target.url, ['--dbs', '0']);
-    await cli.until('incremental sync: applying changes');
-    await sleep(1000);
-    expect(await source.replicas[0]!.cli('CLUSTER', 'FAILOVER')).toBe('OK');
-    // The replica takes over within a few hundred ms; the writers follow MOVED to it.
-    for (let i = 0; i < 100 && !(await source.replicas[0]!.cli('ROLE')).startsWith('master'); i++)
-      await sleep(100);
-    expect(await source.replicas[0]!.cli('ROLE')).toMatch(/^master/);
-    await sleep(1500);
-    const stats = await writers.stop();
-    expect(stats.ops).toBeGreaterThan(0);
-    await sleep(700);
-    const r = await cli.done;
-    expect(r.code, cli.output()).toBe(0);
+    const output = await syncUnderWriters({
+      source: source.url,
+      target: target.url,
+      clusterWriters: true,
+      during: async () => {
+        expect(await source.replicas[0]!.cli('CLUSTER', 'FAILOVER')).toBe('OK');
+        // The replica takes over within a few hundred ms; the writers follow MOVED to it.
+        for (let i = 0; i < 100 && !(await source.replicas[0]!.cli('ROLE')).startsWith('master'); i++) {
+          await sleep(100);
+        }
+        expect(await source.replicas[0]!.cli('ROLE')).toMatch(/^master/);
+      },
+    });
     // Heartbeats, re-copies and offset polls moved to the promoted replica.
-    expect(cli.output()).toContain("the shard's master is now");
+    expect(output).toContain("the shard's master is now");
     const masters = await currentMasters(source);
     expect(masters).toContain(source.replicas[0]!.url);
     expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(10_000);
@@ -311,23 +265,19 @@ describe('cluster destination resharding', () => {
     const source = await startRedis({ args: BIG_BACKLOG });
     const target = await cluster({ masters: 3 });
     await seedManyKeys(source.url, { db: 0, count: 20_000, mixed: true, prefix: 'seed:' });
-    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
-    const cli = sync(source.url, target.url, ['--dbs', '0']);
-    await cli.until('incremental sync: applying changes');
-    await sleep(500);
-    await migrateSlots(
-      target,
-      0,
-      1,
-      Array.from({ length: 800 }, (_, i) => i),
-    );
-    await sleep(1500);
-    const stats = await writers.stop();
-    expect(stats.ops).toBeGreaterThan(0);
-    await sleep(700);
-    const r = await cli.done;
-    expect(r.code, cli.output()).toBe(0);
-    expect(cli.output()).toContain("the destination's slots moved");
+    const output = await syncUnderWriters({
+      source: source.url,
+      target: target.url,
+      clusterWriters: false,
+      during: () =>
+        migrateSlots(
+          target,
+          0,
+          1,
+          Array.from({ length: 800 }, (_, i) => i),
+        ),
+    });
+    expect(output).toContain("the destination's slots moved");
     const masters = target.masters.map((m) => m.url);
     expect(await assertSameKeys([source.url], masters)).toBeGreaterThan(20_000);
     await assertNoInternalKeys(masters);

@@ -1,10 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { type CliResult, collect, runCli, startCli } from '../support/cli.ts';
+import { runCli, startCli, watchCli as watch } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedManyKeys } from '../support/seed.ts';
@@ -38,41 +37,6 @@ function syncArgs(source: string, target: string, state: string, extra: string[]
     '--yes',
     ...extra,
   ];
-}
-
-/** The CLI's output as it comes, with a way to wait for a line. */
-function watch(child: ChildProcess): {
-  until(text: string): Promise<void>;
-  output(): string;
-  done: Promise<CliResult>;
-} {
-  let seen = '';
-  const waiters: { text: string; resolve: () => void }[] = [];
-  const onData = (d: Buffer) => {
-    seen += d.toString();
-    for (const w of [...waiters]) {
-      if (seen.includes(w.text)) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve();
-      }
-    }
-  };
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
-  const done = collect(child);
-  return {
-    until: (text) =>
-      seen.includes(text)
-        ? Promise.resolve()
-        : new Promise<void>((resolve, reject) => {
-            waiters.push({ text, resolve });
-            done.then((r) =>
-              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
-            );
-          }),
-    output: () => seen,
-    done,
-  };
 }
 
 /** Writers run at full speed for seconds: the default 1 MB backlog would not hold the catch-up. */

@@ -36,3 +36,44 @@ export function collect(child: ChildProcess): Promise<CliResult> {
     child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
+
+export interface WatchedCli {
+  child: ChildProcess;
+  /** Resolves once stdout or stderr has shown `text`; rejects if the CLI exits first. */
+  until(text: string): Promise<void>;
+  /** Everything printed so far, both streams in arrival order. */
+  output(): string;
+  done: Promise<CliResult>;
+}
+
+/** The CLI's output as it comes, with a way to wait for a line. */
+export function watchCli(child: ChildProcess): WatchedCli {
+  let seen = '';
+  const waiters: { text: string; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    seen += d.toString();
+    for (const w of [...waiters]) {
+      if (seen.includes(w.text)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  const done = collect(child);
+  return {
+    child,
+    until: (text) =>
+      seen.includes(text)
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            waiters.push({ text, resolve });
+            done.then((r) =>
+              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
+            );
+          }),
+    output: () => seen,
+    done,
+  };
+}

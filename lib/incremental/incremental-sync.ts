@@ -303,6 +303,7 @@ export class IncrementalSync {
           for (const k of d.keys) dirty.addKey(d.db, k);
           break;
         case 'keyspace':
+          if (this.o.clusterSource) throw keyspaceOnClusterShard(this.o.shardId, d.what);
           for (const x of d.dbs === 'all' ? this.allDbs(dirty) : d.dbs) dirty.addDb(x);
           break;
         case 'error':
@@ -505,6 +506,7 @@ export class IncrementalSync {
     d: Extract<FilterDecision, { action: 'keyspace' }>,
     item: StreamItem,
   ): Promise<void> {
+    if (this.o.clusterSource) throw keyspaceOnClusterShard(this.o.shardId, d.what);
     const touched = d.dbs === 'all' ? undefined : d.dbs;
     const ahead = this.stamps.ahead(item.end, touched);
     const everyNode = this.cluster ? { slot: ALL_NODES, end: item.end } : {};
@@ -776,6 +778,20 @@ export class IncrementalSync {
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }
+}
+
+/**
+ * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
+ * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
+ * slots there is not built.
+ */
+function keyspaceOnClusterShard(shardId: string, what: string): DtsError {
+  return new DtsError(
+    'KEYSPACE_ON_CLUSTER_SOURCE',
+    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task; emptying only that ` +
+      "shard's slots on the destination is not built, so the change cannot be replayed (nothing of it was applied)",
+    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
+  );
 }
 
 function unsupported(message: string): DtsError {

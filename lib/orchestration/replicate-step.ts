@@ -112,7 +112,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         );
       },
     };
-    const outcomes = await Promise.all(
+    const results = await Promise.allSettled(
       shards.map((shard) =>
         replicateShard(shard, shared, o.store).catch((e: unknown) => {
           failed.abort();
@@ -120,7 +120,9 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         }),
       ),
     );
-    return combineOutcomes(outcomes);
+    const failure = results.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    return combineOutcomes(results.map((r) => (r as PromiseFulfilledResult<IncrementalOutcome>).value));
   } finally {
     await sampled?.stop();
     stop.close();
@@ -183,25 +185,20 @@ async function replicateShard(
       start: { replid, offset: startOffset },
       catchUpBound: bound,
       syncedDbs: [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
-      resyncDb: node
-        ? () => Promise.reject(keyspaceOnClusterShard(shardId))
-        : async (db) => {
-            const unit = {
-              unitId: `resync-db${db}`,
-              sourceDb: db,
-              targetDb: targetDbFor(s.filter.dbMap, db),
-            };
-            for (const n of copy.routing.nodes) {
-              const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
-              try {
-                await conn.call(['FLUSHDB']);
-              } finally {
-                await conn.close();
-              }
-            }
-            const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
-            return outcome.progress.stamp?.offset ?? 0;
-          },
+      // Only a standalone source resyncs a db: on a cluster shard, IncrementalSync refuses FLUSHDB first.
+      resyncDb: async (db) => {
+        const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(s.filter.dbMap, db) };
+        for (const n of copy.routing.nodes) {
+          const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
+          try {
+            await conn.call(['FLUSHDB']);
+          } finally {
+            await conn.close();
+          }
+        }
+        const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
+        return outcome.progress.stamp?.offset ?? 0;
+      },
       sourceVersion: copy.info.versionNum,
       maxPayloadBytes: copy.maxPayloadBytes,
       copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
@@ -278,20 +275,6 @@ async function runFollowingTarget(
       routing = await openTargetRouting(target);
     }
   }
-}
-
-/**
- * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
- * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
- * slots there is not built.
- */
-function keyspaceOnClusterShard(shardId: string): DtsError {
-  return new DtsError(
-    'KEYSPACE_ON_CLUSTER_SOURCE',
-    `the cluster source's shard ${shardId} ran FLUSHDB or FLUSHALL during the task; emptying only that shard's ` +
-      'slots on the destination is not built, so the change cannot be replayed',
-    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
-  );
 }
 
 /** The source db the heartbeat goes to: the lowest synced one. */

@@ -15,7 +15,7 @@ import { type ProgressSink, silentProgress } from '../progress/progress-reporter
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
-import { openTargetRouting, type TargetRouting } from '../redis/target-routing.ts';
+import { refreshClusterRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { SampledVerification } from './sampled-verification.ts';
@@ -249,7 +249,8 @@ async function replicateShard(
   return outcome;
 }
 
-const SLOT_MOVE_RETRIES = 30;
+/** Up to a minute: a cluster promotes a replica within its node timeout (15 s by default). */
+const SLOT_MOVE_RETRIES = 60;
 const SLOT_MOVE_PAUSE_MS = 1000;
 
 /**
@@ -267,15 +268,39 @@ async function runFollowingTarget(
     try {
       return await makeSync(routing).run();
     } catch (e) {
-      if (!isDtsError(e) || e.code !== 'TARGET_SLOTS_MOVED' || attempt >= SLOT_MOVE_RETRIES) throw e;
+      if (
+        !routing.topology ||
+        !isDtsError(e) ||
+        !FOLLOWED_TARGET_ERRORS.has(e.code) ||
+        attempt >= SLOT_MOVE_RETRIES
+      ) {
+        throw e;
+      }
       log(
-        `the destination's slots moved (${e.message}); reading its new layout and resuming from the markers`,
+        e.code === 'TARGET_SLOTS_MOVED'
+          ? `the destination's slots moved (${e.message}); reading its new layout and resuming from the markers`
+          : `a destination master failed (${e.message}); waiting for its replica to take over, then resuming from the markers`,
       );
       await new Promise((r) => setTimeout(r, SLOT_MOVE_PAUSE_MS));
-      routing = await openTargetRouting(target);
+      routing = await refreshClusterRouting(target, routing).catch(() => routing);
     }
   }
 }
+
+/**
+ * A cluster destination's errors that a new slot map cures: slots that moved, and a master that went away
+ * (its replica is promoted within the cluster's node timeout). A replica holds a prefix of its master's
+ * transactions, so its slot markers and resume position still match its data.
+ */
+const FOLLOWED_TARGET_ERRORS = new Set([
+  'TARGET_SLOTS_MOVED',
+  'APPLY_INTERRUPTED',
+  'CONNECTION_LOST',
+  'UNREACHABLE',
+  'TIMEOUT',
+  'CLUSTER_DOWN',
+  'MARKER_ACCESS_FAILED',
+]);
 
 /** The source db the heartbeat goes to: the lowest synced one. */
 function lowestSourceDb(spec: TaskSpec, units: UnitCheckpoint[]): number {

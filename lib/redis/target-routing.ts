@@ -45,6 +45,25 @@ export async function openTargetRouting(target: RedisEndpoint): Promise<TargetRo
     : standaloneRouting(target);
 }
 
+/**
+ * A cluster destination's slot map read again after a node refused a key or went away: asked of the URL's
+ * node first, then of every master known before (the URL's node may be the one that failed).
+ */
+export async function refreshClusterRouting(
+  target: RedisEndpoint,
+  before: TargetRouting,
+): Promise<TargetRouting> {
+  let last: unknown;
+  for (const ep of [target, ...before.nodes]) {
+    try {
+      return clusterRouting(await readClusterTopology(ep));
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
 export async function isClusterNode(ep: RedisEndpoint): Promise<boolean> {
   const conn = await RawConnection.open(ep, { clientName: 'redis-dts-layout' });
   try {

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startCli, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
-import { startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedManyKeys } from '../support/seed.ts';
 import { startWriters } from '../support/writers.ts';
 
@@ -196,9 +196,10 @@ describe('cluster → cluster, exactly once', () => {
   }, 300_000);
 });
 
-/** The nodes that are masters now (a failover swaps roles). */
-async function currentMasters(c: RedisClusterProcess): Promise<string[]> {
-  const roles = await Promise.all(c.nodes.map(async (n) => ({ n, role: await n.cli('ROLE') })));
+/** The nodes that are masters now (a failover swaps roles), among those still running. */
+async function currentMasters(c: RedisClusterProcess, gone: readonly RedisProcess[] = []): Promise<string[]> {
+  const alive = c.nodes.filter((n) => !gone.includes(n));
+  const roles = await Promise.all(alive.map(async (n) => ({ n, role: await n.cli('ROLE') })));
   return roles.filter((r) => r.role.startsWith('master')).map((r) => r.n.url);
 }
 
@@ -259,6 +260,33 @@ async function migrateSlots(
     for (const n of [src, dst, ...all]) n.disconnect();
   }
 }
+
+describe('cluster destination failover', () => {
+  it('a destination master killed during incremental sync: its replica takes over, the sync resumes, exactly once', async () => {
+    const source = await startRedis({ args: BIG_BACKLOG });
+    const target = await cluster({ masters: 3, replicasPerMaster: 1 });
+    await seedManyKeys(source.url, { db: 0, count: 20_000, mixed: true, prefix: 'seed:' });
+    const killed = target.masters[1]!;
+    const output = await syncUnderWriters({
+      source: source.url,
+      target: target.url,
+      clusterWriters: false,
+      during: async () => {
+        await killed.stop();
+        // The cluster promotes the replica after its node timeout (2 s here).
+        for (let i = 0; i < 100 && !(await target.replicas[1]!.cli('ROLE')).startsWith('master'); i++) {
+          await sleep(100);
+        }
+        expect(await target.replicas[1]!.cli('ROLE')).toMatch(/^master/);
+      },
+    });
+    expect(output).toContain('a destination master failed');
+    const masters = await currentMasters(target, [killed]);
+    expect(masters).toHaveLength(3);
+    expect(await assertSameKeys([source.url], masters)).toBeGreaterThan(20_000);
+    await assertNoInternalKeys(masters);
+  }, 180_000);
+});
 
 describe('cluster destination resharding', () => {
   it('slots moved between destination masters during incremental sync: the sync follows, nothing lost', async () => {

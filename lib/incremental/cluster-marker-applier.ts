@@ -16,19 +16,17 @@ import {
 const COLON = 0x3a;
 
 /**
- * Exactly-once apply into a cluster destination. A cluster runs a transaction only when all its keys
- * share one slot, so the unit of atomicity is the slot: each batch is split into one transaction per slot,
- * `MULTI; that slot's commands; SET <slot marker> <replid>:<end of its last command>; EXEC`, where the
- * slot marker `redis-dts:marker:<task>:<shard>:{<tag>}` carries a hash tag of that slot (and so does the
- * slot's skip hash, written with each re-copy of one of its keys).
+ * Applies into a cluster destination, exactly once, without transactions: a cluster runs a transaction
+ * only over keys of one slot, and one transaction per slot would cost four commands per command. Each
+ * master gets its share of a batch as a plain pipeline ending with `SET <its marker> <replid>:<offset>`;
+ * a marker is therefore a position up to which that master holds everything, and whatever follows it may
+ * be partly applied.
  *
- * Resuming: a slot that never received a command has no marker, so the lowest slot marker cannot be the
- * resume point. Once every transaction of a batch is acknowledged, each node stores the batch's end as
- * its resume position (`…:resume:{<node tag>}`); the stream restarts from the lowest, and each command is
- * skipped when its slot's marker is already at or past its end. Slot markers never move back.
- *
- * Commands for every node (FLUSHDB, FUNCTION LOAD…) run in the transaction of the node's first slot, and
- * split the batch: the slots' transactions before them are sent first, the ones after them next.
+ * A resume therefore does not replay the stream after the lowest marker: it reads it up to the source's
+ * current offset as a catch-up does, and copies the keys written there again at a stamp
+ * (`resumeByCatchUp`). Markers are `redis-dts:marker:<task>:<shard>:node:{<tag>}`, the tag one of the
+ * master's slots; skip hashes carry the tag of the slot of the keys they describe. Both are found by SCAN
+ * on every master, so they are still found after the destination was resharded.
  */
 export class ClusterMarkerApplier implements Applier {
   /** What the sync names the skip hash by; each slot's own skip hash replaces it on the way out. */
@@ -36,13 +34,10 @@ export class ClusterMarkerApplier implements Applier {
   readonly markerDb = 0;
   /** A cluster has db 0 only: no SWAPDB can move them. */
   readonly ownKeys: readonly Buffer[] = [];
+  readonly resumeByCatchUp = true;
   private readonly routing: TargetRouting;
   private readonly nodes: MarkerApplier[];
   private readonly base: string;
-  /** Each node's first slot: where its node-wide commands run. */
-  private readonly homeSlots: number[];
-  /** Per slot: the end offset of the last command applied in it (-1: none). */
-  private readonly slotFloors = new Float64Array(16384).fill(-1);
   /** Slots whose skip hash may hold entries. */
   private readonly skipSlots = new Set<number>();
 
@@ -51,27 +46,25 @@ export class ClusterMarkerApplier implements Applier {
     this.nodes = nodes;
     this.base = base;
     this.skipKey = Buffer.from(`${base}:skip`);
-    const topology = routing.topology!;
-    this.homeSlots = topology.masters.map((m) => Math.min(...m.ranges.map(([from]) => from)));
   }
 
   static async open(
     routing: TargetRouting,
     o: { taskId: string; shardId: string },
   ): Promise<ClusterMarkerApplier> {
-    if (!routing.topology) throw new Error('ClusterMarkerApplier needs a cluster destination');
+    const topology = routing.topology;
+    if (!topology) throw new Error('ClusterMarkerApplier needs a cluster destination');
     const nodes: MarkerApplier[] = [];
     try {
       for (let i = 0; i < routing.nodes.length; i++) {
-        // The node applier's own marker key is its resume position, in its first slot.
-        const home = Math.min(...routing.topology.masters[i]!.ranges.map(([from]) => from));
-        nodes.push(
-          await MarkerApplier.open(routing.nodes[i]!, {
-            taskId: o.taskId,
-            shardId: `${o.shardId}:resume:{${slotTag(home)}}`,
-            markerDb: 0,
-          }),
-        );
+        const home = Math.min(...topology.masters[i]!.ranges.map(([from]) => from));
+        const node = await MarkerApplier.open(routing.nodes[i]!, {
+          taskId: o.taskId,
+          shardId: `${o.shardId}:node:{${slotTag(home)}}`,
+          markerDb: 0,
+        });
+        nodes.push(node);
+        await node.trackMarker();
       }
     } catch (e) {
       for (const n of nodes) n.destroy();
@@ -80,15 +73,11 @@ export class ClusterMarkerApplier implements Applier {
     return new ClusterMarkerApplier(routing, nodes, markerKeyFor(o.taskId, o.shardId));
   }
 
-  /**
-   * The lowest resume position found on any node (each is written only once a whole batch is everywhere,
-   * so any one is safe; after a reshard they may sit on other nodes than now), and every slot's marker.
-   * Undefined when there is none: the catch-up never finished, and is redone.
-   */
+  /** The lowest marker found on any master; undefined when there is none (the catch-up never finished). */
   async readPosition(): Promise<MarkerPosition | undefined> {
     let low: MarkerPosition | undefined;
     await this.forEachKey(async (key, conn) => {
-      if (!key.startsWith(`${this.base}:resume:`)) return this.loadSlotMarker(key, conn);
+      if (!key.startsWith(`${this.base}:node:`)) return;
       const value = await conn.call(['GET', key]);
       if (value === null) return;
       const p = parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), key);
@@ -112,44 +101,47 @@ export class ClusterMarkerApplier implements Applier {
     await this.forEachKey(async (key, conn) => {
       await conn.call(['UNLINK', key]);
     });
-    this.slotFloors.fill(-1);
     this.skipSlots.clear();
   }
 
-  apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
-    const sent: Promise<void>[] = [];
-    let groups = new Map<number, ApplyCommand[]>();
-    const sendGroups = () => {
-      for (const [slot, commands] of groups) sent.push(this.sendSlot(slot, commands, position));
-      groups = new Map();
-    };
+  async apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
+    const parts = this.nodes.map((): ApplyCommand[] => []);
+    let everyNode = false;
     for (const c of batch) {
       if (c.argv[1] === this.skipKey && c.argv.length === 2) {
         // DEL of the skip hash: every slot's that may hold entries.
-        for (const s of this.skipSlots) {
-          this.group(groups, s).push({ db: 0, argv: [c.argv[0]!, this.slotSkipKey(s)] });
+        for (const slot of this.skipSlots) {
+          parts[this.routing.nodeOfSlot(slot)]!.push({ db: 0, argv: [c.argv[0]!, this.slotSkipKey(slot)] });
         }
         this.skipSlots.clear();
         continue;
       }
       const slot = this.slotOf(c);
       if (slot === ALL_NODES) {
-        sendGroups();
-        for (const home of this.homeSlots) groups.set(home, [c]);
-        sendGroups();
+        everyNode = true;
+        for (const p of parts) p.push(c);
         continue;
       }
-      this.group(groups, slot).push(c);
+      parts[this.routing.nodeOfSlot(slot)]!.push(
+        c.argv[1] === this.skipKey ? this.slotSkipCommand(c, slot) : c,
+      );
     }
-    sendGroups();
-    // Nodes no command reached still move their resume position (a batch may be all one node's).
-    const all = Promise.all(sent).then(async () => {
-      if (!position) return;
-      await Promise.all(this.nodes.map((n) => n.apply([], position)));
-    });
-    return all.catch((e: unknown) => {
+    try {
+      if (everyNode && position) {
+        // A command for every node (FUNCTION LOAD, FLUSHDB) reaches all of them before any marker passes
+        // it: a resume from the lowest marker does not replay it, so no master may miss it.
+        await Promise.all(this.nodes.map((n, i) => n.applyUnwrapped(parts[i]!, undefined)));
+        await Promise.all(this.nodes.map((n) => n.applyUnwrapped([], position)));
+        return;
+      }
+      await Promise.all(
+        this.nodes.map((n, i) =>
+          parts[i]!.length > 0 || position ? n.applyUnwrapped(parts[i]!, position) : undefined,
+        ),
+      );
+    } catch (e) {
       throw slotsMoved(e);
-    });
+    }
   }
 
   async close(): Promise<void> {
@@ -160,75 +152,31 @@ export class ClusterMarkerApplier implements Applier {
     for (const n of this.nodes) n.destroy();
   }
 
-  private group(groups: Map<number, ApplyCommand[]>, slot: number): ApplyCommand[] {
-    let g = groups.get(slot);
-    if (!g) {
-      g = [];
-      groups.set(slot, g);
-    }
-    return g;
-  }
-
-  /** One slot's share of a batch: its stream commands not yet applied, our writes, and its marker. */
-  private sendSlot(
-    slot: number,
-    commands: ApplyCommand[],
-    position: MarkerPosition | undefined,
-  ): Promise<void> {
-    const floor = this.slotFloors[slot]!;
-    const kept: ApplyCommand[] = [];
-    let last = -1;
-    for (const c of commands) {
-      if (c.end !== undefined) {
-        if (c.end <= floor) continue;
-        last = c.end;
-      }
-      if (c.argv[1] === this.skipKey) {
-        const argv = [...c.argv];
-        argv[1] = this.slotSkipKey(slot);
-        kept.push({ db: 0, argv });
-        this.skipSlots.add(slot);
-      } else {
-        kept.push(c);
-      }
-    }
-    if (kept.length === 0) return Promise.resolve();
-    const marker = position && last >= 0 ? { replid: position.replid, offset: last } : undefined;
-    if (marker) this.slotFloors[slot] = last;
-    const node = this.routing.nodeOfSlot(slot);
-    return this.nodes[node]!.apply(kept, marker, Buffer.from(this.slotMarkerKey(slot)));
-  }
-
   /** A command's slot, or ALL_NODES. Our own writes (re-copies, skip entries) go by the key they name. */
   private slotOf(c: ApplyCommand): number {
     if (c.slot !== undefined) return c.slot;
     const key = c.argv[1];
     if (key === undefined) return ALL_NODES;
     if (key === this.skipKey) {
-      const field = c.argv[2];
-      return field ? keySlot(field.subarray(field.indexOf(COLON) + 1)) : ALL_NODES;
+      const field = c.argv[2]!;
+      return keySlot(field.subarray(field.indexOf(COLON) + 1));
     }
     return keySlot(key);
   }
 
-  private slotMarkerKey(slot: number): string {
-    return `${this.base}:{${slotTag(slot)}}`;
+  /** HSET <skip> <db>:<key> <stamp> into the skip hash of the key's slot. */
+  private slotSkipCommand(c: ApplyCommand, slot: number): ApplyCommand {
+    const argv = [...c.argv];
+    argv[1] = this.slotSkipKey(slot);
+    this.skipSlots.add(slot);
+    return { db: 0, argv };
   }
 
   private slotSkipKey(slot: number): Buffer {
-    return Buffer.from(`${this.slotMarkerKey(slot)}:skip`);
+    return Buffer.from(`${this.base}:{${slotTag(slot)}}:skip`);
   }
 
-  private async loadSlotMarker(key: string, conn: RawConnection): Promise<void> {
-    if (!/:\{[0-9a-z]+\}$/.test(key)) return;
-    const value = await conn.call(['GET', key]);
-    if (value === null) return;
-    const p = parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), key);
-    const slot = keySlot(key);
-    this.slotFloors[slot] = Math.max(this.slotFloors[slot]!, p.offset);
-  }
-
-  /** Every key of this task's shard markers on every node (SCAN: slot markers are spread over all slots). */
+  /** Every key of this task's shard markers on every master (SCAN: they are spread over the slots). */
   private async forEachKey(f: (key: string, conn: RawConnection) => Promise<void>): Promise<void> {
     await Promise.all(
       this.routing.nodes.map(async (ep) => {
@@ -255,7 +203,7 @@ export class ClusterMarkerApplier implements Applier {
   }
 }
 
-/** The marker applier for the destination: one node's, or per slot over a cluster's masters. */
+/** The marker applier for the destination: one server's, or one per master of a cluster. */
 export async function openApplier(
   target: RedisEndpoint,
   routing: TargetRouting | undefined,

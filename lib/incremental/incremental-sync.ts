@@ -181,8 +181,13 @@ export class IncrementalSync {
         o.log?.(
           `resuming incremental sync at ${marker.replid}:${marker.offset} (from the destination's marker)`,
         );
+        if (this.applier.resumeByCatchUp) {
+          // What follows the marker may be partly applied: copy its keys again instead of replaying them.
+          const now = await this.readSourceOffset();
+          if (now !== undefined && now > marker.offset) await this.catchUp(marker, now, 'resume');
+        }
       } else {
-        await this.catchUp();
+        await this.catchUp(o.start, o.catchUpBound, 'full-sync');
       }
       this.phase = 'incremental';
       const ended = await this.applyLoop();
@@ -221,17 +226,24 @@ export class IncrementalSync {
 
   // ---- catch-up --------------------------------------------------------------------------------------
 
-  private async catchUp(): Promise<void> {
+  /**
+   * `after`: the changes made during the full sync (no marker yet), or those after the marker of a
+   * destination where they may be partly applied (the marker stays until the catch-up sets the next).
+   */
+  private async catchUp(
+    from: { replid: string; offset: number },
+    catchUpBound: number,
+    after: 'full-sync' | 'resume',
+  ): Promise<void> {
     const o = this.o;
     // A catch-up interrupted earlier may have left skip entries: they belong to re-copies that are redone.
-    await this.applier.removeMarker();
-    this.feed = await this.openFeed(o.start);
+    if (after === 'full-sync') await this.applier.removeMarker();
+    this.feed = await this.openFeed(from);
     const dirty = new DirtySet();
     const serverWide: ApplyCommand[] = [];
-    let bound = o.catchUpBound;
-    o.log?.(
-      `catch-up: reading the changes made during the full sync (${bound - o.start.offset} bytes of stream)`,
-    );
+    let bound = catchUpBound;
+    const what = after === 'full-sync' ? 'made during the full sync' : 'after the marker';
+    o.log?.(`catch-up: reading the changes ${what} (${bound - from.offset} bytes of stream)`);
     for (;;) {
       while (this.processed < bound) {
         const item = await this.next();
@@ -244,9 +256,7 @@ export class IncrementalSync {
       const dbs = dirty.takeDbs();
       if (dbs.length === 0) break;
       for (const db of dbs) {
-        o.log?.(
-          `catch-up: db ${db} changed as a whole during the full sync (FLUSHDB, FLUSHALL or SWAPDB): copying it again`,
-        );
+        o.log?.(`catch-up: db ${db} changed as a whole (FLUSHDB, FLUSHALL or SWAPDB): copying it again`);
         bound = Math.max(bound, await o.resyncDb(db));
         this.dbsResynced++;
       }
@@ -256,7 +266,9 @@ export class IncrementalSync {
     const byDb = dirty.takeKeys();
     let total = 0;
     for (const keys of byDb.values()) total += keys.length;
-    o.log?.(`catch-up: re-copying ${total} keys written during the full sync`);
+    o.log?.(
+      `catch-up: re-copying ${total} keys written ${after === 'full-sync' ? 'during the full sync' : 'after the marker'}`,
+    );
     for (const [db, keys] of byDb) {
       for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_BATCH) {
         const r = await this.recopy(db, keys.slice(i, i + RECOPY_KEYS_PER_BATCH));

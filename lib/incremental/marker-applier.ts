@@ -5,6 +5,7 @@ import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import {
   bulkSize,
+  type CommandArg,
   decimalLength,
   RespError,
   RespParser,
@@ -36,6 +37,11 @@ export interface Applier {
   readonly markerDb: number;
   /** The marker's own keys in markerDb (a SWAPDB of that db must carry them back). */
   readonly ownKeys: readonly Buffer[];
+  /**
+   * True when what follows the marker may be partly applied (no transactions: a cluster destination), so a
+   * resume re-copies the keys written after it, as a catch-up does, instead of replaying them.
+   */
+  readonly resumeByCatchUp: boolean;
   readPosition(): Promise<MarkerPosition | undefined>;
   readSkipEntries(): Promise<Buffer[]>;
   removeMarker(): Promise<void>;
@@ -82,6 +88,7 @@ const SET_HEAD = Buffer.from('*3\r\n$3\r\nSET\r\n');
  * Capping pendingBatches bounds that window.
  */
 export class MarkerApplier implements Applier {
+  readonly resumeByCatchUp = false;
   /** `redis-dts:marker:<taskId>:<shardId>` in markerDb; on a cluster, shardId carries the node's hash tag. */
   readonly markerKey: string;
   /**
@@ -96,6 +103,8 @@ export class MarkerApplier implements Applier {
   private inFlightBytes = 0;
   /** First failure: later batches are refused, and a later commit means a batch was skipped. */
   private broken: DtsError | undefined;
+  /** applyUnwrapped: the marker's value after the last batch that ran without an error (null: none). */
+  private confirmedMarker: Buffer | null = null;
 
   private constructor(conn: RawConnection, markerKey: string, markerDb: number) {
     this.conn = conn;
@@ -148,22 +157,9 @@ export class MarkerApplier implements Applier {
    * An empty batch only moves the marker. Without a position the batch is still one transaction but
    * leaves the marker alone (the catch-up's re-copies, written before any marker exists).
    */
-  apply(
-    batch: readonly ApplyCommand[],
-    position: MarkerPosition | undefined,
-    /** Another marker key than this applier's (a cluster slot's, on the same node). */
-    markerKey: Buffer = this.markerKeyBuf,
-  ): Promise<void> {
-    if (this.broken) {
-      return Promise.reject(
-        new DtsError(
-          'APPLY_AFTER_FAILURE',
-          `${this.who()}: a batch was not applied because an earlier one failed (${this.broken.message})`,
-          this.broken.fix,
-        ),
-      );
-    }
-    const out = this.encode(batch, position, markerKey);
+  apply(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
+    if (this.broken) return Promise.reject(this.afterFailure());
+    const out = this.encode(batch, position, true);
     const replies = 2 + queuedCount(batch, this.markerDb, position !== undefined);
     this.inFlight++;
     this.inFlightBytes += out.length;
@@ -205,6 +201,79 @@ export class MarkerApplier implements Applier {
     });
   }
 
+  /**
+   * The batch without a transaction, the marker SET last: a cluster node refuses a transaction over
+   * several slots. When it resolves every command ran and the marker moved; after a failure the batch may
+   * be partly applied with the marker still before it, which is why a cluster resume re-copies the keys
+   * written after the lowest marker instead of replaying them (ClusterMarkerApplier).
+   */
+  applyUnwrapped(batch: readonly ApplyCommand[], position: MarkerPosition | undefined): Promise<void> {
+    if (this.broken) return Promise.reject(this.afterFailure());
+    const out = this.encode(batch, position, false);
+    const replies = queuedCount(batch, this.markerDb, position !== undefined);
+    if (replies === 0) return Promise.resolve();
+    const marker = position && Buffer.from(markerValue(position));
+    return new Promise<void>((resolve, reject) => {
+      let failed: { index: number; error: RespError } | undefined;
+      const fail = (e: DtsError) => {
+        this.broken ??= e;
+        reject(e);
+      };
+      this.conn.write(out, replies, {
+        onReply: (v, i) => {
+          if (v instanceof RespError && !failed) failed = { index: i, error: v };
+        },
+        onDone: () => {
+          if (!failed) {
+            if (marker && !this.broken) this.confirmedMarker = marker;
+            return resolve();
+          }
+          const error = new DtsError(
+            'APPLY_FAILED',
+            `${this.who()}: ${this.describeQueued(out, failed.index, false)} failed (${failed.error.message}) in ` +
+              `the batch ending at ${positionText(position)}, which may be partly applied; the marker was set back before it`,
+            'fix the cause, then resume the task: the keys written after the marker are copied again from the source',
+          );
+          this.broken ??= error;
+          // Without a transaction the marker SET ran after the failed command: put back the last one that
+          // held (batches pipelined behind this one ran too, and are undone the same way).
+          const undo: CommandArg[] = this.confirmedMarker
+            ? ['SET', this.markerKeyBuf, this.confirmedMarker]
+            : ['DEL', this.markerKeyBuf];
+          this.conn.call(undo).then(
+            () => reject(error),
+            (e: Error) =>
+              reject(
+                new DtsError(
+                  'APPLY_FAILED',
+                  `${error.message}, but setting the marker back failed too (${e.message}): the destination may ` +
+                    'differ from the source after it',
+                  'run the task again with a fresh full sync',
+                ),
+              ),
+          );
+        },
+        onFail: (err) =>
+          fail(
+            new DtsError(
+              'APPLY_INTERRUPTED',
+              `${this.who()}: the connection failed during the batch ending at ${positionText(position)} ` +
+                `(${err.message}); it may be partly applied, the marker stays before it`,
+              'resume the task: the keys written after the marker are copied again from the source',
+              { cause: err },
+            ),
+          ),
+      });
+    });
+  }
+
+  /** applyUnwrapped: takes the marker's current value as the one to set back to after a failed batch. */
+  async trackMarker(): Promise<void> {
+    const value = await this.conn.call(['GET', this.markerKeyBuf]);
+    if (value instanceof RespError) throw this.replyError('reading the marker', value);
+    this.confirmedMarker = Buffer.isBuffer(value) ? value : null;
+  }
+
   /** The skip hash as HGETALL returns it: field, value, field, value… */
   async readSkipEntries(): Promise<Buffer[]> {
     const [, reply] = await this.conn.pipeline([
@@ -234,13 +303,22 @@ export class MarkerApplier implements Applier {
     this.conn.destroy();
   }
 
+  private afterFailure(): DtsError {
+    return new DtsError(
+      'APPLY_AFTER_FAILURE',
+      `${this.who()}: a batch was not applied because an earlier one failed (${this.broken!.message})`,
+      this.broken!.fix,
+    );
+  }
+
   private encode(
     batch: readonly ApplyCommand[],
     position: MarkerPosition | undefined,
-    markerKey: Buffer,
+    transaction: boolean,
   ): Buffer {
     const marker = position && Buffer.from(markerValue(position));
-    let size = MULTI.length + EXEC.length + (marker ? setSize(markerKey, marker) : 0);
+    let size =
+      (transaction ? MULTI.length + EXEC.length : 0) + (marker ? setSize(this.markerKeyBuf, marker) : 0);
     let db = this.markerDb;
     for (const c of batch) {
       if (c.db !== db) {
@@ -253,7 +331,7 @@ export class MarkerApplier implements Applier {
     if (db !== this.markerDb) size += selectSize(this.markerDb);
 
     const out = Buffer.allocUnsafe(size);
-    let pos = MULTI.copy(out, 0);
+    let pos = transaction ? MULTI.copy(out, 0) : 0;
     db = this.markerDb;
     for (const c of batch) {
       if (c.db !== db) {
@@ -269,10 +347,10 @@ export class MarkerApplier implements Applier {
     if (db !== this.markerDb) pos = writeSelect(out, pos, this.markerDb);
     if (marker) {
       pos += SET_HEAD.copy(out, pos);
-      pos = writeBulk(out, pos, markerKey);
+      pos = writeBulk(out, pos, this.markerKeyBuf);
       pos = writeBulk(out, pos, marker);
     }
-    pos += EXEC.copy(out, pos);
+    if (transaction) pos += EXEC.copy(out, pos);
     return out;
   }
 
@@ -335,18 +413,19 @@ export class MarkerApplier implements Applier {
    * Names the queued command at `queued` (0-based, after MULTI), read back from the encoded batch: keeping
    * the batch's commands until their reply would hold thousands of objects past young collections.
    */
-  private describeQueued(encoded: Buffer, queued: number): string {
+  private describeQueued(encoded: Buffer, queued: number, transaction = true): string {
     const commands: Buffer[][] = [];
     new RespParser((v) => {
       commands.push(v as Buffer[]);
     }).feed(encoded);
     let db = this.markerDb;
-    // commands[0] is MULTI; the last is EXEC.
-    for (let i = 1; i < commands.length - 1; i++) {
+    // In a transaction commands[0] is MULTI and the last is EXEC.
+    const skip = transaction ? 1 : 0;
+    for (let i = skip; i < commands.length - skip; i++) {
       const argv = commands[i]!;
       const name = argv[0]!.toString('latin1').toUpperCase();
       if (name === 'SELECT') db = Number(argv[1]!.toString('latin1'));
-      if (i - 1 !== queued) continue;
+      if (i - skip !== queued) continue;
       if (name === 'SELECT') return `SELECT ${db}`;
       if (name === 'SET' && argv[1]!.toString('latin1').startsWith('redis-dts:marker:')) {
         return `SET of the marker key ${printableKey(argv[1]!)} in db${this.markerDb}`;

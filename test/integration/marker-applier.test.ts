@@ -47,6 +47,34 @@ describe('MarkerApplier', () => {
     await stopAllRedis();
   });
 
+  it('without a transaction: runs the batch, then moves the marker; a failed command leaves the marker before it', async () => {
+    const a = await openApplier('t-unwrapped');
+    await a.applyUnwrapped([cmd(1, 'INCR', 'n'), cmd(0, 'SET', 's', 'v')], {
+      replid: REPLID,
+      offset: 10,
+      db: 0,
+    });
+    expect(await get(1, 'n')).toEqual(Buffer.from('1'));
+    expect(await a.readPosition()).toEqual({ replid: REPLID, offset: 10, db: 0 });
+    const failed = await a
+      .applyUnwrapped([cmd(1, 'INCR', 'n'), cmd(0, 'LPUSH', 's', 'x'), cmd(1, 'INCR', 'n')], {
+        replid: REPLID,
+        offset: 20,
+        db: 0,
+      })
+      .catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(DtsError);
+    expect((failed as DtsError).code).toBe('APPLY_FAILED');
+    expect((failed as DtsError).message).toContain('db0 LPUSH');
+    // Without MULTI every command ran, the failed one aside, and so did the marker SET: it was set back, so
+    // a resume copies the keys written after it again.
+    expect(await get(1, 'n')).toEqual(Buffer.from('3'));
+    expect(await a.readPosition()).toEqual({ replid: REPLID, offset: 10, db: 0 });
+    await expect(a.applyUnwrapped([], { replid: REPLID, offset: 30 })).rejects.toMatchObject({
+      code: 'APPLY_AFTER_FAILURE',
+    });
+  });
+
   it('applies a batch on several dbs together with its marker', async () => {
     const a = await openApplier('t-basic');
     expect(a.markerKey).toBe('redis-dts:marker:t-basic:shard0');

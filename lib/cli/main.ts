@@ -1,3 +1,4 @@
+import { flushCompileCache } from 'node:module';
 import { isDtsError } from '../errors.ts';
 import { HELP, VERSION } from './help.ts';
 import { UsageError } from './usage-error.ts';
@@ -21,8 +22,13 @@ export async function main(argv: string[]): Promise<number> {
       case 'version':
         process.stdout.write(`redis-dts ${VERSION}\n`);
         return 0;
-      case 'sync':
-        return await (await import('./sync-command.ts')).syncCommand(rest);
+      case 'sync': {
+        const { syncCommand } = await import('./sync-command.ts');
+        // Node writes its compile cache at exit; a sync may run for weeks and end with SIGKILL, so write
+        // it now that every module is loaded (see sync-process.ts: the next run skips type stripping).
+        flushCompileCache();
+        return await syncCommand(rest);
+      }
       case 'precheck':
         return await (await import('./precheck-command.ts')).precheckCommand(rest);
       case 'verify':

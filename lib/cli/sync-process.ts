@@ -8,13 +8,15 @@ import { join } from 'node:path';
  * - V8 grows the young generation up to 64 MB a semi-space (128 MB of RSS) when much survives a
  *   scavenge, which loading the AWS SDK, dynalite and aws-local-stepfunctions does; under a saturated
  *   replication stream it then stays there. What the sync keeps young is small (the bounded stream
- *   queue and the batches in flight), so 8 MB semi-spaces save ~50 MB idle and ~100 MB at saturation,
- *   for more scavenges (bench/incremental.ts: ~20 instead of ~15 CPU seconds for 8M commands).
+ *   queue and the batches in flight), so 16 MB semi-spaces save ~30 MB idle and ~100 MB at saturation.
+ *   8 MB saved a little more but promoted the commands in flight often enough that, in about half the
+ *   runs of bench/incremental.ts, full GCs took 2.5 times as long and the replicator fell behind at
+ *   saturation (ratio 0.69-0.75 against 0.90-0.96); 16 MB gave 0.93-0.98 in five runs out of five.
  * - The commands in flight outlive a scavenge or two, so they are promoted, and with them the views
  *   that pin whole 64 KB socket chunks and encoded batches: external memory that only a full GC frees.
  *   V8 lets the old generation grow up to a few times its live size before that GC; growing it by 20%
  *   runs the (mostly concurrent) full GC sooner, which keeps the pinned chunks to ~10 MB instead of
- *   bursts of 40-60 MB (saturation peak 160-168 MB instead of 184-221 MB, a few more CPU seconds).
+ *   bursts of 40-60 MB (saturation peak 168-189 MB instead of 284-295 MB).
  * - glibc serves the 64 KB socket read buffers from its heaps and keeps them after they are freed (one
  *   arena per thread, and the dynamic mmap threshold climbs); mmap'ing them and trimming above 1 MB
  *   hands them back, so the peak follows what is live rather than the largest burst so far.
@@ -31,7 +33,7 @@ import { join } from 'node:path';
 /** Marks the re-executed process, so it does not re-execute again. */
 export const TUNED_ENV = 'REDIS_DTS_SYNC_TUNED';
 
-export const SYNC_V8_FLAGS = ['--max-semi-space-size=8', '--heap-growing-percent=20'] as const;
+export const SYNC_V8_FLAGS = ['--max-semi-space-size=16', '--heap-growing-percent=20'] as const;
 
 export const SYNC_MALLOC_ENV: Readonly<Record<string, string>> = {
   MALLOC_ARENA_MAX: '2',

@@ -26,7 +26,7 @@ describe('syncReexec', () => {
     const plan = syncReexec(base);
     expect(plan?.argv).toEqual([
       '/usr/bin/node',
-      '--max-semi-space-size=8',
+      '--max-semi-space-size=16',
       '--heap-growing-percent=20',
       '/app/bin/redis-dts.ts',
       'sync',
@@ -93,7 +93,7 @@ describe('reexecForSync', () => {
       execFileSync(process.execPath, [script, 'sync', '--yes'], { env, encoding: 'utf8' }),
     );
     expect(out.pid).toBe(Number(out.before));
-    expect(out.execArgv).toEqual(['--max-semi-space-size=8', '--heap-growing-percent=20']);
+    expect(out.execArgv).toEqual(['--max-semi-space-size=16', '--heap-growing-percent=20']);
     expect(out.arena).toBe(SYNC_MALLOC_ENV.MALLOC_ARENA_MAX);
     expect(out.argv).toEqual(['sync', '--yes']);
   });

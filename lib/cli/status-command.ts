@@ -1,7 +1,12 @@
 import { awsCallError } from '../aws/aws-call-error.ts';
 import { DtsError } from '../errors.ts';
 import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
-import { type TaskRecord, TaskStore, type UnitCheckpoint } from '../state/task-store.ts';
+import {
+  type ShardCheckpoint,
+  type TaskRecord,
+  TaskStore,
+  type UnitCheckpoint,
+} from '../state/task-store.ts';
 import { HELP } from './help.ts';
 import { DEFAULT_STATE_DIR } from './sync-command.ts';
 import { parseFlags } from './task-options.ts';
@@ -89,8 +94,11 @@ export async function statusCommand(argv: string[]): Promise<number> {
       );
     }
     const units = (await store.listCheckpoints(task.taskId)).map((c) => c.value);
+    const shards = (await store.listShards(task.taskId)).map((s) => s.value);
     process.stdout.write(
-      values.json ? `${JSON.stringify({ task, units }, null, 2)}\n` : formatStatus(task, units),
+      values.json
+        ? `${JSON.stringify({ task, units, shards }, null, 2)}\n`
+        : formatStatus(task, units, shards),
     );
     return 0;
   });
@@ -113,7 +121,7 @@ export async function listCommand(argv: string[]): Promise<number> {
   });
 }
 
-function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
+function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCheckpoint[]): string {
   const lines = [
     `task     ${task.taskId} (${task.name})`,
     `status   ${task.status}, phase ${task.phase}, updated ${task.updatedAt}`,
@@ -123,7 +131,18 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[]): string {
       `  ${u.unitId.padEnd(8)} db ${u.sourceDb} → ${u.targetDb}: ${u.done ? 'done' : `cursor ${u.cursor}`}, ` +
         `${u.keysWritten.toLocaleString('en-US')} keys written, ${(u.bytes / 1e6).toFixed(1)} MB, ` +
         `${u.keysVanished} vanished, ${u.keysFailed} failed` +
-        (u.stamp ? `, stamp ${u.stamp.replid.slice(0, 8)}…:${u.stamp.offset}` : ''),
+        (u.stamp ? `, stamp ${u.stamp.replid.slice(0, 8)}…:${u.stamp.offset}` : '') +
+        (u.sourceNode ? `, read from ${u.sourceNode.host}:${u.sourceNode.port}` : ''),
+    );
+  }
+  // One replication stream per source shard (a cluster has one per master).
+  for (const s of shards) {
+    lines.push(
+      `  stream ${s.shardId}${s.node ? ` (${s.node.host}:${s.node.port})` : ''}: ${s.phase}, ` +
+        `from ${s.replid.slice(0, 8)}…:${s.startOffset} to ${s.appliedOffset}` +
+        (s.commandsApplied !== undefined
+          ? `, ${s.commandsApplied.toLocaleString('en-US')} commands applied, ${(s.keysRecopied ?? 0).toLocaleString('en-US')} keys re-copied`
+          : ''),
     );
   }
   if (task.precheck) {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startCli, watchCli as watch } from '../support/cli.ts';
+import { runCli, startCli, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
@@ -97,9 +97,10 @@ async function syncUnderWriters(o: {
   target: string;
   clusterWriters: boolean;
   during?: () => Promise<void>;
+  state?: string;
 }): Promise<string> {
   const writers = startWriters({ url: o.source, dbs: [0], writers: 4, cluster: o.clusterWriters });
-  const cli = sync(o.source, o.target, ['--dbs', '0']);
+  const cli = sync(o.source, o.target, ['--dbs', '0'], o.state);
   await cli.until('incremental sync: applying changes');
   await sleep(500);
   await o.during?.();
@@ -139,10 +140,15 @@ describe('cluster source', () => {
     const source = await cluster({ masters: 3, args: BIG_BACKLOG });
     const target = await startRedis();
     await seedCluster(source, 12_000);
-    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: true });
+    const state = stateDir();
+    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: true, state });
     const masters = source.masters.map((m) => m.url);
     expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(12_000);
     await assertNoInternalKeys([target.url, ...masters]);
+    // status shows one unit and one stream per master.
+    const status = await runCli(['status', '--state-dir', state]);
+    expect(status.stdout.match(/^ {2}stream slots\d+-\d+ \(127\.0\.0\.1:\d+\): caught-up/gm)).toHaveLength(3);
+    expect(status.stdout.match(/read from 127\.0\.0\.1:\d+/g)).toHaveLength(3);
   });
 
   it('→ cluster with a different number of masters (3 → 2)', async () => {

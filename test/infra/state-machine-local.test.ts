@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { Template } from 'aws-cdk-lib/assertions';
 import { StateMachine } from 'aws-local-stepfunctions';
+import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { localExecutionContext, localTaskHandlers } from '../../lib/orchestration/local-handlers.ts';
 import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
 import { createDynamoClient, type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
+import { assertSameKeys } from '../support/cluster-compare.ts';
 import { assertSameData, keyCounts } from '../support/compare.ts';
+import { startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedEveryType } from '../support/seed.ts';
 import { type Definition, definitionOf, type StateJson, synthTestStack } from './synth-stack.ts';
@@ -151,6 +154,53 @@ describe('the synthesized state machine, run locally', () => {
     expect(task?.value.status).toBe('succeeded');
     const shard = await local.store.getShard('incremental', '0');
     expect(shard?.value.phase).toBe('caught-up');
+  });
+
+  it('Lambda windows from a 3-master cluster into a 2-master cluster: every shard resumes from its markers', async () => {
+    const src = await startRedisCluster({ masters: 3, args: ['--repl-backlog-size', '64mb'] });
+    const dst = await startRedisCluster({ masters: 2 });
+    const writer = new Cluster([{ host: src.masters[0]!.host, port: src.masters[0]!.port }]);
+    try {
+      for (let i = 0; i < 300; i++) await writer.set(`before:${i}`, String(i));
+      const writes = (async () => {
+        for (let i = 0; ; i++) {
+          await writer.incr(`lambda:counter:${i % 50}`);
+          await writer.lpush(`lambda:list:${i % 50}`, String(i));
+          if (i % 20 !== 0) continue;
+          const shards = await local.store.listShards('incr-cluster');
+          if (shards.some((s) => s.value.phase === 'deadline')) return;
+        }
+      })();
+      const { result } = await run(
+        {
+          spec: {
+            ...spec(),
+            taskId: 'incr-cluster',
+            source: { url: src.url },
+            target: { url: dst.url },
+            dbs: [0],
+            syncType: 'full+incremental',
+            acknowledgeWarnings: true,
+            incremental: { mode: 'lambda', until: 'caught-up' },
+          },
+        },
+        { windowMs: 1500 },
+      );
+      const output = (await result) as { window: { iteration: number; stopped: boolean } };
+      await writes;
+      expect(output.window.iteration).toBeGreaterThanOrEqual(2);
+      const shards = await local.store.listShards('incr-cluster');
+      expect(shards.map((s) => s.value.phase)).toEqual(['caught-up', 'caught-up', 'caught-up']);
+      expect(
+        await assertSameKeys(
+          src.masters.map((m) => m.url),
+          dst.masters.map((m) => m.url),
+        ),
+      ).toBeGreaterThan(300);
+    } finally {
+      writer.disconnect();
+      await Promise.all([src.stop(), dst.stop()]);
+    }
   });
 
   it('full+incremental with passwords: no password in any execution history event or DynamoDB item', async () => {

@@ -40,6 +40,11 @@ export class ClusterMarkerApplier implements Applier {
   private readonly base: string;
   /** Slots whose skip hash may hold entries. */
   private readonly skipSlots = new Set<number>();
+  /**
+   * Markers of masters the destination no longer has in that place (it was resharded): they still count
+   * for the resume position until every current master has a marker of its own, then they go.
+   */
+  private staleMarkers: string[] = [];
 
   private constructor(routing: TargetRouting, nodes: MarkerApplier[], base: string) {
     this.routing = routing;
@@ -76,8 +81,10 @@ export class ClusterMarkerApplier implements Applier {
   /** The lowest marker found on any master; undefined when there is none (the catch-up never finished). */
   async readPosition(): Promise<MarkerPosition | undefined> {
     let low: MarkerPosition | undefined;
+    const current = new Set(this.nodes.map((n) => n.markerKey));
     await this.forEachKey(async (key, conn) => {
       if (!key.startsWith(`${this.base}:node:`)) return;
+      if (!current.has(key)) this.staleMarkers.push(key);
       const value = await conn.call(['GET', key]);
       if (value === null) return;
       const p = parseMarker(Buffer.isBuffer(value) ? value.toString('latin1') : String(value), key);
@@ -132,16 +139,25 @@ export class ClusterMarkerApplier implements Applier {
         // it: a resume from the lowest marker does not replay it, so no master may miss it.
         await Promise.all(this.nodes.map((n, i) => n.applyUnwrapped(parts[i]!, undefined)));
         await Promise.all(this.nodes.map((n) => n.applyUnwrapped([], position)));
-        return;
+      } else {
+        await Promise.all(
+          this.nodes.map((n, i) =>
+            parts[i]!.length > 0 || position ? n.applyUnwrapped(parts[i]!, position) : undefined,
+          ),
+        );
       }
-      await Promise.all(
-        this.nodes.map((n, i) =>
-          parts[i]!.length > 0 || position ? n.applyUnwrapped(parts[i]!, position) : undefined,
-        ),
-      );
     } catch (e) {
       throw slotsMoved(e);
     }
+    if (position && this.staleMarkers.length > 0) await this.removeStaleMarkers();
+  }
+
+  private async removeStaleMarkers(): Promise<void> {
+    const stale = new Set(this.staleMarkers);
+    this.staleMarkers = [];
+    await this.forEachKey(async (key, conn) => {
+      if (stale.has(key)) await conn.call(['UNLINK', key]);
+    });
   }
 
   async close(): Promise<void> {

@@ -56,6 +56,11 @@ written while it was copying, then applies every change in MULTI … EXEC batche
 key on the destination, so nothing is applied twice or lost, whatever crashes or network drops happen.
 Everything is checkpointed: run the same command again after a crash or Ctrl-C and it resumes.
 
+Redis Cluster, on either side: give any node's URL. A cluster source is copied and streamed per master
+(each with its own PSYNC stream and marker, following a master's failover); a cluster destination gets
+each key on the master of its slot, and commands whose keys span slots are split or their keys copied
+again, so no CROSSSLOT stops the sync. A cluster has db 0 only: --dbs 0 (or --db-map N:0).
+
 Endpoints:
   --source URL, --target URL   redis://[user:password@]host:port[/db] or rediss://… (TLS)
   --source-password-env VAR    read the password from environment variable VAR (also --target-…);

@@ -66,6 +66,7 @@ export async function compareServers(
   opts: CompareOptions = {},
 ): Promise<Comparison> {
   const whole = !opts.dbs && !opts.dbMap;
+  await Promise.all([reclaimExpired(sourceUrl), reclaimExpired(targetUrl)]);
   const [sourceDigest, targetDigest, sourceSpace, targetSpace] = await Promise.all([
     serverDigest(sourceUrl),
     serverDigest(targetUrl),
@@ -132,6 +133,27 @@ export async function keyspace(url: string): Promise<Record<number, { keys: numb
     return space;
   } finally {
     client.disconnect();
+  }
+}
+
+/**
+ * Removes keys whose expiry has passed but that Redis has not reclaimed yet (active expiry only samples),
+ * so key counts and DEBUG DIGEST do not depend on when each server's sampling ran: SCAN expires every
+ * key it meets. Only dbs that hold keys with an expiry are scanned.
+ */
+async function reclaimExpired(url: string): Promise<void> {
+  const space = await keyspace(url);
+  for (const [db, { expires }] of Object.entries(space)) {
+    if (expires === 0) continue;
+    const client = connect(url, Number(db));
+    try {
+      let cursor = '0';
+      do {
+        [cursor] = await client.scan(cursor, 'COUNT', 1000);
+      } while (cursor !== '0');
+    } finally {
+      client.disconnect();
+    }
   }
 }
 

@@ -12,8 +12,7 @@ import {
   markerKeyFor,
   parseMarker,
 } from './marker-applier.ts';
-
-const COLON = 0x3a;
+import { SkipStamps } from './skip-stamps.ts';
 
 /**
  * Applies into a cluster destination, exactly once, without transactions: a cluster runs a transaction
@@ -174,8 +173,7 @@ export class ClusterMarkerApplier implements Applier {
     const key = c.argv[1];
     if (key === undefined) return ALL_NODES;
     if (key === this.skipKey) {
-      const field = c.argv[2]!;
-      return keySlot(field.subarray(field.indexOf(COLON) + 1));
+      return keySlot(SkipStamps.keyOf(c.argv[2]!));
     }
     return keySlot(key);
   }

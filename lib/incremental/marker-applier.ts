@@ -128,10 +128,6 @@ export class MarkerApplier implements Applier {
     return [this.markerKeyBuf, this.skipKey];
   }
 
-  get endpoint(): RedisEndpoint {
-    return this.conn.endpoint;
-  }
-
   /** Batches written whose EXEC reply has not arrived. */
   get pendingBatches(): number {
     return this.inFlight;

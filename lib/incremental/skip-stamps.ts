@@ -16,6 +16,11 @@ export class SkipStamps {
     return Buffer.concat([Buffer.from(`${db}:`), key]);
   }
 
+  /** The key bytes of a field `field` made (a view, no copy). */
+  static keyOf(field: Buffer): Buffer {
+    return field.subarray(field.indexOf(COLON) + 1);
+  }
+
   set(db: number, key: Buffer, stamp: number): void {
     this.stamps.set(id(db, key), stamp);
     if (stamp > this.maxStamp) this.maxStamp = stamp;
@@ -57,7 +62,7 @@ export class SkipStamps {
   load(entries: readonly Buffer[]): void {
     for (let i = 0; i + 1 < entries.length; i += 2) {
       const field = entries[i]!;
-      const colon = field.indexOf(0x3a);
+      const colon = field.indexOf(COLON);
       const db = Number(field.subarray(0, colon).toString('latin1'));
       const stamp = Number(entries[i + 1]!.toString('latin1'));
       if (colon <= 0 || !Number.isInteger(db) || !Number.isSafeInteger(stamp)) {
@@ -67,10 +72,12 @@ export class SkipStamps {
           'something other than redis-dts wrote it: run the task again with a fresh full sync',
         );
       }
-      this.set(db, field.subarray(colon + 1), stamp);
+      this.set(db, SkipStamps.keyOf(field), stamp);
     }
   }
 }
+
+const COLON = 0x3a;
 
 function id(db: number, key: Buffer): string {
   return `${db}:${key.toString('latin1')}`;

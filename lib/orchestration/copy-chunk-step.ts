@@ -5,7 +5,7 @@ import { keyErrorsError } from '../fullsync/key-errors.ts';
 import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
-import { unitSource } from './source-shards.ts';
+import { sourceAt } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { CopyChunkInput, CopyChunkResult } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
@@ -44,7 +44,7 @@ export async function copyChunkStep(
   const stop = new StopFlag(o.store, taskId);
   let context: UnitCopyContext | undefined;
   try {
-    context = await UnitCopyContext.open({ source: unitSource(source, unit), target, spec, taskId });
+    context = await UnitCopyContext.open({ source: sourceAt(source, unit.sourceNode), target, spec, taskId });
     const progress = o.progress ?? silentProgress;
     progress.log(`copying ${unit.unitId}: source db ${unit.sourceDb} → target db ${unit.targetDb}`, {
       unit: unit.unitId,

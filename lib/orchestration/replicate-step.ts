@@ -19,7 +19,7 @@ import { refreshClusterRouting, type TargetRouting } from '../redis/target-routi
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { SampledVerification } from './sampled-verification.ts';
-import { STANDALONE_SHARD_ID, shardMaster } from './source-shards.ts';
+import { STANDALONE_SHARD_ID, shardMaster, sourceAt } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
@@ -167,7 +167,7 @@ async function replicateShard(
     }
     bound = Math.max(bound, u.stamp.offset);
   }
-  const source = node ? { ...s.source, host: node.host, port: node.port } : s.source;
+  const source = sourceAt(s.source, node);
   const copy = s.copy;
   const log = (m: string) =>
     s.progress.log(node ? `shard ${shardId}: ${m}` : m, { phase: 'incremental', shard: shardId });

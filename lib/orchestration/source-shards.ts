@@ -1,7 +1,6 @@
 import { DtsError } from '../errors.ts';
-import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import { tagForSlots } from '../redis/cluster-slot.ts';
-import { readClusterTopology, shardIdOf } from '../redis/cluster-topology.ts';
+import { readClusterTopology, readClusterTopologyFromAny, shardIdOf } from '../redis/cluster-topology.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { isClusterNode } from '../redis/target-routing.ts';
 
@@ -23,14 +22,11 @@ export interface SourceShard {
 export async function sourceShards(source: RedisEndpoint): Promise<SourceShard[]> {
   if (!(await isClusterNode(source))) return [{ shardId: STANDALONE_SHARD_ID, endpoint: source }];
   const topology = await readClusterTopology(source);
-  return topology.masters.map((m) => {
-    const index = topology.masters.indexOf(m);
-    return {
-      shardId: shardIdOf(m),
-      endpoint: m.endpoint,
-      tag: tagForSlots((slot) => topology.slotOwner[slot] === index),
-    };
-  });
+  return topology.masters.map((m, index) => ({
+    shardId: shardIdOf(m),
+    endpoint: m.endpoint,
+    tag: tagForSlots((slot) => topology.slotOwner[slot] === index),
+  }));
 }
 
 /**
@@ -38,25 +34,23 @@ export async function sourceShards(source: RedisEndpoint): Promise<SourceShard[]
  * old master may be down): the master whose first slot range is the shard's.
  */
 export async function shardMaster(shardId: string, via: readonly RedisEndpoint[]): Promise<RedisEndpoint> {
-  let last: unknown;
-  for (const ep of via) {
-    try {
-      const topology = await readClusterTopology(ep);
-      const master = topology.masters.find((m) => shardIdOf(m) === shardId);
-      if (master) return master.endpoint;
-      last = new DtsError(
-        'SHARD_NOT_FOUND',
-        `no master of the source cluster serves ${shardId} any more (the slots were moved)`,
-        'run the task again with a fresh full sync: resharding the source during a task is not followed',
-      );
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw last;
+  const topology = await readClusterTopologyFromAny(via);
+  const master = topology.masters.find((m) => shardIdOf(m) === shardId);
+  if (master) return master.endpoint;
+  throw new DtsError(
+    'SHARD_NOT_FOUND',
+    `no master of the source cluster serves ${shardId} any more (the slots were moved)`,
+    'run the task again with a fresh full sync: resharding the source during a task is not followed',
+  );
 }
 
-/** Where a unit's keys are read: its shard's master, or the source itself. */
-export function unitSource(source: RedisEndpoint, unit: FullSyncUnit): RedisEndpoint {
-  return unit.sourceNode ? { ...source, host: unit.sourceNode.host, port: unit.sourceNode.port } : source;
+/**
+ * The source as one of its cluster's masters (a unit's `sourceNode`, a shard checkpoint's `node`): same
+ * credentials and TLS, that master's address; the source itself when there is none.
+ */
+export function sourceAt(
+  source: RedisEndpoint,
+  node: { host: string; port: number } | undefined,
+): RedisEndpoint {
+  return node ? { ...source, host: node.host, port: node.port } : source;
 }

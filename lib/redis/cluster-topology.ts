@@ -27,6 +27,22 @@ export interface ClusterTopology {
  * Reads the slot map from one node with CLUSTER SLOTS. Every node gets the seed's credentials and TLS
  * settings: a cluster shares them, and the user gave only the seed's URL.
  */
+/**
+ * The slot map read from the first of `nodes` that answers: after a failover or while a node is down, any
+ * reachable node of the cluster knows it. Throws the last failure when none answers.
+ */
+export async function readClusterTopologyFromAny(nodes: readonly RedisEndpoint[]): Promise<ClusterTopology> {
+  let last: unknown = new Error('no cluster node to ask');
+  for (const ep of nodes) {
+    try {
+      return await readClusterTopology(ep);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
 export async function readClusterTopology(seed: RedisEndpoint): Promise<ClusterTopology> {
   const conn = await RawConnection.open(seed, { clientName: 'redis-dts' });
   let reply: RespValue;

@@ -1,5 +1,10 @@
 import { keySlot } from './cluster-slot.ts';
-import { type ClusterTopology, describeTopology, readClusterTopology } from './cluster-topology.ts';
+import {
+  type ClusterTopology,
+  describeTopology,
+  readClusterTopology,
+  readClusterTopologyFromAny,
+} from './cluster-topology.ts';
 import type { RedisEndpoint } from './endpoint.ts';
 import { RawConnection } from './raw-connection.ts';
 
@@ -53,15 +58,7 @@ export async function refreshClusterRouting(
   target: RedisEndpoint,
   before: TargetRouting,
 ): Promise<TargetRouting> {
-  let last: unknown;
-  for (const ep of [target, ...before.nodes]) {
-    try {
-      return clusterRouting(await readClusterTopology(ep));
-    } catch (e) {
-      last = e;
-    }
-  }
-  throw last;
+  return clusterRouting(await readClusterTopologyFromAny([target, ...before.nodes]));
 }
 
 export async function isClusterNode(ep: RedisEndpoint): Promise<boolean> {

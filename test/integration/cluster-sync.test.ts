@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startCli, watchCli as watch } from '../support/cli.ts';
+import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
@@ -42,23 +42,7 @@ function sync(
   extra: string[] = [],
   state = stateDir(),
 ): ReturnType<typeof watch> {
-  return watch(
-    startCli([
-      'sync',
-      '--source',
-      source,
-      '--target',
-      target,
-      '--state-dir',
-      state,
-      '--progress',
-      'json',
-      '--yes',
-      '--until',
-      'caught-up',
-      ...extra,
-    ]),
-  );
+  return watch(startCli(syncArgs(source, target, state, ['--until', 'caught-up', ...extra])));
 }
 
 /** No redis-dts key (marker, skip hash, heartbeat) is left on any node once the task ended. */

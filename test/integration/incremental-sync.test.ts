@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startCli, watchCli as watch } from '../support/cli.ts';
+import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedManyKeys } from '../support/seed.ts';
@@ -21,23 +21,6 @@ afterAll(async () => {
   await stopAllRedis();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-/** `redis-dts sync` full+incremental with JSON progress; `--yes` accepts the precheck's warnings. */
-function syncArgs(source: string, target: string, state: string, extra: string[] = []): string[] {
-  return [
-    'sync',
-    '--source',
-    source,
-    '--target',
-    target,
-    '--state-dir',
-    state,
-    '--progress',
-    'json',
-    '--yes',
-    ...extra,
-  ];
-}
 
 /** Writers run at full speed for seconds: the default 1 MB backlog would not hold the catch-up. */
 const BIG_BACKLOG = { args: ['--repl-backlog-size', '256mb'] };

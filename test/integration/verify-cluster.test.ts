@@ -1,6 +1,5 @@
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeKeyFilter } from '../../lib/commands/key-filter.ts';
 import { DtsError } from '../../lib/errors.ts';
 import { keySlot } from '../../lib/redis/cluster-slot.ts';
 import { readClusterTopology } from '../../lib/redis/cluster-topology.ts';
@@ -8,13 +7,13 @@ import { parseRedisUrl } from '../../lib/redis/url.ts';
 import { resolveEndpoint } from '../../lib/task/resolve-endpoint.ts';
 import { parseTaskSpec } from '../../lib/task/spec.ts';
 import { keyLabel } from '../../lib/verify/describe.ts';
-import { verifyData } from '../../lib/verify/verify-data.ts';
 import { verifyTask } from '../../lib/verify/verify-task.ts';
 import type { DifferenceCategory, VerifyOptions, VerifyReport } from '../../lib/verify/verify-types.ts';
 import { runCli } from '../support/cli.ts';
 import { failure } from '../support/failure.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { verifyUrls } from '../support/verify.ts';
 
 const PASSWORD = 'Verify-Clu5ter';
 const EXPIRE_AT = Date.UTC(2100, 0, 1, 0, 0, 0, 123);
@@ -97,22 +96,6 @@ afterAll(async () => {
   await stopAllRedis();
 });
 
-function verify(source: string, target: string, o: Partial<VerifyOptions> = {}): Promise<VerifyReport> {
-  return verifyData({
-    source: parseRedisUrl(source, 'source'),
-    target: parseRedisUrl(target, 'target'),
-    units: [{ unitId: 'db0', sourceDb: 0, targetDb: 0 }],
-    keep: makeKeyFilter(),
-    mode: 'full',
-    rounds: 1,
-    sampleRate: 1,
-    ttlToleranceMs: 100,
-    roundDelayMs: 0,
-    maxExamples: 50,
-    ...o,
-  });
-}
-
 function verifyTaskBetween(source: string, target: string, rounds = 1): Promise<VerifyReport> {
   const spec = parseTaskSpec(
     { source: { url: source }, target: { url: target }, verify: { rounds } },
@@ -143,7 +126,7 @@ const PATHS: { name: string; options: Partial<VerifyOptions> }[] = [
 describe('verify with a cluster on either side, same data', () => {
   for (const path of PATHS) {
     it(`standalone → 3-master cluster finds no difference (${path.name})`, async () => {
-      const r = await verify(standalone.url, three.url, path.options);
+      const r = await verifyUrls(standalone.url, three.url, path.options);
       expect(differences(r)).toEqual({ missing: [], extra: [], type: [], value: [], ttl: [] });
       expect(r.consistent).toBe(true);
       expect(r.keysCompared).toBe(keyCount);
@@ -153,7 +136,7 @@ describe('verify with a cluster on either side, same data', () => {
   }
 
   it('3-master cluster → standalone finds no difference', async () => {
-    const r = await verify(three.url, standalone.url, { bigKeyBytes: 1000 });
+    const r = await verifyUrls(three.url, standalone.url, { bigKeyBytes: 1000 });
     expect(r.consistent).toBe(true);
     expect(r.keysCompared).toBe(keyCount);
     expect(r.keysScannedOnTarget).toBe(keyCount);
@@ -169,7 +152,7 @@ describe('verify with a cluster on either side, same data', () => {
 
   for (const mode of ['length', 'exists'] as const) {
     it(`cluster → cluster finds no difference in ${mode} mode`, async () => {
-      const r = await verify(two.url, three.url, { mode });
+      const r = await verifyUrls(two.url, three.url, { mode });
       expect(r.consistent).toBe(true);
       expect(r.keysCompared).toBe(keyCount);
     });
@@ -192,7 +175,7 @@ describe('verify with a cluster on either side, same data', () => {
 
   it('refuses a db other than 0 on a cluster, naming the fix', async () => {
     const e = await failure(
-      verify(standalone.url, three.url, { units: [{ unitId: 'db1', sourceDb: 1, targetDb: 1 }] }),
+      verifyUrls(standalone.url, three.url, { units: [{ unitId: 'db1', sourceDb: 1, targetDb: 1 }] }),
     );
     expect(e).toBeInstanceOf(DtsError);
     expect((e as DtsError).code).toBe('CLUSTER_DB');
@@ -230,7 +213,7 @@ describe('verify with a cluster on either side, planted differences', () => {
 
   for (const path of PATHS) {
     it(`standalone → cluster reports exactly the changes (${path.name})`, async () => {
-      const r = await verify(standalone.url, three.url, { ...path.options, rounds: 2 });
+      const r = await verifyUrls(standalone.url, three.url, { ...path.options, rounds: 2 });
       expect(differences(r)).toEqual({
         missing: [label(deleted)],
         extra: [label(added)],
@@ -246,7 +229,7 @@ describe('verify with a cluster on either side, planted differences', () => {
   }
 
   it('cluster → standalone reports them mirrored', async () => {
-    const r = await verify(three.url, standalone.url, { rounds: 2 });
+    const r = await verifyUrls(three.url, standalone.url, { rounds: 2 });
     expect(differences(r)).toEqual({
       missing: [label(added)],
       extra: [label(deleted)],

@@ -6,13 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeKeyFilter } from '../../lib/commands/key-filter.ts';
 import type { FullSyncUnit } from '../../lib/fullsync/copy-unit.ts';
 import type { ProgressSink } from '../../lib/progress/progress-reporter.ts';
-import { parseRedisUrl } from '../../lib/redis/url.ts';
 import { summaryLine } from '../../lib/verify/summary.ts';
-import { verifyData } from '../../lib/verify/verify-data.ts';
 import type { DifferenceCategory, VerifyOptions, VerifyReport } from '../../lib/verify/verify-types.ts';
 import { runCli } from '../support/cli.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { BIG_HASH, PEXPIREAT_MS, SEED_DBS, seedEveryType, seedManyKeys } from '../support/seed.ts';
+import { verifyUrls } from '../support/verify.ts';
 
 afterAll(async () => {
   await stopAllRedis();
@@ -44,18 +43,7 @@ function verify(
   target: RedisProcess,
   o: Partial<VerifyOptions> & Pick<VerifyOptions, 'units'>,
 ): Promise<VerifyReport> {
-  return verifyData({
-    source: parseRedisUrl(source.url, 'source'),
-    target: parseRedisUrl(target.url, 'target'),
-    keep: makeKeyFilter(),
-    mode: 'full',
-    rounds: 1,
-    sampleRate: 1,
-    ttlToleranceMs: 100,
-    roundDelayMs: 0,
-    maxExamples: 50,
-    ...o,
-  });
+  return verifyUrls(source.url, target.url, o);
 }
 
 function totalDifferences(r: VerifyReport): number {

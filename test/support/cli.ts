@@ -37,6 +37,23 @@ export function collect(child: ChildProcess): Promise<CliResult> {
   });
 }
 
+/** `redis-dts sync` full+incremental with JSON progress; `--yes` accepts the precheck's warnings. */
+export function syncArgs(source: string, target: string, state: string, extra: string[] = []): string[] {
+  return [
+    'sync',
+    '--source',
+    source,
+    '--target',
+    target,
+    '--state-dir',
+    state,
+    '--progress',
+    'json',
+    '--yes',
+    ...extra,
+  ];
+}
+
 export interface WatchedCli {
   child: ChildProcess;
   /** Resolves once stdout or stderr has shown `text`; rejects if the CLI exits first. */

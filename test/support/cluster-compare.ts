@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
 import { printableKey } from './compare.ts';
+import { debugCommandFor } from './redis-server.ts';
 
 /** What a key holds, as comparable text: its value's digest and its absolute expiry (-1: none). */
 interface KeyState {
@@ -26,8 +27,9 @@ export async function snapshotKeys(urls: readonly string[], db = 0): Promise<Map
         const mine = keys.filter((k) => !k.toString('latin1').startsWith('redis-dts:'));
         if (mine.length === 0) continue;
         const p = c.pipeline();
+        const debug = debugCommandFor(url);
         for (const k of mine) {
-          p.call('DEBUG', 'DIGEST-VALUE', k);
+          p.call(debug, 'DIGEST-VALUE', k);
           p.call('PEXPIRETIME', k);
         }
         const replies = (await p.exec()) ?? [];

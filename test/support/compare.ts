@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { debugCommandFor } from './redis-server.ts';
 
 export type DifferenceReason = 'missing' | 'extra' | 'value' | 'ttl';
 
@@ -160,7 +161,7 @@ async function reclaimExpired(url: string): Promise<void> {
 export async function serverDigest(url: string): Promise<string> {
   const client = connect(url, 0);
   try {
-    return String(await client.call('DEBUG', 'DIGEST'));
+    return String(await client.call(debugName(client), 'DIGEST'));
   } finally {
     client.disconnect();
   }
@@ -315,7 +316,7 @@ interface KeyState {
 async function inspect(client: Redis, keys: Buffer[], withDigest: boolean): Promise<KeyState[]> {
   const pipeline = client.pipeline();
   pipeline.eval(EXPIRES_SCRIPT, keys.length, ...keys);
-  if (withDigest) pipeline.call('DEBUG', 'DIGEST-VALUE', ...keys);
+  if (withDigest) pipeline.call(debugName(client), 'DIGEST-VALUE', ...keys);
   const results = (await pipeline.exec()) ?? [];
   for (const [err] of results) if (err) throw err;
   const expires = results[0]?.[1] as number[];
@@ -441,6 +442,15 @@ function summarize(c: Comparison, whole: boolean): string {
   return lines.join('\n');
 }
 
+/** The name DEBUG answers to behind each client (a managed profile renames it; see redis-server.ts). */
+const debugNames = new WeakMap<Redis, string>();
+
 function connect(url: string, db: number): Redis {
-  return new Redis(url, { db, protocol: 2, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis(url, { db, protocol: 2, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  debugNames.set(client, debugCommandFor(url));
+  return client;
+}
+
+function debugName(client: Redis): string {
+  return debugNames.get(client) ?? 'DEBUG';
 }

@@ -1,5 +1,5 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,9 +24,49 @@ export interface StartRedisOptions {
   args?: string[];
   /** Password the helper's own cli() and url use (set it when args include --requirepass). */
   password?: string;
+  /**
+   * The server binary: a path (e.g. one of ../shared/redis-servers/, see server-builds.ts) or a name on
+   * the PATH. Default: the system `redis-server`.
+   */
+  binary?: string;
+  /**
+   * redis.conf lines, written to a file the server starts from (directives such as `rename-command`
+   * that a managed service's profile needs; see managed-redis.ts).
+   */
+  configLines?: string[];
+  /**
+   * The name DEBUG answers to on this server when the config renames it: the test comparison
+   * (compare.ts) then takes DEBUG DIGEST under that name.
+   */
+  debugCommand?: string;
 }
 
 const running = new Set<RedisProcess>();
+/** Port -> the name DEBUG was renamed to, for servers started with a managed profile. */
+const debugCommands = new Map<number, string>();
+const majors = new Map<string, number>();
+
+/** The major version of a server binary (from `--version`), read once per binary. */
+export function serverMajor(binary = 'redis-server'): number {
+  let major = majors.get(binary);
+  if (major === undefined) {
+    const out = execFileSync(binary, ['--version'], { encoding: 'utf8' });
+    const m = / v=(\d+)\./.exec(out);
+    if (!m) throw new Error(`cannot read the version of ${binary} from: ${out.trim()}`);
+    major = Number(m[1]);
+    majors.set(binary, major);
+  }
+  return major;
+}
+
+/**
+ * The name to call DEBUG by on the server at this URL: `DEBUG`, or the test-only name its managed
+ * profile gave it (managed services refuse DEBUG; the tests still need DEBUG DIGEST).
+ */
+export function debugCommandFor(url: string): string {
+  const port = Number(new URL(url).port);
+  return debugCommands.get(port) ?? 'DEBUG';
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -48,9 +88,16 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const dir = mkdtempSync(join(tmpdir(), 'redis-dts-test-'));
+    const binary = options.binary ?? 'redis-server';
+    const configFile: string[] = [];
+    if (options.configLines) {
+      configFile.push(join(dir, 'redis.conf'));
+      writeFileSync(configFile[0]!, `${options.configLines.join('\n')}\n`);
+    }
     const child = spawn(
-      'redis-server',
+      binary,
       [
+        ...configFile,
         '--port',
         String(port),
         '--bind',
@@ -59,8 +106,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         '',
         '--appendonly',
         'no',
-        '--enable-debug-command',
-        'yes',
+        // Before 7.0 DEBUG is always on and the option does not exist.
+        ...(serverMajor(binary) >= 7 ? ['--enable-debug-command', 'yes'] : []),
         // Native replication is the tests' and benchmarks' reference copy: don't wait 5 s to start it.
         '--repl-diskless-sync-delay',
         '0',
@@ -76,6 +123,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     try {
       await waitReady(proc, child);
       running.add(proc);
+      if (options.debugCommand) debugCommands.set(proc.port, options.debugCommand);
       return proc;
     } catch (e) {
       await proc.stop();
@@ -107,6 +155,7 @@ function makeProcess(child: ChildProcess, port: number, dir: string, password?: 
     stop() {
       stopped ??= new Promise<void>((resolve) => {
         running.delete(proc);
+        debugCommands.delete(port);
         if (child.exitCode !== null || child.signalCode !== null) return done();
         child.once('exit', done);
         child.kill('SIGKILL');

@@ -40,7 +40,7 @@ export function acknowledgeAcceptedFindings(dts: RedisDts): void {
   ack(
     dts.replicatorTask,
     `${NAG}-ECS2`,
-    'The one environment variable is the table name; passwords are ECS secrets',
+    'The environment holds the table name and the memory budget, no secret; passwords are ECS secrets',
   );
   ack(dts.replicatorTask, secretsWildcard, secretsReason);
   ack(

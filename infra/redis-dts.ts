@@ -17,6 +17,7 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
+import { budgetForMemory, MEMORY_BUDGET_ENV } from '../lib/util/memory-budget.ts';
 import { PROJECT_ROOT } from './project-root.ts';
 import { addReplicatorTask, REPLICATOR_CONTAINER, type ReplicatorPasswords } from './replicator-task.ts';
 import { buildTaskDefinition, type StepFunctions } from './task-definition.ts';
@@ -61,6 +62,13 @@ export interface RedisDtsProps {
   tableRemovalPolicy?: RemovalPolicy;
 }
 
+/**
+ * What a step Lambda's process takes besides the data it holds: the Node 24 runtime, the bundled code
+ * with the AWS SDK clients, and the garbage collector's slack (a sync process idles at ~100-150 MB RSS;
+ * the rest is margin). The memory budget of a function is its memory less this.
+ */
+export const LAMBDA_BASELINE_MIB = 256;
+
 interface FunctionSpec {
   dir: string;
   timeout: Duration;
@@ -85,6 +93,15 @@ const FUNCTIONS: Record<keyof StepFunctions, FunctionSpec> = {
   cleanup: { dir: 'cleanup', timeout: Duration.minutes(5), memorySize: 512, redis: true },
   recordFailure: { dir: 'record-failure', timeout: Duration.seconds(30), memorySize: 256, redis: false },
 };
+
+/** Each Redis-facing step's memory budget (REDIS_DTS_MEMORY_BUDGET), bytes: what tests run locally. */
+export function stepMemoryBudgets(): Partial<Record<keyof StepFunctions, number>> {
+  const out: Partial<Record<keyof StepFunctions, number>> = {};
+  for (const [name, spec] of Object.entries(FUNCTIONS) as [keyof StepFunctions, FunctionSpec][]) {
+    if (spec.redis) out[name] = budgetForMemory(spec.memorySize, LAMBDA_BASELINE_MIB);
+  }
+  return out;
+}
 
 /**
  * redis-dts on AWS: the task table, the step Lambdas and the Fargate replicator in the user's VPC, the
@@ -167,6 +184,9 @@ export class RedisDts extends Construct {
           POWERTOOLS_SERVICE_NAME: 'redis-dts',
           POWERTOOLS_METRICS_NAMESPACE: 'RedisDts',
           NODE_OPTIONS: '--enable-source-maps',
+          ...(spec.redis
+            ? { [MEMORY_BUDGET_ENV]: String(budgetForMemory(spec.memorySize, LAMBDA_BASELINE_MIB)) }
+            : {}),
         },
         bundling: {
           format: OutputFormat.ESM,

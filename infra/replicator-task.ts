@@ -11,6 +11,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { IgnoreMode, RemovalPolicy } from 'aws-cdk-lib/core';
 import type { Construct } from 'constructs';
+import { budgetForMemory, MEMORY_BUDGET_ENV } from '../lib/util/memory-budget.ts';
 import { PROJECT_ROOT } from './project-root.ts';
 
 export const REPLICATOR_CONTAINER = 'replicator';
@@ -36,6 +37,8 @@ export const REPLICATOR_CONTEXT_EXCLUDES = [
   '!functions/shared',
 ];
 
+const REPLICATOR_MEMORY_MIB = 2048;
+
 /**
  * The Fargate task definition of the incremental replicator (arm64), its image built from
  * functions/replicator/Dockerfile by `cdk deploy` (synth only stages the context).
@@ -46,7 +49,7 @@ export function addReplicatorTask(
 ): FargateTaskDefinition {
   const task = new FargateTaskDefinition(scope, 'ReplicatorTask', {
     cpu: 1024,
-    memoryLimitMiB: 2048,
+    memoryLimitMiB: REPLICATOR_MEMORY_MIB,
     runtimePlatform: {
       cpuArchitecture: CpuArchitecture.ARM64,
       operatingSystemFamily: OperatingSystemFamily.LINUX,
@@ -71,8 +74,12 @@ export function addReplicatorTask(
         removalPolicy: RemovalPolicy.DESTROY,
       }),
     }),
-    // The table name only: the task id comes as the one override, passwords as the secrets above.
-    environment: { TABLE_NAME: o.tableName },
+    // The table name and the budget: the task id comes as the one override, passwords as the secrets above.
+    environment: {
+      TABLE_NAME: o.tableName,
+      // The replicator also spools the stream in memory: half the container is the data's budget.
+      [MEMORY_BUDGET_ENV]: String(budgetForMemory(REPLICATOR_MEMORY_MIB / 2, 0)),
+    },
     secrets,
     readonlyRootFilesystem: true,
   });

@@ -96,6 +96,11 @@ Pace and state:
   --max-keys-per-second N      throttle (default: unlimited)
   --max-bytes-per-second N     throttle; accepts 10MB, 512KiB … (default: unlimited)
   --chunk-keys N               keys per SCAN chunk and transaction (default 1000)
+  --memory-budget SIZE         bytes of data this process may hold at once (copy, verify and
+                               re-copies together; 128mb, 1GiB …; default 512MiB or a quarter of the
+                               machine's memory, on AWS the worker's memory less its baseline).
+                               Values over a sixteenth of it are copied and compared in parts, one
+                               at a time; status and the summary show the peak RSS and those keys
   --task-id ID                 the task's name in the state (default: derived from the endpoints, so
                                rerunning the same command resumes the same task)
   --state-dir DIR              where the embedded DynamoDB keeps task state (default .redis-dts)
@@ -107,8 +112,9 @@ Pace and state:
   -y, --yes                    acknowledge precheck warnings
   -h, --help                   this help
 
-Big keys: a value whose DUMP is larger than the destination's proto-max-bulk-len is copied in parts
-(HSCAN/SSCAN/ZSCAN/LRANGE/XRANGE/GETRANGE into a temporary key, then RENAME) instead of one RESTORE.
+Big keys: a value whose MEMORY USAGE is over a sixteenth of --memory-budget, or whose DUMP is larger
+than the destination's proto-max-bulk-len, is copied in parts (HSCAN/SSCAN/ZSCAN/LRANGE/XRANGE/
+GETRANGE into a temporary key, then RENAME) instead of one RESTORE.
 `;
 
 const START = `Usage: redis-dts start --input FILE|- (--stack-name NAME | --state-machine-arn ARN) [--region R]

@@ -1,5 +1,6 @@
 import { awsCallError } from '../aws/aws-call-error.ts';
 import { DtsError } from '../errors.ts';
+import { inPartsText, memorySummary } from '../fullsync/memory-summary.ts';
 import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
 import {
   type ShardCheckpoint,
@@ -133,6 +134,14 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCh
         `${u.keysVanished} vanished, ${u.keysFailed} failed` +
         (u.stamp ? `, stamp ${u.stamp.replid.slice(0, 8)}…:${u.stamp.offset}` : '') +
         (u.sourceNode ? `, read from ${u.sourceNode.host}:${u.sourceNode.port}` : ''),
+    );
+  }
+  const memory = memorySummary(units);
+  if (memory.peakRssMb !== undefined || memory.keysInParts > 0) {
+    lines.push(
+      `memory   ${memory.peakRssMb !== undefined ? `full-sync peak RSS ${memory.peakRssMb.toFixed(0)} MB` : ''}` +
+        (memory.peakRssMb !== undefined && memory.keysInParts > 0 ? '; ' : '') +
+        inPartsText(memory),
     );
   }
   // One replication stream per source shard (a cluster has one per master).

@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { DtsError } from '../errors.ts';
+import { inPartsText, memorySummary } from '../fullsync/memory-summary.ts';
 import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runTaskLocally } from '../task/run-local.ts';
 import { parseTaskSpec } from '../task/spec.ts';
+import { parseByteSize } from '../util/memory-budget.ts';
 import { summaryLine } from '../verify/summary.ts';
 import { HELP } from './help.ts';
 import {
@@ -26,6 +28,7 @@ const OPTIONS = {
   'max-keys-per-second': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
   'chunk-keys': { type: 'string' },
+  'memory-budget': { type: 'string' },
   'state-dir': { type: 'string' },
   'in-memory': { type: 'boolean' },
   progress: { type: 'string' },
@@ -65,6 +68,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
       },
       onVerify: (report) => progress.log(summaryLine(report), { consistent: report.consistent }),
     });
+    const peakRssMb = process.resourceUsage().maxRSS / 1024;
+    const memory = memorySummary(summary.units);
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const copied = `${summary.keysThisRun.toLocaleString('en-US')} keys (${(summary.bytesThisRun / 1e6).toFixed(1)} MB)`;
     const inc = summary.incremental;
@@ -80,6 +85,8 @@ export async function syncCommand(argv: string[]): Promise<number> {
         : `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${copied}; the task ran ` +
           `${summary.seconds.toFixed(1)} s (${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify)`) +
       `; task '${summary.taskId}'` +
+      `; peak RSS ${peakRssMb.toFixed(0)} MB` +
+      (memory.keysInParts > 0 ? `; ${inPartsText(memory)}` : '') +
       (stateDir !== undefined ? ` (state in ${stateDir})` : '');
     process.stdout.write(`${line}\n`);
     progress.result({
@@ -89,7 +96,9 @@ export async function syncCommand(argv: string[]): Promise<number> {
       bytes: summary.bytesThisRun,
       seconds: summary.seconds,
       keysFailed: summary.units.reduce((n, u) => n + u.keysFailed, 0),
-      peakRssMb: process.resourceUsage().maxRSS / 1024,
+      peakRssMb,
+      keysInParts: memory.keysInParts,
+      inPartsKeys: memory.inPartsKeys,
     });
     if (summary.stopped) {
       process.stderr.write(`stopped: run the same command again to resume from the checkpoint\n`);
@@ -144,6 +153,12 @@ export function specInput(v: Values): Record<string, unknown> {
       chunkKeys: numberish(v['chunk-keys']),
     };
   }
+  if (v['memory-budget'] !== undefined) {
+    input.limits = {
+      ...((input.limits ?? {}) as Record<string, unknown>),
+      memoryBudget: numberish(v['memory-budget']),
+    };
+  }
   if (v.verify !== undefined)
     input.verify = { ...((input.verify ?? {}) as Record<string, unknown>), mode: v.verify };
   if (v['verify-every'] !== undefined || v['verify-sample-rate'] !== undefined) {
@@ -182,14 +197,9 @@ function parseDbMap(text: string): Record<string, unknown> {
   return map;
 }
 
-/** `10MB`, `512k`, `1GiB` or plain bytes. */
+/** `10MB`, `512k`, `1GiB` or plain bytes; anything else is left for the spec to name. */
 function parseBytes(text: string): number | string {
-  const m = /^(\d+(?:\.\d+)?)\s*([kmg]?)(i?b)?$/i.exec(text.trim());
-  if (!m) return text;
-  const unit = (m[2] ?? '').toLowerCase();
-  const base = m[3]?.toLowerCase() === 'ib' ? 1024 : 1000;
-  const mult = unit === 'k' ? base : unit === 'm' ? base ** 2 : unit === 'g' ? base ** 3 : 1;
-  return Math.round(Number(m[1]) * mult);
+  return parseByteSize(text) ?? text;
 }
 
 function readSpecFile(path: string): Record<string, unknown> {

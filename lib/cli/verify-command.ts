@@ -25,6 +25,7 @@ const OPTIONS = {
   'ttl-tolerance-ms': { type: 'string' },
   'round-delay-ms': { type: 'string' },
   'max-examples': { type: 'string' },
+  'memory-budget': { type: 'string' },
   report: { type: 'string' },
   progress: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
@@ -67,6 +68,9 @@ How:
                                hash of the key name
   --ttl-tolerance-ms MS        largest expiry difference counted as equal (default 100)
   --max-examples N             example keys listed per category (default 10)
+  --memory-budget SIZE         bytes of values held at once (128mb, 1GiB …; default 512MiB or a
+                               quarter of the machine's memory): keys over a sixteenth of it, and
+                               over 8 MB in any case, are compared in pages
   --report FILE                write the full report as JSON
   --progress MODE              auto (bar on a terminal, JSON lines otherwise) | bar | json | off
   -h, --help                   this help
@@ -131,6 +135,7 @@ export async function verifyCommand(argv: string[]): Promise<number> {
       keysDiffering: report.keysDiffering,
       keysPerSecond: report.keysPerSecond,
       seconds: report.seconds,
+      peakRssMb: process.resourceUsage().maxRSS / 1024,
       ...Object.fromEntries(Object.entries(report.categories).map(([c, r]) => [c, r.count])),
     });
     if (report.stopped) return 130;

@@ -17,8 +17,12 @@ export interface CopyInPartsOptions {
   source: Redis;
   target: Redis;
   key: Buffer;
-  /** absolute expiry in ms from PEXPIRETIME on the source; -1 = no expiry */
-  pexpireAt: number;
+  /**
+   * Absolute expiry in ms from PEXPIRETIME on the source, -1 = no expiry; or a function that reads it
+   * once every part is written, just before the RENAME (copy-key-at-stamp.ts reads it at its stamp).
+   * When the function throws, nothing is renamed and the temporary key is removed.
+   */
+  pexpireAt: number | (() => Promise<number>);
   /** prefix for the temporary key, e.g. 'redis-dts:tmp:<taskId>:' */
   tempPrefix: string;
   /** elements per page read/written (default 1000) */
@@ -71,9 +75,10 @@ export async function copyKeyInParts(o: CopyInPartsOptions): Promise<CopyInParts
       await o.target.del(tmp);
       return { type: 'none', elements: 0, bytes: 0 };
     }
+    const pexpireAt = typeof o.pexpireAt === 'function' ? await o.pexpireAt() : o.pexpireAt;
     // One transaction, so the key never shows the new value without its expiry.
     const tx = o.target.multi().rename(tmp, o.key);
-    if (o.pexpireAt >= 0) tx.pexpireat(o.key, o.pexpireAt);
+    if (pexpireAt >= 0) tx.pexpireat(o.key, pexpireAt);
     const replies = await tx.exec();
     if (!replies) throw new Error('RENAME transaction was aborted');
     for (const [err] of replies) if (err) throw err;

@@ -2,10 +2,13 @@ import type { KeyPredicate } from '../commands/key-filter.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { standaloneRouting, type TargetRouting } from '../redis/target-routing.ts';
+import { type MemoryBudget, processMemoryBudget, resolveMemoryBudget } from '../util/memory-budget.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
+import { printableKey } from './copy-key-in-parts.ts';
 import { KeyScanner } from './key-scanner.ts';
 import { type KeyError, RestoreWriter } from './restore-writer.ts';
 import { RoutedRestoreWriter } from './routed-restore-writer.ts';
+import { SizeProbe } from './size-probe.ts';
 import { type Chunk, type KeyBatch, type Stamp, StampedChunkReader } from './stamped-chunk-reader.ts';
 
 /** One db of one source shard, copied to one destination db: the unit of checkpointing and of a Map item. */
@@ -30,8 +33,12 @@ export interface UnitProgress {
   keysVanished: number;
   /** Keys SCAN returned that the filters dropped. */
   keysFiltered: number;
-  /** Keys copied in parts because their payload exceeded the destination's proto-max-bulk-len. */
+  /** Keys copied in parts: too big for the memory budget, or their DUMP for proto-max-bulk-len. */
   keysInParts: number;
+  /** The first of those keys, printable (at most IN_PARTS_NAMED), for status and the summary. */
+  inPartsKeys?: string[];
+  /** Peak RSS of the processes that copied this unit (the largest over its runs), bytes. */
+  peakRssBytes?: number;
   keysFailed: number;
   bytes: number;
   chunks: number;
@@ -67,9 +74,17 @@ export interface CopyUnitOptions {
    * the per-key TTL reads while the db has none (checked atomically per chunk); absent means true.
    */
   dbHasExpiringKeys?: boolean;
-  /** The destination's proto-max-bulk-len: larger payloads go to copyOversizedKey. */
+  /** The destination's proto-max-bulk-len: larger payloads go to copyInParts. */
   maxPayloadBytes: number;
-  copyOversizedKey?: (key: Buffer, expireAt: number) => Promise<void>;
+  /**
+   * Copies a key in parts (OversizedKeyCopier, in `after` mode) and returns the stamp read after its
+   * last part, which the chunk's stamp then covers. Absent: such keys are refused, one error each.
+   */
+  copyInParts?: (key: Buffer) => Promise<Stamp>;
+  /** What one process may hold (default: resolveMemoryBudget's); keys over its share go in parts. */
+  budget?: MemoryBudget;
+  /** Told once when the source refuses MEMORY USAGE (sizes unknown: every key is DUMPed whole). */
+  onProbeUnavailable?: (reason: string) => void;
   limiter?: RateLimiter;
   /** Keys per SCAN and per transaction. */
   scanCount?: number;
@@ -94,6 +109,7 @@ export interface UnitOutcome {
 }
 
 const KEPT_ERRORS = 100;
+export const IN_PARTS_NAMED = 20;
 
 /**
  * Copies one unit: SCAN ahead → stamped DUMP transactions (several in flight) → pipelined RESTORE,
@@ -107,10 +123,15 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
   const name = `redis-dts:${o.unit.unitId}`;
   const conns: RawConnection[] = [];
   try {
+    const budget = o.budget ?? processMemoryBudget(resolveMemoryBudget(undefined));
     const scanConn = await RawConnection.open(o.source, { db: o.unit.sourceDb, clientName: name });
     conns.push(scanConn);
     const readConn = await RawConnection.open(o.source, { db: o.unit.sourceDb, clientName: name });
     conns.push(readConn);
+    // Its own connection: probes never wait behind the transactions in flight on readConn.
+    const probeConn = await RawConnection.open(o.source, { db: o.unit.sourceDb, clientName: name });
+    conns.push(probeConn);
+    const probe = new SizeProbe(probeConn, (reason) => o.onProbeUnavailable?.(reason));
     const routing = o.routing ?? standaloneRouting(o.target);
     const writers: RestoreWriter[] = [];
     for (const node of routing.nodes) {
@@ -119,7 +140,7 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       writers.push(
         new RestoreWriter(writeConn, {
           // The bound is for the whole unit: shared out over the nodes.
-          maxInFlightBytes: Math.ceil((o.maxInFlightBytes ?? 64 * 1024 * 1024) / routing.nodes.length),
+          maxInFlightBytes: Math.ceil((o.maxInFlightBytes ?? budget.inFlightBytes) / routing.nodes.length),
           maxPayloadBytes: o.maxPayloadBytes,
         }),
       );
@@ -153,16 +174,20 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       progress.cursor = chunk.cursorAfter;
       progress.done = chunk.cursorAfter === '0';
       progress.chunks++;
-      progress.keysRead += chunk.keys.length;
-      progress.keysWritten += result.written + a.inParts;
-      progress.keysInParts += a.inParts;
+      progress.keysRead += chunk.keys.length + a.big;
+      progress.keysWritten += result.written + a.inParts.length;
+      progress.keysInParts += a.inParts.length;
+      if (a.inParts.length > 0) {
+        const named = progress.inPartsKeys ?? [];
+        for (const k of a.inParts) if (named.length < IN_PARTS_NAMED) named.push(printableKey(k));
+        progress.inPartsKeys = named;
+      }
       progress.keysVanished += result.vanished;
       progress.keysFailed += result.errors.length;
       progress.keysFiltered += a.filtered;
       progress.bytes += chunk.bytes;
-      if (chunk.keys.length > 0 && (!progress.stamp || chunk.stamp.offset >= progress.stamp.offset)) {
-        progress.stamp = chunk.stamp;
-      }
+      progress.peakRssBytes = Math.max(progress.peakRssBytes ?? 0, process.resourceUsage().maxRSS * 1024);
+      if (a.stamp && (!progress.stamp || a.stamp.offset >= progress.stamp.offset)) progress.stamp = a.stamp;
       for (const e of result.errors) if (outcome.errors.length < KEPT_ERRORS) outcome.errors.push(e);
       o.onChunkApplied?.({ ...progress });
     };
@@ -181,7 +206,11 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       const filtered = scanner.filtered - filteredSeen;
       filteredSeen = scanner.filtered;
       await o.limiter?.acquire(batch.keys.length, 0);
-      const read = batch.keys.length > 0 ? reader.read(batch) : Promise.resolve(emptyChunk(batch));
+      const sized = await probe.split(batch.keys, budget.inPartsAbove);
+      // Released once the chunk is acknowledged: DUMPs in flight stay within the process's share.
+      const release = await budget.reserve(sized.smallBytes);
+      const small = { cursorAfter: batch.cursorAfter, keys: sized.small };
+      const read = small.keys.length > 0 ? reader.read(small) : Promise.resolve(emptyChunk(small));
       // Observed through `sent` below, unless an earlier chunk failed first: then nobody awaits it.
       read.catch(() => undefined);
       const sent = sendChain.then(async () => {
@@ -193,21 +222,23 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       sendChain = sent.catch(() => {
         failed = true;
       });
-      inflight.push(
-        sent.then(async ({ chunk, acked }) => {
-          const result = await acked;
-          let inParts = 0;
-          for (const i of result.oversized) {
-            if (!o.copyOversizedKey) {
-              result.errors.push({ key: chunk.keys[i]!, error: 'payload larger than proto-max-bulk-len' });
-              continue;
-            }
-            await o.copyOversizedKey(chunk.keys[i]!, chunk.expireAt[i]!);
-            inParts++;
+      const applied = sent.then(async ({ chunk, acked }): Promise<Applied> => {
+        const result = await acked;
+        let stamp = chunk.keys.length > 0 ? chunk.stamp : undefined;
+        const inParts: Buffer[] = [];
+        const big = [...result.oversized.map((i) => chunk.keys[i]!), ...sized.big];
+        for (const key of big) {
+          if (!o.copyInParts) {
+            result.errors.push({ key, error: 'too big for one RESTORE and no copy in parts was given' });
+            continue;
           }
-          return { chunk, result, inParts, filtered };
-        }),
-      );
+          const after = await o.copyInParts(key);
+          if (!stamp || after.offset >= stamp.offset) stamp = after;
+          inParts.push(key);
+        }
+        return { chunk, result, inParts, big: sized.big.length, filtered, ...(stamp ? { stamp } : {}) };
+      });
+      inflight.push(applied.finally(release));
       // Keep rejections from surfacing as unhandled while they wait their turn.
       inflight[inflight.length - 1]!.catch(() => undefined);
       while (inflight.length >= maxInFlight) await settleOldest();
@@ -222,8 +253,13 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
 interface Applied {
   chunk: Chunk;
   result: { written: number; vanished: number; errors: KeyError[] };
-  inParts: number;
+  /** Keys copied in parts (probed big, or DUMPed too big for one RESTORE). */
+  inParts: Buffer[];
+  /** Keys the probe left out of the chunk's DUMP. */
+  big: number;
   filtered: number;
+  /** The chunk's stamp, or a later one read after a copy in parts; absent for a chunk without keys. */
+  stamp?: Stamp;
 }
 
 function emptyChunk(batch: KeyBatch): Chunk {

@@ -2,12 +2,17 @@ import type { Redis } from 'ioredis';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { standaloneRouting, type TargetRouting } from '../redis/target-routing.ts';
-import { copyKeyInParts, printableKey } from './copy-key-in-parts.ts';
+import type { MemoryBudget } from '../util/memory-budget.ts';
+import { copyKeyAtStamp, type PartStampMode } from './copy-key-at-stamp.ts';
+import { printableKey } from './copy-key-in-parts.ts';
 import type { FullSyncUnit } from './copy-unit.ts';
+import type { Stamp } from './stamped-chunk-reader.ts';
 
 /**
- * copyUnit's `copyOversizedKey`: keys whose DUMP exceeds the destination's proto-max-bulk-len are
- * copied in parts over ioredis connections opened on first use (they are rare).
+ * copyUnit's and the re-copier's `copyInParts`: keys too big for the memory budget (or for one RESTORE
+ * under the destination's proto-max-bulk-len) are copied in parts over ioredis connections opened on
+ * first use, one key at a time in the whole process (MemoryBudget.oneBigAtATime), which also keeps a
+ * WATCH on the source connection to the one key it guards.
  */
 export class OversizedKeyCopier {
   private readonly source: RedisEndpoint;
@@ -15,6 +20,8 @@ export class OversizedKeyCopier {
   private readonly unit: FullSyncUnit;
   private readonly tempPrefix: string;
   private readonly maxCommandBytes: number;
+  private readonly sourceVersion: number;
+  private readonly budget: MemoryBudget;
   private sourceClient?: Promise<Redis>;
   /** Per destination node, opened when a key of its slots first needs it. */
   private readonly targetClients = new Map<number, Promise<Redis>>();
@@ -29,6 +36,9 @@ export class OversizedKeyCopier {
     taskId: string;
     /** The destination's proto-max-bulk-len: each write of a part stays well below it. */
     protoMaxBulkLen: number;
+    sourceVersion: number;
+    /** Parts are at most its partBytes; one key at a time per process. */
+    budget: MemoryBudget;
     /** Told about each key before it is copied (progress output). */
     onKey?: (printableKey: string) => void;
   }) {
@@ -37,10 +47,17 @@ export class OversizedKeyCopier {
     this.routing = o.routing ?? standaloneRouting(o.target);
     this.unit = o.unit;
     this.tempPrefix = `redis-dts:tmp:${o.taskId}:`;
-    this.maxCommandBytes = Math.min(8 * 1024 * 1024, Math.floor(o.protoMaxBulkLen / 4));
+    this.maxCommandBytes = Math.min(o.budget.partBytes, Math.floor(o.protoMaxBulkLen / 4));
+    this.sourceVersion = o.sourceVersion;
+    this.budget = o.budget;
   }
 
-  async copy(key: Buffer, expireAt: number): Promise<void> {
+  /** Copies `key` with its expiry and returns the stamp its value holds at (see PartStampMode). */
+  copy(key: Buffer, mode: PartStampMode): Promise<Stamp> {
+    return this.budget.oneBigAtATime(() => this.copyNow(key, mode));
+  }
+
+  private async copyNow(key: Buffer, mode: PartStampMode): Promise<Stamp> {
     this.sourceClient ??= connectAdmin(this.source, { db: this.unit.sourceDb });
     const node = this.routing.nodeOf(key);
     let targetClient = this.targetClients.get(node);
@@ -50,16 +67,18 @@ export class OversizedKeyCopier {
     }
     const [source, target] = await Promise.all([this.sourceClient, targetClient]);
     this.onKey?.(printableKey(key));
-    const result = await copyKeyInParts({
+    const result = await copyKeyAtStamp({
       source,
       target,
       key,
-      pexpireAt: expireAt > 0 ? expireAt : -1,
       tempPrefix: this.tempPrefix,
       maxCommandBytes: this.maxCommandBytes,
+      sourceVersion: this.sourceVersion,
+      mode,
     });
-    // Vanished since its DUMP: the destination must not keep an older value.
+    // Gone from the source at the stamp: the destination must not keep an older value.
     if (result.type === 'none') await target.del(key);
+    return result.stamp;
   }
 
   async close(): Promise<void> {

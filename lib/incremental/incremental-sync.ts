@@ -16,7 +16,7 @@ import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
-import { KeyRecopier } from './key-recopier.ts';
+import { type BigKeyOptions, KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
 import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
 import { SkipStamps } from './skip-stamps.ts';
@@ -46,8 +46,8 @@ export interface IncrementalSyncOptions {
   /** Empties the destination db of a source db and copies that db again; resolves with its largest stamp. */
   resyncDb: (sourceDb: number) => Promise<number>;
   sourceVersion: number;
-  maxPayloadBytes: number;
-  copyOversizedKey?: (sourceDb: number, targetDb: number, key: Buffer, expireAt: number) => Promise<void>;
+  /** Keys too big for the memory budget or one RESTORE: how re-copies read them (KeyRecopier). */
+  bigKeys: BigKeyOptions;
   heartbeat?: { prefix: string; intervalMs: number; db: number };
   /** 'caught-up': end once everything written is applied and the source has been quiet for quietMs. */
   until: 'stopped' | 'caught-up';
@@ -675,8 +675,7 @@ export class IncrementalSync {
       source: this.source,
       sourceVersion: o.sourceVersion,
       dbMap: o.filter.dbMap,
-      maxPayloadBytes: o.maxPayloadBytes,
-      copyOversizedKey: o.copyOversizedKey,
+      ...o.bigKeys,
       markerDb: this.applier.markerDb,
       skipKey: this.applier.skipKey,
       clusterSource: o.clusterSource === true,

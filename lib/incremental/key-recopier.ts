@@ -1,19 +1,33 @@
 import { targetDbFor } from '../commands/key-filter.ts';
-import { DtsError } from '../errors.ts';
+import { DtsError, isDtsError } from '../errors.ts';
+import { printableKey } from '../fullsync/copy-key-in-parts.ts';
+import { SizeProbe } from '../fullsync/size-probe.ts';
 import { type Chunk, type Stamp, StampedChunkReader } from '../fullsync/stamped-chunk-reader.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import type { MemoryBudget } from '../util/memory-budget.ts';
 import type { ApplyCommand } from './marker-applier.ts';
 import { SkipStamps } from './skip-stamps.ts';
 
-export interface KeyRecopierOptions {
+/** How the re-copies treat keys too big for the memory budget or for one RESTORE. */
+export interface BigKeyOptions {
+  /** Larger payloads go to copyInParts (the destination's proto-max-bulk-len less a margin). */
+  maxPayloadBytes: number;
+  /**
+   * Copies a key in parts at an exact stamp (OversizedKeyCopier in `exact` mode) and returns it; the
+   * stream is then skipped on the key up to that stamp, as for a key read in the transaction.
+   */
+  copyInParts?: (sourceDb: number, targetDb: number, key: Buffer) => Promise<Stamp>;
+  /** Keys whose MEMORY USAGE exceeds its inPartsAbove go to copyInParts; absent: every key is DUMPed. */
+  budget?: MemoryBudget;
+  log?: (message: string) => void;
+}
+
+export interface KeyRecopierOptions extends BigKeyOptions {
   source: RedisEndpoint;
   sourceVersion: number;
   dbMap?: Readonly<Record<number, number>>;
-  /** Larger payloads go to copyOversizedKey (the destination's proto-max-bulk-len less a margin). */
-  maxPayloadBytes: number;
-  copyOversizedKey?: (sourceDb: number, targetDb: number, key: Buffer, expireAt: number) => Promise<void>;
   /** Where the skip entries go: the marker's db and skip hash. */
   markerDb: number;
   skipKey: Buffer;
@@ -44,28 +58,37 @@ const HSET = Buffer.from('HSET');
  */
 export class KeyRecopier {
   private readonly o: KeyRecopierOptions;
-  private readonly readers = new Map<number, Promise<{ conn: RawConnection; reader: StampedChunkReader }>>();
+  private readonly readers = new Map<number, Promise<DbReader>>();
+  private probeWarned = false;
 
   constructor(o: KeyRecopierOptions) {
     this.o = o;
   }
 
   async read(sourceDb: number, keys: readonly Buffer[]): Promise<Recopy> {
-    const groups = this.o.clusterSource ? groupBySlot(keys) : [keys];
+    const budget = this.o.budget;
+    const { small, big } = budget
+      ? await this.withReader(sourceDb, ({ probe }) => probe.split(keys, budget.inPartsAbove))
+      : { small: [...keys], big: [] as Buffer[] };
+    // Nothing but big keys: no transaction (an empty input still reads one, for its stamp).
+    const groups =
+      small.length === 0 && big.length > 0 ? [] : this.o.clusterSource ? groupBySlot(small) : [small];
     const chunks = await Promise.all(groups.map((g) => this.readChunk(sourceDb, g)));
-    const out: Recopy = { commands: [], stamp: chunks[0]!.stamp, keys: 0, keyStamps: [] };
-    for (const chunk of chunks) {
-      await this.append(out, sourceDb, chunk);
-      if (chunk.stamp.offset > out.stamp.offset) out.stamp = chunk.stamp;
-    }
+    const out: Recopy = { commands: [], stamp: { replid: '', offset: -1 }, keys: 0, keyStamps: [] };
+    for (const chunk of chunks) big.push(...this.append(out, sourceDb, chunk, chunk.stamp));
+    for (const key of big) await this.copyBig(out, sourceDb, key);
     return out;
   }
 
-  /** One stamped read's writes: each key's state and its skip entry. */
-  private async append(out: Recopy, sourceDb: number, chunk: Chunk): Promise<void> {
+  /**
+   * One stamped read's writes: each key's state and its skip entry at `stamp`. Returns the keys whose
+   * payload is too big for one RESTORE, left for copyBig.
+   */
+  private append(out: Recopy, sourceDb: number, chunk: Chunk, stamp: Stamp, whole = false): Buffer[] {
     const targetDb = targetDbFor(this.o.dbMap, sourceDb);
-    const stamp = Buffer.from(String(chunk.stamp.offset));
+    const stampText = Buffer.from(String(stamp.offset));
     const commands = out.commands;
+    const tooBig: Buffer[] = [];
     for (let i = 0; i < chunk.keys.length; i++) {
       const key = chunk.keys[i]!;
       const payload = chunk.payloads[i];
@@ -73,32 +96,64 @@ export class KeyRecopier {
       if (!payload) {
         commands.push({ db: targetDb, argv: [DEL, key] });
       } else if (payload.length > this.o.maxPayloadBytes) {
-        if (!this.o.copyOversizedKey) throw tooLarge(key, payload.length);
-        // Copied in parts outside the transaction: such keys are rare, and the parts reads are not at the
-        // stamp (see the README's limits).
-        await this.o.copyOversizedKey(sourceDb, targetDb, key, expireAt);
+        if (whole || !this.o.copyInParts) throw tooLarge(key, payload.length);
+        tooBig.push(key);
+        continue;
       } else {
         commands.push({
           db: targetDb,
           argv: [RESTORE, key, Buffer.from(String(expireAt)), payload, REPLACE, ABSTTL],
         });
       }
-      commands.push({
-        db: this.o.markerDb,
-        argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), stamp],
-      });
-      out.keyStamps.push({ key, offset: chunk.stamp.offset });
+      this.skip(out, sourceDb, key, stamp, stampText);
     }
-    out.keys += chunk.keys.length;
+    return tooBig;
+  }
+
+  /** The key's skip entry at `stamp`, written in the re-copy's transaction. */
+  private skip(out: Recopy, sourceDb: number, key: Buffer, stamp: Stamp, text: Buffer): void {
+    out.commands.push({
+      db: this.o.markerDb,
+      argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), text],
+    });
+    out.keyStamps.push({ key, offset: stamp.offset });
+    out.keys++;
+    if (stamp.offset > out.stamp.offset) out.stamp = stamp;
+  }
+
+  /**
+   * A key too big to read whole: copied in parts at its own exact stamp (the RENAME lands before the
+   * re-copy's transaction, which carries its skip entry). A key written during every attempt is read
+   * whole after all, over the budget, and said so: exactness first.
+   */
+  private async copyBig(out: Recopy, sourceDb: number, key: Buffer): Promise<void> {
+    const targetDb = targetDbFor(this.o.dbMap, sourceDb);
+    if (!this.o.copyInParts) {
+      const chunk = await this.readChunk(sourceDb, [key]);
+      this.append(out, sourceDb, chunk, chunk.stamp, true);
+      return;
+    }
+    try {
+      const stamp = await this.o.copyInParts(sourceDb, targetDb, key);
+      this.skip(out, sourceDb, key, stamp, Buffer.from(String(stamp.offset)));
+    } catch (e) {
+      if (!isDtsError(e) || e.code !== 'BIG_KEY_BUSY') throw e;
+      this.o.log?.(`warning: ${e.message}; re-copying ${printableKey(key)} whole, over the memory budget`);
+      const chunk = await this.readChunk(sourceDb, [key]);
+      this.append(out, sourceDb, chunk, chunk.stamp, true);
+    }
+  }
+
+  private async readChunk(sourceDb: number, keys: readonly Buffer[]): Promise<Chunk> {
+    return this.withReader(sourceDb, ({ reader }) => reader.read({ cursorAfter: '0', keys: [...keys] }));
   }
 
   /** A read only reads, so after a dropped connection it is simply made again, once, on a new one. */
-  private async readChunk(sourceDb: number, keys: readonly Buffer[]) {
+  private async withReader<T>(sourceDb: number, use: (r: DbReader) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       const r = this.readerFor(sourceDb);
       try {
-        const { reader } = await r;
-        return await reader.read({ cursorAfter: '0', keys: [...keys] });
+        return await use(await r);
       } catch (e) {
         if (this.readers.get(sourceDb) === r) this.readers.delete(sourceDb);
         void r.then(({ conn }) => conn.destroy()).catch(() => undefined);
@@ -107,13 +162,22 @@ export class KeyRecopier {
     }
   }
 
+  private warnProbe(reason: string): void {
+    if (this.probeWarned) return;
+    this.probeWarned = true;
+    this.o.log?.(
+      `warning: the source refuses MEMORY USAGE (${reason}): re-copied keys are read whole, whatever ` +
+        'their size; allow MEMORY USAGE for this user to keep them within the memory budget',
+    );
+  }
+
   async close(): Promise<void> {
     const all = await Promise.allSettled(this.readers.values());
     await Promise.all(all.map((r) => (r.status === 'fulfilled' ? r.value.conn.close() : undefined)));
     this.readers.clear();
   }
 
-  private readerFor(db: number): Promise<{ conn: RawConnection; reader: StampedChunkReader }> {
+  private readerFor(db: number): Promise<DbReader> {
     let r = this.readers.get(db);
     if (!r) {
       r = RawConnection.open(this.o.source, { db, clientName: 'redis-dts-recopy' }).then((conn) => ({
@@ -123,11 +187,19 @@ export class KeyRecopier {
           db,
           dbHasExpiringKeys: true,
         }),
+        // Re-copies are read one after the other, so the probe may share the connection.
+        probe: new SizeProbe(conn, (reason) => this.warnProbe(reason)),
       }));
       this.readers.set(db, r);
     }
     return r;
   }
+}
+
+interface DbReader {
+  conn: RawConnection;
+  reader: StampedChunkReader;
+  probe: SizeProbe;
 }
 
 function groupBySlot(keys: readonly Buffer[]): Buffer[][] {

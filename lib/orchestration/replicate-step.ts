@@ -4,6 +4,7 @@ import type { FilterContext } from '../commands/command-filter.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
+import type { OversizedKeyCopier } from '../fullsync/oversized-key-copier.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import {
   type IncrementalOutcome,
@@ -171,6 +172,22 @@ async function replicateShard(
   const copy = s.copy;
   const log = (m: string) =>
     s.progress.log(node ? `shard ${shardId}: ${m}` : m, { phase: 'incremental', shard: shardId });
+  // One copier (and its connections) per db pair, closed with the context.
+  const copiers = new Map<number, OversizedKeyCopier>();
+  const recopiers = {
+    copierFor(sourceDb: number, targetDb: number): OversizedKeyCopier {
+      let c = copiers.get(sourceDb);
+      if (!c) {
+        c = copy.oversizedCopier(
+          { unitId: `recopy-${shardId}-db${sourceDb}`, sourceDb, targetDb },
+          s.progress,
+          source,
+        );
+        copiers.set(sourceDb, c);
+      }
+      return c;
+    },
+  };
   const makeSync = (routing: TargetRouting) =>
     new IncrementalSync({
       source,
@@ -200,15 +217,12 @@ async function replicateShard(
         return outcome.progress.stamp?.offset ?? 0;
       },
       sourceVersion: copy.info.versionNum,
-      maxPayloadBytes: copy.maxPayloadBytes,
-      copyOversizedKey: async (sourceDb, targetDb, key, expireAt) =>
-        copy
-          .oversizedCopier(
-            { unitId: `recopy-${shardId}-db${sourceDb}`, sourceDb, targetDb },
-            undefined,
-            source,
-          )
-          .copy(key, expireAt),
+      bigKeys: {
+        maxPayloadBytes: copy.maxPayloadBytes,
+        copyInParts: (sourceDb, targetDb, key) => recopiers.copierFor(sourceDb, targetDb).copy(key, 'exact'),
+        budget: copy.budget,
+        log,
+      },
       ...(spec.incremental.heartbeat.enabled
         ? {
             heartbeat: {

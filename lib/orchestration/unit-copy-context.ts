@@ -7,6 +7,7 @@ import { connectAdmin, type ServerInfo, serverInfo } from '../redis/admin-client
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { openTargetRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { type MemoryBudget, processMemoryBudget, resolveMemoryBudget } from '../util/memory-budget.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 
 const RESTORE_OVERHEAD = 1024;
@@ -23,6 +24,8 @@ export class UnitCopyContext {
   readonly maxBulk: number;
   /** The destination's nodes: one server, or a cluster's masters. */
   readonly routing: TargetRouting;
+  /** The process's memory budget, from the spec or the compute it runs on. */
+  readonly budget: MemoryBudget;
   private readonly spec: TaskSpec;
   private readonly taskId: string;
   private readonly admins: Redis[];
@@ -43,6 +46,7 @@ export class UnitCopyContext {
     this.maxBulk = maxBulk;
     this.routing = routing;
     this.admins = admins;
+    this.budget = processMemoryBudget(resolveMemoryBudget(o.spec.limits.memoryBudget));
   }
 
   static async open(o: {
@@ -84,6 +88,8 @@ export class UnitCopyContext {
       unit,
       taskId: this.taskId,
       protoMaxBulkLen: this.maxBulk,
+      sourceVersion: this.info.versionNum,
+      budget: this.budget,
       onKey: (key) => progress?.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
     });
     this.copiers.push(copier);
@@ -106,7 +112,14 @@ export class UnitCopyContext {
       sourceVersion: this.info.versionNum,
       dbHasExpiringKeys: (this.info.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
       maxPayloadBytes: this.maxPayloadBytes,
-      copyOversizedKey: (key, expireAt) => copier.copy(key, expireAt),
+      copyInParts: (key) => copier.copy(key, 'after'),
+      budget: this.budget,
+      onProbeUnavailable: (reason) =>
+        progress?.log(
+          `warning: the source refuses MEMORY USAGE (${reason}), so sizes are unknown before DUMP and ` +
+            'a value bigger than the memory budget is read whole: allow MEMORY USAGE for this user',
+          { unit: unit.unitId },
+        ),
       limiter: new RateLimiter({
         keysPerSecond: spec.throttle?.maxKeysPerSecond,
         bytesPerSecond: spec.throttle?.maxBytesPerSecond,

@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isDtsError } from '../errors.ts';
 import { parseRedisUrl, redactUrl } from '../redis/url.ts';
+import { BYTE_SIZE_TEXT, MIN_MEMORY_BUDGET, parseByteSize } from '../util/memory-budget.ts';
 import { describeTaskSpecIssues, TaskSpecError } from './spec-errors.ts';
 
 /**
@@ -349,6 +350,42 @@ const VerifySchema = z
   )
   .meta({ description: 'Verification of the target against the source after the sync.' });
 
+const BUDGET_WHAT = `bytes (an integer, or a string like "128mb", "1.5gb", "512MiB"), at least ${MIN_MEMORY_BUDGET}`;
+
+/** Bytes as a number or a size text ("128mb"): resolveMemoryBudget reads either. */
+const byteSize = () =>
+  z
+    .union(
+      [
+        intIn(MIN_MEMORY_BUDGET, Number.MAX_SAFE_INTEGER, BUDGET_WHAT),
+        z.string({ error: BUDGET_WHAT }).regex(BYTE_SIZE_TEXT, { error: BUDGET_WHAT }),
+      ],
+      { error: BUDGET_WHAT },
+    )
+    .refine((v) => typeof v === 'number' || (parseByteSize(v) ?? 0) >= MIN_MEMORY_BUDGET, {
+      error: BUDGET_WHAT,
+    });
+
+const LimitsSchema = z
+  .strictObject(
+    {
+      memoryBudget: byteSize()
+        .optional()
+        .meta({
+          description:
+            'Bytes of data one worker process may hold at once, for the full sync, the verification and ' +
+            'the re-copies of the incremental sync together (its runtime baseline comes on top). A value ' +
+            'larger than a sixteenth of it (by MEMORY USAGE, before it is read) is copied and compared in ' +
+            'parts, one such value at a time. Absent: sized to the compute it runs on (on AWS the ' +
+            "Lambda's or container's memory less its baseline, from REDIS_DTS_MEMORY_BUDGET); locally " +
+            "512 MiB, or a quarter of the machine's memory when that is less.",
+          examples: ['128mb', 1073741824],
+        }),
+    },
+    { error: 'an object' },
+  )
+  .meta({ description: 'Resource limits of the workers.' });
+
 export const TaskSpecSchema = z
   .strictObject(
     {
@@ -423,6 +460,7 @@ export const TaskSpecSchema = z
       fullSync: FullSyncSchema.prefault({}),
       incremental: IncrementalSchema.prefault({}),
       verify: VerifySchema.prefault({}),
+      limits: LimitsSchema.prefault({}),
       acknowledgeWarnings: flag()
         .default(false)
         .meta({

@@ -70,7 +70,7 @@ export async function openSession(
           mode: s.mode,
           dumpPayloads,
           bigKeyBytes: o.bigKeyBytes ?? 8 * 1024 * 1024,
-          maxBatchBytes: MAX_BATCH_BYTES,
+          maxBatchBytes: o.maxBatchBytes ?? MAX_BATCH_BYTES,
           paged,
         };
       }),

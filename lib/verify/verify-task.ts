@@ -4,6 +4,7 @@ import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { processMemoryBudget, resolveMemoryBudget } from '../util/memory-budget.ts';
 import { verifyData } from './verify-data.ts';
 import { openVerifySide } from './verify-side.ts';
 import type { VerifyOptions, VerifyReport } from './verify-types.ts';
@@ -36,7 +37,11 @@ export async function verifyTask(o: VerifyTaskOptions): Promise<VerifyReport> {
           dbs: spec.dbs,
           dbMap,
         });
+  // Values over the budget's share are compared in pages; batches of the rest stay within it too.
+  const budget = processMemoryBudget(resolveMemoryBudget(spec.limits.memoryBudget));
   return verifyData({
+    bigKeyBytes: Math.min(DEFAULT_BIG_KEY_BYTES, budget.inPartsAbove),
+    maxBatchBytes: Math.min(DEFAULT_BATCH_BYTES, Math.floor(budget.bytes / 16)),
     source: o.source,
     target: o.target,
     units,
@@ -55,6 +60,9 @@ export async function verifyTask(o: VerifyTaskOptions): Promise<VerifyReport> {
     ...(o.signal ? { signal: o.signal } : {}),
   });
 }
+
+const DEFAULT_BIG_KEY_BYTES = 8 * 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 16 * 1024 * 1024;
 
 /** Keys per db; on a cluster, db 0's keys summed over every master. */
 async function keyspaceOf(ep: RedisEndpoint): Promise<Record<number, { keys: number }>> {

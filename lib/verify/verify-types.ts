@@ -46,6 +46,8 @@ export interface VerifyOptions {
   dumpPayloads?: boolean;
   /** Keys whose MEMORY USAGE exceeds this on either side are compared in pages (default 8 MB). */
   bigKeyBytes?: number;
+  /** Estimated reply bytes of one pipelined batch of small keys, per side (default 16 MB). */
+  maxBatchBytes?: number;
   progress?: ProgressSink;
   /** Aborting stops after the batches in flight; the report then covers what was compared. */
   signal?: AbortSignal;

@@ -289,9 +289,16 @@ describe('big keys', () => {
     await seedEveryType(source.url, { big: true });
   });
 
-  it('copies the 1M-field hash and the 1M-element list with one RESTORE each', async () => {
+  it('copies the 1M-field hash and the 1M-element list with one RESTORE each when the memory budget holds them', async () => {
     const target = await startRedis();
-    const r = await runCli([...fullSync(source.url, target.url), '--in-memory', '--progress', 'json']);
+    const r = await runCli([
+      ...fullSync(source.url, target.url),
+      '--in-memory',
+      '--progress',
+      'json',
+      '--memory-budget',
+      '4gb',
+    ]);
     expect(r.stderr).not.toContain('error:');
     expect(r.code).toBe(0);
     expect(r.stderr).not.toContain('in parts');

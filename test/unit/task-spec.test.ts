@@ -359,6 +359,7 @@ describe('parseTaskSpec accepts', () => {
         ttlToleranceMs: 100,
         duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
       },
+      limits: {},
       acknowledgeWarnings: false,
     } satisfies TaskSpec);
   });

@@ -269,13 +269,15 @@ export class IncrementalSync {
     o.log?.(
       `catch-up: re-copying ${total} keys written ${after === 'full-sync' ? 'during the full sync' : 'after the marker'}`,
     );
-    for (const [db, keys] of byDb) {
-      for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_BATCH) {
-        const r = await this.recopy(db, keys.slice(i, i + RECOPY_KEYS_PER_BATCH));
-        // Before any marker: these batches leave it alone, and a crash before the first marker redoes them.
-        this.send(r, undefined, 0, []);
-        await this.throttlePending();
-        if (this.fatal) throw this.fatal;
+    for (const [db, dirtyKeys] of byDb) {
+      for (const keys of await this.recopier.bigFirst(db, dirtyKeys)) {
+        for (let i = 0; i < keys.length; i += RECOPY_KEYS_PER_BATCH) {
+          const r = await this.recopy(db, keys.slice(i, i + RECOPY_KEYS_PER_BATCH));
+          // Before any marker: these batches leave it alone, and a crash before the first marker redoes them.
+          this.send(r, undefined, 0, []);
+          await this.throttlePending();
+          if (this.fatal) throw this.fatal;
+        }
       }
     }
     await this.drain();

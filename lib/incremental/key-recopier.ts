@@ -46,6 +46,8 @@ export interface Recopy {
 }
 
 const RESTORE = Buffer.from('RESTORE');
+/** Keys per MEMORY USAGE pipeline of bigFirst. */
+const PROBE_KEYS = 1000;
 const REPLACE = Buffer.from('REPLACE');
 const ABSTTL = Buffer.from('ABSTTL');
 const DEL = Buffer.from('DEL');
@@ -65,18 +67,46 @@ export class KeyRecopier {
     this.o = o;
   }
 
+  /**
+   * The keys too big for the budget, then the others: a catch-up re-copies them in this order, so the
+   * minutes a big key's copy in parts can take pass before the small keys are read, not between their
+   * read and the stream that follows it (the destination would meanwhile expire, by its own clock, keys
+   * that a later EXPIRE keeps alive on the source).
+   */
+  async bigFirst(sourceDb: number, keys: readonly Buffer[]): Promise<Buffer[][]> {
+    const budget = this.o.budget;
+    if (!budget) return [[...keys]];
+    const big: Buffer[] = [];
+    const small: Buffer[] = [];
+    for (let i = 0; i < keys.length; i += PROBE_KEYS) {
+      const part = keys.slice(i, i + PROBE_KEYS);
+      const sized = await this.withReader(sourceDb, ({ probe }) => probe.split(part, budget.inPartsAbove));
+      big.push(...sized.big);
+      small.push(...sized.small);
+    }
+    return [big, small];
+  }
+
   async read(sourceDb: number, keys: readonly Buffer[]): Promise<Recopy> {
     const budget = this.o.budget;
     const { small, big } = budget
       ? await this.withReader(sourceDb, ({ probe }) => probe.split(keys, budget.inPartsAbove))
       : { small: [...keys], big: [] as Buffer[] };
+    const out: Recopy = { commands: [], stamp: { replid: '', offset: -1 }, keys: 0, keyStamps: [] };
+    // Big keys first, so the small keys' RESTOREs are applied right after their read, as without big
+    // keys: read first and applied minutes later, a RESTORE can carry an expiry that has passed on the
+    // destination's clock while a later EXPIRE in the stream kept the key alive on the source.
+    for (const key of big) await this.copyBig(out, sourceDb, key);
     // Nothing but big keys: no transaction (an empty input still reads one, for its stamp).
     const groups =
       small.length === 0 && big.length > 0 ? [] : this.o.clusterSource ? groupBySlot(small) : [small];
     const chunks = await Promise.all(groups.map((g) => this.readChunk(sourceDb, g)));
-    const out: Recopy = { commands: [], stamp: { replid: '', offset: -1 }, keys: 0, keyStamps: [] };
-    for (const chunk of chunks) big.push(...this.append(out, sourceDb, chunk, chunk.stamp));
-    for (const key of big) await this.copyBig(out, sourceDb, key);
+    const tooBig: Buffer[] = [];
+    for (const chunk of chunks) {
+      if (chunk.stamp.offset > out.stamp.offset) out.stamp = chunk.stamp;
+      tooBig.push(...this.append(out, sourceDb, chunk, chunk.stamp));
+    }
+    for (const key of tooBig) await this.copyBig(out, sourceDb, key);
     return out;
   }
 

@@ -2,7 +2,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { Stack } from 'aws-cdk-lib/core';
 import { StateMachine as LocalStateMachine } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { START_EVENT, TABLE_ACTIONS } from '../../infra/redis-dts.ts';
+import { LAMBDA_BASELINE_MIB, START_EVENT, TABLE_ACTIONS } from '../../infra/redis-dts.ts';
 import { REPLICATOR_TASK_ENV } from '../../infra/replicator-run-task.ts';
 import { type Definition, definitionOf, SOURCE_SECRET_ARN, synthTestStack } from './synth-stack.ts';
 
@@ -74,6 +74,20 @@ describe('Lambda functions', () => {
         Ref: logicalId(built.stack.dts.table),
       });
     }
+  });
+
+  test("each Redis-facing function gets its memory budget, its memory less the runtime's baseline, in its environment", () => {
+    const budgets: number[] = [];
+    for (const r of Object.values(resources).filter((x) => x.Type === 'AWS::Lambda::Function')) {
+      const vars = (r.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      const budget = vars.REDIS_DTS_MEMORY_BUDGET;
+      if (budget === undefined) continue;
+      expect(Number(budget)).toBe(((r.Properties.MemorySize as number) - LAMBDA_BASELINE_MIB) * 1024 * 1024);
+      budgets.push(Number(budget));
+    }
+    // Precheck, CaptureStart, PlanUnits, CopyChunk, IncrementalWindow, Verify, Cleanup.
+    expect(budgets).toHaveLength(7);
+    expect(Math.max(...budgets)).toBe((1769 - LAMBDA_BASELINE_MIB) * 1024 * 1024);
   });
 
   test('no function environment holds a password', () => {
@@ -288,7 +302,7 @@ describe('secrets never reach the execution', () => {
       Secrets?: { Name: string; ValueFrom: unknown }[];
     }[];
     expect(defs).toHaveLength(1);
-    expect(defs[0]!.Environment!.map((e) => e.Name)).toEqual(['TABLE_NAME']);
+    expect(defs[0]!.Environment!.map((e) => e.Name)).toEqual(['TABLE_NAME', 'REDIS_DTS_MEMORY_BUDGET']);
     expect(defs[0]!.Secrets).toEqual([{ Name: 'REDIS_DTS_SOURCE_PASSWORD', ValueFrom: SOURCE_SECRET_ARN }]);
     const overrides = (
       definition.States.RunReplicator!.Parameters!.Overrides as {

@@ -426,9 +426,20 @@ describe('parseTaskSpec accepts', () => {
         ttlToleranceMs: 0,
         duringIncremental: { intervalMs: 60_000, sampleRate: 0.5 },
       },
+      limits: { memoryBudget: '256mb' },
       acknowledgeWarnings: true,
     };
     expect(parseTaskSpec(full)).toEqual(full);
+  });
+
+  it('a memory budget as bytes or as a size, and names a bad one', () => {
+    expect(parseTaskSpec(spec({ limits: { memoryBudget: 1 << 30 } })).limits.memoryBudget).toBe(1 << 30);
+    expect(parseTaskSpec(spec({ limits: { memoryBudget: '1.5GiB' } })).limits.memoryBudget).toBe('1.5GiB');
+    for (const bad of ['lots', '1kb', 1000, -5]) {
+      expect(() => parseTaskSpec(spec({ limits: { memoryBudget: bad } }))).toThrow(
+        /limits\.memoryBudget: expected bytes \(an integer, or a string like "128mb".*at least 16777216, got/,
+      );
+    }
   });
 
   it('dbMap entries that swap dbs or map a db to itself', () => {

@@ -27,6 +27,8 @@ export interface CopyAtStampOptions {
   mode: PartStampMode;
   /** Copies made before `exact` gives up on a key that is written all the time (default 5). */
   attempts?: number;
+  /** See CopyInPartsOptions.deferRename. */
+  deferRename?: boolean;
 }
 
 export interface CopyAtStampResult extends CopyInPartsResult {

@@ -29,6 +29,12 @@ export interface CopyInPartsOptions {
   pageSize?: number;
   /** max bytes of one write command (default 8 MiB; must stay below the target's proto-max-bulk-len) */
   maxCommandBytes?: number;
+  /**
+   * Leave the temporary key built and return it in `pending` instead of renaming it: the caller puts the
+   * RENAME in its own transaction, after the commands already queued for the key (a re-copy during
+   * incremental sync, whose batch may still hold earlier commands on it).
+   */
+  deferRename?: boolean;
 }
 
 export interface CopyInPartsResult {
@@ -37,6 +43,8 @@ export interface CopyInPartsResult {
   elements: number;
   /** Payload bytes written (values, members, fields), without protocol overhead. */
   bytes: number;
+  /** With deferRename: the built temporary key, to RENAME over the key, and the expiry to set then. */
+  pending?: { tmp: Buffer; pexpireAt: number };
 }
 
 const COPIERS: Record<string, (c: PartCopyContext) => Promise<PartCopyResult>> = {
@@ -76,6 +84,7 @@ export async function copyKeyInParts(o: CopyInPartsOptions): Promise<CopyInParts
       return { type: 'none', elements: 0, bytes: 0 };
     }
     const pexpireAt = typeof o.pexpireAt === 'function' ? await o.pexpireAt() : o.pexpireAt;
+    if (o.deferRename) return { type, ...copied, pending: { tmp, pexpireAt } };
     // One transaction, so the key never shows the new value without its expiry.
     const tx = o.target.multi().rename(tmp, o.key);
     if (pexpireAt >= 0) tx.pexpireat(o.key, pexpireAt);

@@ -53,11 +53,20 @@ export class OversizedKeyCopier {
   }
 
   /** Copies `key` with its expiry and returns the stamp its value holds at (see PartStampMode). */
-  copy(key: Buffer, mode: PartStampMode): Promise<Stamp> {
-    return this.budget.oneBigAtATime(() => this.copyNow(key, mode));
+  async copy(key: Buffer, mode: PartStampMode): Promise<Stamp> {
+    const copied = await this.budget.oneBigAtATime(() => this.copyNow(key, mode, false));
+    return copied.stamp;
   }
 
-  private async copyNow(key: Buffer, mode: PartStampMode): Promise<Stamp> {
+  /**
+   * Builds the key's value at a stamp (`exact`) in a temporary key and leaves the RENAME to the caller's
+   * transaction (`pending`; absent when the key is gone from the source: the caller deletes it).
+   */
+  prepare(key: Buffer): Promise<{ stamp: Stamp; pending?: { tmp: Buffer; pexpireAt: number } }> {
+    return this.budget.oneBigAtATime(() => this.copyNow(key, 'exact', true));
+  }
+
+  private async copyNow(key: Buffer, mode: PartStampMode, deferRename: boolean) {
     this.sourceClient ??= connectAdmin(this.source, { db: this.unit.sourceDb });
     const node = this.routing.nodeOf(key);
     let targetClient = this.targetClients.get(node);
@@ -75,10 +84,11 @@ export class OversizedKeyCopier {
       maxCommandBytes: this.maxCommandBytes,
       sourceVersion: this.sourceVersion,
       mode,
+      deferRename,
     });
     // Gone from the source at the stamp: the destination must not keep an older value.
-    if (result.type === 'none') await target.del(key);
-    return result.stamp;
+    if (result.type === 'none' && !deferRename) await target.del(key);
+    return result;
   }
 
   async close(): Promise<void> {

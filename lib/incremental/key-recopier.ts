@@ -15,10 +15,16 @@ export interface BigKeyOptions {
   /** Larger payloads go to copyInParts (the destination's proto-max-bulk-len less a margin). */
   maxPayloadBytes: number;
   /**
-   * Copies a key in parts at an exact stamp (OversizedKeyCopier in `exact` mode) and returns it; the
-   * stream is then skipped on the key up to that stamp, as for a key read in the transaction.
+   * Builds a key's value at an exact stamp in a temporary key on the destination (OversizedKeyCopier's
+   * prepare) and returns the stamp and that key; the re-copy's transaction renames it over the key (or
+   * deletes the key when `pending` is absent: gone from the source), and the stream is skipped on the
+   * key up to that stamp, as for a key read in the transaction.
    */
-  copyInParts?: (sourceDb: number, targetDb: number, key: Buffer) => Promise<Stamp>;
+  copyInParts?: (
+    sourceDb: number,
+    targetDb: number,
+    key: Buffer,
+  ) => Promise<{ stamp: Stamp; pending?: { tmp: Buffer; pexpireAt: number } }>;
   /** Keys whose MEMORY USAGE exceeds its inPartsAbove go to copyInParts; absent: every key is DUMPed. */
   budget?: MemoryBudget;
   log?: (message: string) => void;
@@ -52,6 +58,8 @@ const REPLACE = Buffer.from('REPLACE');
 const ABSTTL = Buffer.from('ABSTTL');
 const DEL = Buffer.from('DEL');
 const HSET = Buffer.from('HSET');
+const RENAME = Buffer.from('RENAME');
+const PEXPIREAT = Buffer.from('PEXPIREAT');
 
 /**
  * Copies the current state of given keys (ARCHITECTURE.md, "Exactness" point 4): read in one stamped
@@ -152,8 +160,8 @@ export class KeyRecopier {
   }
 
   /**
-   * A key too big to read whole: copied in parts at its own exact stamp (the RENAME lands before the
-   * re-copy's transaction, which carries its skip entry). A key written during every attempt is read
+   * A key too big to read whole: built in parts at its own exact stamp, renamed over the key in the
+   * re-copy's transaction with its skip entry. A key written during every attempt is read
    * whole after all, over the budget, and said so: exactness first.
    */
   private async copyBig(out: Recopy, sourceDb: number, key: Buffer): Promise<void> {
@@ -164,7 +172,15 @@ export class KeyRecopier {
       return;
     }
     try {
-      const stamp = await this.o.copyInParts(sourceDb, targetDb, key);
+      const { stamp, pending } = await this.o.copyInParts(sourceDb, targetDb, key);
+      // In the batch, after any command on the key queued before this re-copy: those are in its value.
+      if (!pending) out.commands.push({ db: targetDb, argv: [DEL, key] });
+      else {
+        out.commands.push({ db: targetDb, argv: [RENAME, pending.tmp, key] });
+        if (pending.pexpireAt >= 0) {
+          out.commands.push({ db: targetDb, argv: [PEXPIREAT, key, Buffer.from(String(pending.pexpireAt))] });
+        }
+      }
       this.skip(out, sourceDb, key, stamp, Buffer.from(String(stamp.offset)));
     } catch (e) {
       if (!isDtsError(e) || e.code !== 'BIG_KEY_BUSY') throw e;

@@ -219,7 +219,7 @@ async function replicateShard(
       sourceVersion: copy.info.versionNum,
       bigKeys: {
         maxPayloadBytes: copy.maxPayloadBytes,
-        copyInParts: (sourceDb, targetDb, key) => recopiers.copierFor(sourceDb, targetDb).copy(key, 'exact'),
+        copyInParts: (sourceDb, targetDb, key) => recopiers.copierFor(sourceDb, targetDb).prepare(key),
         budget: copy.budget,
         log,
       },

@@ -11,6 +11,7 @@ export const BIG_VALUES = {
   set: 'big:set',
   hash: 'big:hash',
   stream: 'big:stream',
+  list: 'big:list',
 } as const;
 
 export interface BigValueSizes {
@@ -18,6 +19,7 @@ export interface BigValueSizes {
   setMembers?: number;
   hashFields?: number;
   streamEntries?: number;
+  listElements?: number;
 }
 
 const MiB = 1024 * 1024;
@@ -35,6 +37,7 @@ const VARIADIC = (command: string, item: string) =>
 const SCRIPTS = {
   set: VARIADIC('SADD', "t[#t + 1] = 'member:' .. i"),
   hash: VARIADIC('HSET', "t[#t + 1] = 'field:' .. i t[#t + 1] = i * 7"),
+  list: VARIADIC('RPUSH', "t[#t + 1] = 'element:' .. i"),
   stream:
     "for i = tonumber(ARGV[1]), tonumber(ARGV[2]) do redis.call('XADD', KEYS[1], '*', 'n', i, 'pad', 'abcdefgh') end",
 } as const;
@@ -47,6 +50,7 @@ export async function seedBigValues(url: string, sizes: BigValueSizes): Promise<
     if (sizes.setMembers) await generate(c, SCRIPTS.set, BIG_VALUES.set, sizes.setMembers);
     if (sizes.hashFields) await generate(c, SCRIPTS.hash, BIG_VALUES.hash, sizes.hashFields);
     if (sizes.streamEntries) await generate(c, SCRIPTS.stream, BIG_VALUES.stream, sizes.streamEntries);
+    if (sizes.listElements) await generate(c, SCRIPTS.list, BIG_VALUES.list, sizes.listElements);
   } finally {
     c.disconnect();
   }

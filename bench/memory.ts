@@ -8,7 +8,7 @@
  *   - `redis-dts verify --memory-budget <budget>` of that copy: its peak RSS;
  *   - a native replica (REPLICAOF) of the same source, timed to master_link_status:up with the data
  *     loaded: the copy's time as a ratio to it;
- *   - with --whole, the same sync with a budget of 8 GB (the value read whole, as before the budget):
+ *   - with --whole, the same sync with a budget of 64 GB (the value read whole, as before the budget):
  *     what the budget saves.
  * Flat peaks mean the memory is bounded by the budget, not by the value. Every copy is compared with
  * DEBUG DIGEST at the end.
@@ -79,7 +79,7 @@ try {
         ...endpoints(source, wholeTarget),
         ...syncFlags(),
         '--memory-budget',
-        '8gb',
+        '64gb',
       ]);
       await assertSameData(source.url, wholeTarget.url);
       row.push(`${whole.peakRssMb.toFixed(0)} MB`);

@@ -18,9 +18,12 @@ export const MIN_MEMORY_BUDGET = 16 * MB;
  * - a value whose size (MEMORY USAGE, before DUMP) exceeds `inPartsAbove` (a sixteenth) is copied and
  *   compared in parts: its DUMP would be held about three times (the reply, the RESTORE command, the
  *   socket), and several chunks are in flight;
- * - DUMP payloads in flight, over every unit of the process, stay under `inFlightBytes` (a half):
- *   `reserve` waits for earlier chunks to be acknowledged;
- * - keys copied in parts go one at a time per process (`oneBigAtATime`), each holding a few pages.
+ * - DUMP payloads in flight, over every unit of the process, stay under `inFlightBytes` (a quarter):
+ *   `reserve` waits for earlier chunks to be acknowledged; the RESTORE commands encoded from them are
+ *   bounded by the same amount in the writers;
+ * - keys copied in parts go one at a time per process (`oneBigAtATime`), each holding a few pages of
+ *   `partBytes` (a thirty-second, at most 8 MB): the read page, ioredis' parser pool (up to three times
+ *   the largest reply) and two write batches.
  */
 export class MemoryBudget {
   readonly bytes: number;
@@ -35,8 +38,8 @@ export class MemoryBudget {
   constructor(bytes: number) {
     this.bytes = Math.max(MIN_MEMORY_BUDGET, Math.floor(bytes));
     this.inPartsAbove = Math.floor(this.bytes / 16);
-    this.inFlightBytes = Math.floor(this.bytes / 2);
-    this.partBytes = Math.min(8 * MB, Math.floor(this.bytes / 16));
+    this.inFlightBytes = Math.floor(this.bytes / 4);
+    this.partBytes = Math.min(8 * MB, Math.floor(this.bytes / 32));
   }
 
   /**

@@ -10,17 +10,17 @@ import {
 const MB = 1024 * 1024;
 
 describe('MemoryBudget', () => {
-  it('shares a budget out: a sixteenth for one value read whole, half for DUMPs in flight, parts of at most 8 MB', () => {
+  it('shares a budget out: a sixteenth for one value read whole, a quarter for DUMPs in flight, parts of a thirty-second up to 8 MB', () => {
     const b = new MemoryBudget(128 * MB);
     expect(b.inPartsAbove).toBe(8 * MB);
-    expect(b.inFlightBytes).toBe(64 * MB);
-    expect(b.partBytes).toBe(8 * MB);
-    expect(new MemoryBudget(32 * MB).partBytes).toBe(2 * MB);
+    expect(b.inFlightBytes).toBe(32 * MB);
+    expect(b.partBytes).toBe(4 * MB);
+    expect(new MemoryBudget(1024 * MB).partBytes).toBe(8 * MB);
     expect(new MemoryBudget(1).bytes).toBe(MIN_MEMORY_BUDGET);
   });
 
   it('reserve waits until earlier reservations are released, and lets one oversized reservation through alone', async () => {
-    const b = new MemoryBudget(64 * MB);
+    const b = new MemoryBudget(128 * MB);
     const first = await b.reserve(20 * MB);
     let second = false;
     const pending = b.reserve(20 * MB).then((release) => {

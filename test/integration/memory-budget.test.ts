@@ -130,7 +130,15 @@ describe('a 300 MB string, a 2M-member set, a 1M-field hash and a 1M-entry strea
     it('copies, verifies and re-copies a 300 MB string, a 2M-member set, a 1M-field hash and a 1M-entry stream under writes, exactly, within the budget plus the baseline', async () => {
       const target = await startRedis();
       // db 0 holds the big values too: its small keys are re-copied in the same catch-up batches as them.
-      const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2, ratePerWriter: 200 });
+      // Hours of TTL: the catch-up's copies in parts take minutes on a loaded machine, and the sync's lag
+      // then exceeds the writers' shortest TTL (100 s), where the destination's clock makes keys differ.
+      const writers = startWriters({
+        url: source.url,
+        dbs: [0, 1],
+        writers: 2,
+        ratePerWriter: 200,
+        longTtlSeconds: [3600, 7200],
+      });
       const cli = watchCli(
         startCli(
           syncArgs(source.url, target.url, stateDir(), [

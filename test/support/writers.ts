@@ -19,6 +19,12 @@ export interface WritersOptions {
    * of 16 hash tags so that its multi-key commands (RENAME, RPOPLPUSH, MULTI, EVAL) stay in one slot.
    */
   cluster?: boolean;
+  /**
+   * Seconds of the expiries EXPIRE, SETEX and SET PX give (default 100..1000). A test longer than the
+   * shortest must raise it: a key expiring on the source while the sync lags behind it expires on the
+   * destination by its own clock, the limit the README names.
+   */
+  longTtlSeconds?: readonly [number, number];
 }
 
 export interface WriterStats {
@@ -96,7 +102,7 @@ export function startWriters(o: WritersOptions): Writers {
       clients.push(client);
       return client;
     });
-    const gen = opGenerator(random, keys, prefix, o.cluster === true);
+    const gen = opGenerator(random, keys, prefix, o.cluster === true, o.longTtlSeconds);
     let next = Date.now();
     while (!stopping) {
       const client = pick(random, perDb);
@@ -142,7 +148,13 @@ export function startWriters(o: WritersOptions): Writers {
 }
 
 /** Returns a function producing the next random op. Each key type has its own names to keep WRONGTYPE rare. */
-function opGenerator(random: Random, keys: number, prefix: string, cluster: boolean): () => Op {
+function opGenerator(
+  random: Random,
+  keys: number,
+  prefix: string,
+  cluster: boolean,
+  longTtl: readonly [number, number] = LONG_TTL_S,
+): () => Op {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   // On a cluster every key of one op shares the op's hash tag.
   let tag = '';
@@ -163,14 +175,14 @@ function opGenerator(random: Random, keys: number, prefix: string, cluster: bool
     [6, () => ['ZINCRBY', key('zset'), int(-50, 50), member()]],
     [6, () => ['SADD', key('set'), member()]],
     [4, () => ['SREM', key('set'), member()]],
-    [4, () => ['EXPIRE', anyKey(), int(...LONG_TTL_S)]],
+    [4, () => ['EXPIRE', anyKey(), int(...longTtl)]],
     [2, () => ['PERSIST', anyKey()]],
     [2, () => ['DEL', anyKey()]],
     [3, () => ['RENAME', key('str'), key('str')]],
     [6, () => ['XADD', key('stream'), '*', 'f', value(), 'n', int(0, 1000)]],
     [2, () => ['XTRIM', key('stream'), 'MAXLEN', ...(random() < 0.5 ? ['~'] : []), 50]],
-    [2, () => ['SETEX', key('str'), int(...LONG_TTL_S), value()]],
-    [2, () => ['SET', key('str'), value(), 'PX', int(...LONG_TTL_S) * 1000]],
+    [2, () => ['SETEX', key('str'), int(...longTtl), value()]],
+    [2, () => ['SET', key('str'), value(), 'PX', int(...longTtl) * 1000]],
   ];
   const pickSingle = weighted(random, single);
 

@@ -15,12 +15,16 @@
  *   cannot vouch that the destination has the module, or replays it the same; no keys → error;
  * - every other catalogued command: all written keys excluded → skip; all keys included → apply as is
  *   (Redis 7 propagates deterministic effects); a mix, or keys the specs cannot list → re-copy of the
- *   included written keys (the caller copies their state from the source with a stamp).
+ *   included written keys (the caller copies their state from the source with a stamp);
+ * - what is applied goes in the form an ordinary client may send (replica-relaxations.ts: a master's
+ *   XADD … = n LIMIT m loses the LIMIT); without such a form its written keys are re-copied, and a
+ *   command with no keys is an error.
  */
 import { asciiLower, commandLabel, lookupCommand } from './catalogue.ts';
 import type { Catalogue, CommandSpec } from './catalogue-types.ts';
 import { type ExtractedKeys, extractKeys, locateArg } from './key-extraction.ts';
 import { isInternalKey, type KeyPredicate, targetDbFor } from './key-filter.ts';
+import { type ClientFormLimits, clientForm } from './replica-relaxations.ts';
 
 export interface StreamCommand {
   /** The source db the command runs in (after the stream's SELECTs). */
@@ -36,10 +40,20 @@ export interface FilterContext {
   dbMap?: Readonly<Record<number, number>>;
   /** Which keys travel (makeKeyFilter); redis-dts' internal keys never do, whatever it says. */
   keep: KeyPredicate;
+  /** What the destination accepts from a client (replica-relaxations.ts); absent: no limit known. */
+  limits?: ClientFormLimits;
 }
 
 export type SkipReason = 'db' | 'prefix' | 'internal' | 'publish' | 'ping' | 'replconf' | 'readonly';
-export type RecopyReason = 'prefix' | 'incomplete' | 'db' | 'script' | 'server-command' | 'not-replayable';
+export type RecopyReason =
+  | 'prefix'
+  | 'incomplete'
+  | 'db'
+  | 'script'
+  | 'server-command'
+  | 'not-replayable'
+  /** The master's form of the command is refused from a client and has no client form (replica-relaxations.ts). */
+  | 'replica-only';
 export type KeyspaceWhat = 'flushdb' | 'flushall' | 'swapdb';
 
 export type FilterDecision =
@@ -80,7 +94,7 @@ export function filterCommand(entry: StreamCommand, ctx: FilterContext): FilterD
   if (command.transaction) return { action: 'transaction', what: command.transaction };
   if (command.noReplay) return skip('publish');
   if (command.keyspace) return keyspaceDecision(command.keyspace, entry, ctx);
-  if (command.serverWide) return apply(ctx, db, argv, [], true);
+  if (command.serverWide) return applyAsClient(command, ctx, db, argv, undefined, true);
 
   const ex = extractKeys(ctx.catalogue, argv);
   if (ex.kind === 'unknown') return error(`${label(argv, ctx)}: ${ex.reason}; it was not applied`);
@@ -97,11 +111,32 @@ export function filterCommand(entry: StreamCommand, ctx: FilterContext): FilterD
   if (command.origin === 'server') return serverCommandDecision(command, ex, entry, ctx);
   if (command.neverReplay) return recopyOrSkip(ex, entry.db, ctx, 'not-replayable');
 
-  if (ex.keys.length === 0) return command.write ? apply(ctx, db, argv, [], false) : skip('readonly');
+  if (ex.keys.length === 0)
+    return command.write ? applyAsClient(command, ctx, db, argv, ex) : skip('readonly');
   if (ex.writes.length === 0) return skip('readonly');
   if (!ex.complete) return recopyOrSkip(ex, db, ctx, 'incomplete');
-  if (ex.keys.every((k) => kept(ctx, k))) return apply(ctx, db, argv, ex.keys, false);
+  if (ex.keys.every((k) => kept(ctx, k))) return applyAsClient(command, ctx, db, argv, ex);
   return recopyOrSkip(ex, db, ctx, 'prefix');
+}
+
+/**
+ * Applies argv in the form an ordinary client may send (replica-relaxations.ts); where none exists, its
+ * written keys are re-copied, and a command without keys (server-wide or keyless) cannot be, so it stops.
+ */
+function applyAsClient(
+  command: CommandSpec,
+  ctx: FilterContext,
+  db: number,
+  argv: Buffer[],
+  ex: ExtractedKeys | undefined,
+  serverWide = false,
+): FilterDecision {
+  const form = clientForm(command.name, argv, ctx.limits ?? {});
+  if (form.kind === 'send') return apply(ctx, db, form.argv, ex?.keys ?? [], serverWide);
+  if (!ex || ex.writes.length === 0) {
+    return error(`${label(argv, ctx)}: ${form.why}, and it has no keys to copy from the source instead`);
+  }
+  return recopyOrSkip(ex, db, ctx, 'replica-only');
 }
 
 /** SELECT n (the caller tracks the db); any case. */

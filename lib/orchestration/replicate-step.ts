@@ -71,6 +71,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
     const filter: FilterContext = {
       catalogue,
       keep: makeKeyFilter(spec.keyFilter),
+      limits: { maxBulkLen: context.maxBulk },
       ...(spec.dbs ? { selectedDbs: new Set(spec.dbs) } : {}),
       ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     };

@@ -4,6 +4,7 @@ import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ServerInfo } from '../redis/admin-client.ts';
 import { describeTopology } from '../redis/cluster-topology.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { bulkLength } from './bulk-length.ts';
 import { CONNECT_TITLES, connectSide } from './connect-side.ts';
 import { dbsExist } from './dbs-exist.ts';
 import { dumpCompat } from './dump-compat.ts';
@@ -43,6 +44,7 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   dumpCompat,
   targetMemory,
   evictionPolicy,
+  bulkLength,
   dbsExist,
   existingKeysCheck,
   psyncPermission,

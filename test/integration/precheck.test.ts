@@ -71,6 +71,7 @@ describe('a clean pair', () => {
       'dump-compat',
       'target-memory',
       'target-eviction',
+      'target-bulk-len',
       'dbs-exist',
       'existing-keys',
       'source-psync',

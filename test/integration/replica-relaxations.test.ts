@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runPrecheck } from '../../lib/precheck/run-precheck.ts';
+import { parseTaskSpec } from '../../lib/task/spec.ts';
 import { startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
@@ -96,4 +98,23 @@ describe('commands a master propagates that a client may not send', () => {
       src.disconnect();
     }
   }, 180_000);
+
+  it('precheck warns of a destination proto-max-bulk-len below the source’s', async () => {
+    const source = await startRedis({ args: ['--proto-max-bulk-len', '4mb'] });
+    const low = await startRedis({ args: ['--proto-max-bulk-len', '2mb'] });
+    const high = await startRedis({ args: ['--proto-max-bulk-len', '4mb'] });
+    const report = async (target: string) => {
+      const spec = parseTaskSpec({ source: { url: source.url }, target: { url: target } }, { mode: 'local' });
+      const r = await runPrecheck(spec, { sampleWriteRateMs: 50 });
+      return r.items.find((i) => i.id === 'target-bulk-len');
+    };
+    expect(await report(low.url)).toMatchObject({
+      status: 'warning',
+      detail: expect.stringMatching(
+        /^the destination's proto-max-bulk-len is 2 MB on .*, below the source's \(the source's is 4 MB\)/,
+      ),
+      fix: expect.stringContaining('raise proto-max-bulk-len on the destination'),
+    });
+    expect((await report(high.url))?.status).toBe('passed');
+  }, 60_000);
 });

@@ -6,6 +6,7 @@
  * - not in the catalogue → error (never dropped: its keys are unknown, so it can be neither replayed nor re-copied);
  * - PING/REPLCONF → skip; SELECT → select; MULTI/EXEC/DISCARD → transaction; PUBLISH/SPUBLISH → skip 'publish';
  * - FLUSHDB/FLUSHALL/SWAPDB → keyspace (with the dbs it touches, and whether its argv can be replayed as is);
+ *   SWAPDB of a db with itself → skip 'no-op';
  * - FUNCTION LOAD/DELETE/FLUSH/RESTORE, SCRIPT LOAD/FLUSH → apply server-wide, whatever the db;
  * - MOVE/COPY … DB n → the db argument rewritten through dbMap when both dbs are selected, else a
  *   re-copy of the written key in the selected db (or skip when neither is);
@@ -44,7 +45,15 @@ export interface FilterContext {
   limits?: ClientFormLimits;
 }
 
-export type SkipReason = 'db' | 'prefix' | 'internal' | 'publish' | 'ping' | 'replconf' | 'readonly';
+export type SkipReason =
+  | 'db'
+  | 'prefix'
+  | 'internal'
+  | 'publish'
+  | 'ping'
+  | 'replconf'
+  | 'readonly'
+  | 'no-op';
 export type RecopyReason =
   | 'prefix'
   | 'incomplete'
@@ -57,8 +66,19 @@ export type RecopyReason =
 export type KeyspaceWhat = 'flushdb' | 'flushall' | 'swapdb';
 
 export type FilterDecision =
-  /** Run argv in destination db `db`; `serverWide`: keyless server state, to run on every destination node. */
-  | { action: 'apply'; db: number; argv: Buffer[]; keys: Buffer[]; serverWide: boolean }
+  /**
+   * Run argv in destination db `db`; `serverWide`: keyless server state, to run on every destination node.
+   * `otherDb`: MOVE/COPY … DB also write `writes` in source db `otherDb.db` (and, when `writesHere`, in
+   * this db too), so a re-copy ahead of the command in either db must be looked at there.
+   */
+  | {
+      action: 'apply';
+      db: number;
+      argv: Buffer[];
+      keys: Buffer[];
+      serverWide: boolean;
+      otherDb?: { db: number; writes: Buffer[]; writesHere: boolean };
+    }
   | { action: 'skip'; reason: SkipReason }
   /** Copy the current state of `keys` from source db `db` into destination db `targetDb`. */
   | { action: 'recopy'; db: number; targetDb: number; keys: Buffer[]; reason: RecopyReason }
@@ -174,6 +194,8 @@ function keyspaceDecision(what: KeyspaceWhat, entry: StreamCommand, ctx: FilterC
   if (typeof a !== 'number' || typeof b !== 'number') {
     return error(`${label(argv, ctx)} in the replication stream does not name two db numbers`);
   }
+  // SWAPDB n n changes nothing, but the source propagates it; replayed, it would move our marker onto itself.
+  if (a === b) return skip('no-op');
   const dbs = [a, b].filter((n) => selected(ctx, n));
   if (dbs.length === 0) return skip('db');
   if (dbs.length === 1) return { action: 'keyspace', what, dbs, replayable: false, db: target, argv };
@@ -203,7 +225,15 @@ function dbChangeDecision(
     if (from === to) return error(sameTarget(argv, ctx, db, other, from));
     const rewritten = [...argv];
     rewritten[dbArgAt] = Buffer.from(String(to));
-    return apply(ctx, db, rewritten, ex.keys, false);
+    const writesHere = command.dbChange?.writesIn === 'both';
+    return {
+      action: 'apply',
+      db: from,
+      argv: rewritten,
+      keys: ex.keys,
+      serverWide: false,
+      otherDb: { db: other, writes: uniqueKeys(ex.writes), writesHere },
+    };
   }
   const reason: RecopyReason = here && there ? 'prefix' : 'db';
   // COPY changes only the other db; MOVE changes both, but one of them is unselected here.

@@ -15,6 +15,7 @@ import { RawConnection } from '../redis/raw-connection.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
+import { copyFunctions, isFunctionCommand } from './function-copier.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
@@ -22,6 +23,7 @@ import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from 
 import { SkipStamps } from './skip-stamps.ts';
 import { splitBySlot } from './slot-split.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
+import { keyspaceOnClusterShard, unsupported } from './sync-errors.ts';
 
 export interface IncrementalSyncOptions {
   source: RedisEndpoint;
@@ -140,6 +142,8 @@ export class IncrementalSync {
   private readonly pending: Pending[] = [];
   private fatal: Error | undefined;
   private appliedOffset: number;
+  /** The stream's FUNCTION commands up to here are in the libraries copied at the catch-up's end. */
+  private functionsStamp = -1;
 
   private commandsApplied = 0;
   private commandsSkipped = 0;
@@ -279,8 +283,17 @@ export class IncrementalSync {
       }
     }
     await this.drain();
-    this.batch = serverWide;
-    this.batchCommands = serverWide.length;
+    this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
+    const fn = await copyFunctions(this.sourceConn, {
+      sourceVersion: o.sourceVersion,
+      markerDb: this.applier.markerDb,
+      log: o.log,
+      cluster: this.cluster,
+      replid: this.replid,
+    });
+    if (fn) this.functionsStamp = fn.stampOffset;
+    this.batch = fn ? [...fn.commands, ...serverWide.filter((c) => !isFunctionCommand(c.argv))] : serverWide;
+    this.batchCommands = this.batch.length;
     this.flush(true);
     await this.drain();
   }
@@ -447,9 +460,11 @@ export class IncrementalSync {
         return undefined;
       case 'apply': {
         // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
+        if (d.serverWide && item.end <= this.functionsStamp && isFunctionCommand(d.argv)) return undefined;
         if (d.serverWide || d.keys.length === 0 || item.end > this.stamps.maxStamp) {
           return this.pushApplied(d, item, db);
         }
+        if (d.otherDb) return this.applyAcrossDbs(d, item, db);
         const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
         if (behind.length === d.keys.length) return this.pushApplied(d, item, db);
         this.lastDataAt = Date.now();
@@ -471,6 +486,19 @@ export class IncrementalSync {
       case 'error':
         throw unsupported(d.message);
     }
+  }
+
+  /**
+   * MOVE/COPY … DB with a re-copy ahead of it in either db: replaying it would act on a state that already
+   * holds its effect, so the keys it writes are copied again in both dbs (found by the property test).
+   */
+  private applyAcrossDbs(d: Extract<FilterDecision, { action: 'apply' }>, item: StreamItem, db: number) {
+    const other = d.otherDb!;
+    const covered = (x: number, keys: Buffer[]) => keys.some((k) => this.stamps.covers(x, k, item.end));
+    if (!covered(db, d.keys) && !covered(other.db, other.writes)) return this.pushApplied(d, item, db);
+    this.lastDataAt = Date.now();
+    const here = other.writesHere ? this.recopyInto(db, other.writes) : Promise.resolve();
+    return here.then(() => this.recopyInto(other.db, other.writes));
   }
 
   /**
@@ -502,6 +530,8 @@ export class IncrementalSync {
       }
       const keys = d.action === 'apply' ? d.keys : d.action === 'recopy' ? d.keys : [];
       const from = d.action === 'recopy' ? d.db : db;
+      // MOVE/COPY … DB write in the db they name as well.
+      if (d.action === 'apply' && d.otherDb) await this.recopyInto(d.otherDb.db, d.otherDb.writes);
       const behind = keys.filter((k) => !this.stamps.covers(from, k, item.end));
       if (behind.length === 0) continue;
       this.lastDataAt = Date.now();
@@ -790,26 +820,4 @@ export class IncrementalSync {
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }
-}
-
-/**
- * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
- * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
- * slots there is not built.
- */
-function keyspaceOnClusterShard(shardId: string, what: string): DtsError {
-  return new DtsError(
-    'KEYSPACE_ON_CLUSTER_SOURCE',
-    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task; emptying only that ` +
-      "shard's slots on the destination is not built, so the change cannot be replayed (nothing of it was applied)",
-    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
-  );
-}
-
-function unsupported(message: string): DtsError {
-  return new DtsError(
-    'UNSUPPORTED_COMMAND',
-    message,
-    'exclude the keys or db it writes from the task (keyFilter, dbs), or run that workload after the migration',
-  );
 }

@@ -87,6 +87,9 @@ const WEIGHTS: Readonly<Record<string, number>> = {
   evalsha: 1,
   fcall: 2,
   publish: 0.2,
+  'xgroup|create': 3,
+  xreadgroup: 3,
+  xadd: 3,
 };
 
 const GROUP_POOLS: Readonly<Record<string, string>> = {
@@ -352,6 +355,8 @@ export class CommandGenerator {
       return String(this.pick(PROPERTY_DBS));
     }
     if (name === 'offset') return this.pick(['0', '1', '7', '100', '1000', '-1']);
+    if (name === 'operation') return this.pick(['AND', 'OR', 'XOR', 'NOT']);
+    if (name === 'subcommand') return this.pick(['GETREG', 'TODENSE', 'ENCODING', 'DECODE']);
     if (name === 'encoding') return this.pick(['u8', 'i8', 'u1', 'i16', 'i64', 'u63', 'i5']);
     if (name === 'count' || name === 'numkeys' || name === 'entries-added' || name === 'entries-read') {
       return this.pick(['0', '1', '2', '3', '5', '-1']);
@@ -368,10 +373,13 @@ export class CommandGenerator {
       name === 'start' ||
       name === 'end'
     ) {
+      // Small ids, ids ahead of '*' (the clock), the `<ms>-*` form, and the special ones.
       return this.pick([
         '0-1',
         '1-0',
         `${1 + Math.floor(this.rnd() * 3000)}-${Math.floor(this.rnd() * 3)}`,
+        `${now + Math.floor(this.rnd() * 5000)}-${Math.floor(this.rnd() * 3)}`,
+        name === 'id' ? `${now + Math.floor(this.rnd() * 5000)}-*` : `${now + 10_000}-0`,
         '$',
         '>',
         '0',

@@ -552,6 +552,8 @@ describe('filterCommand', () => {
       reason: 'db',
     });
     expect(decide(['SWAPDB', '0', '1'], { dbMap: { 0: 2, 1: 2 } }).action).toBe('error');
+    // The source propagates SWAPDB n n (found by the replication property test): it changes nothing.
+    expect(decide(['SWAPDB', '1', '1'])).toEqual({ action: 'skip', reason: 'no-op' });
   });
 
   it('rewrites MOVE through dbMap, or re-copies the key in the one selected db', () => {

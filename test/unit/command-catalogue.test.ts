@@ -563,6 +563,8 @@ describe('filterCommand', () => {
       argv: ['MOVE', 'k', '5'],
       keys: ['k'],
       serverWide: false,
+      // MOVE writes the key in the db it names too (a re-copy ahead there is looked for).
+      otherDb: { db: 1, writes: [Buffer.from('k')], writesHere: true },
     });
     expect(decideText(['MOVE', 'k', '1'], { selectedDbs: new Set([0]) })).toMatchObject({
       action: 'recopy',
@@ -588,6 +590,7 @@ describe('filterCommand', () => {
       action: 'apply',
       db: 0,
       argv: ['COPY', 's', 'd', 'db', '3', 'REPLACE'],
+      otherDb: { db: 1, writes: [Buffer.from('d')], writesHere: false },
     });
     expect(decideText(['COPY', 's', 'd', 'DB', '1'], { selectedDbs: new Set([1]) })).toMatchObject({
       action: 'recopy',

@@ -132,6 +132,33 @@ export const REPLICA_RELAXATIONS: readonly ReplicaRelaxation[] = [
     test: 'none: depends on the two clocks; see the README known limits',
   },
   {
+    commands: ['xgroup|setid', 'xgroup|create'],
+    propagated:
+      'ENTRIESREAD below -1: a group whose entries_read was set near 2^63-1 overflows as XREADGROUP delivers, and the ' +
+      'source propagates the wrapped value (found by the replication property test)',
+    reference:
+      't_stream.c:xgroupCommand refuses it for every client, the master included ("value for ENTRIESREAD must be ' +
+      'positive or -1", 7.0.15 … 7.4.1, Valkey 8): a native replica fails on it too',
+    handling: 'recopy',
+    what:
+      'the stream key re-copied at a stamp (RESTORE carries the group as the source holds it). Without NOACK the ' +
+      'delivery goes out as XCLAIMs, which carry no entries-read: every replica keeps the old counter (upstream)',
+    test: 'test/integration/replica-relaxations.test.ts › an overflowed ENTRIESREAD',
+  },
+  {
+    commands: ['xreadgroup'],
+    propagated:
+      'nothing: a history read (id other than >) without NOACK that delivers no entry creates its consumer on the ' +
+      'source only (found by the replication property test)',
+    reference:
+      't_stream.c:xreadCommand, streamPropagateConsumerCreation only `if (noack)` (7.0.15, 7.2.6, 7.4.1)',
+    handling: 'none',
+    what:
+      'a native replica lacks the consumer as well; redis-dts cannot see what is not propagated, and its Verify ' +
+      'reports the consumer as "on the source only"',
+    test: 'none: an upstream propagation gap; the property test generates that form only with NOACK',
+  },
+  {
     commands: ['restore'],
     propagated: 'a payload whose deep sanitization is skipped for the master',
     reference: 'rdb.c:rdbLoadObject deep_integrity_validation, CLIENT_MASTER (6.2+)',
@@ -161,6 +188,12 @@ export function clientForm(name: string, argv: Buffer[], limits: ClientFormLimit
       return { kind: 'recopy', why: `argument ${long} is longer than the destination's proto-max-bulk-len` };
     const grows = growsPastLimit(name, argv, max);
     if (grows) return { kind: 'recopy', why: grows };
+  }
+  if ((name === 'xgroup|setid' || name === 'xgroup|create') && overflowedEntriesRead(argv)) {
+    return {
+      kind: 'recopy',
+      why: "its ENTRIESREAD is below -1 (the source's counter overflowed), which no server accepts",
+    };
   }
   if (name === 'xadd' || name === 'xtrim')
     return { kind: 'send', argv: withoutExactTrimLimit(argv, name === 'xadd') };
@@ -198,6 +231,16 @@ function withoutExactTrimLimit(argv: Buffer[], xadd: boolean): Buffer[] {
   }
   if (limitAt === undefined || approx) return argv;
   return [...argv.slice(0, limitAt), ...argv.slice(limitAt + 2)];
+}
+
+/** XGROUP CREATE/SETID … ENTRIESREAD n with n < -1: what the source propagates once a group's counter passed 2^63-1. */
+function overflowedEntriesRead(argv: Buffer[]): boolean {
+  for (let i = 4; i + 1 < argv.length; i++) {
+    if (asciiLower(argv[i]!) !== 'entriesread') continue;
+    const text = argv[i + 1]!.toString('latin1');
+    return /^-\d+$/.test(text) && text !== '-1';
+  }
+  return false;
 }
 
 /** Why the command would make a string reach `max` bytes, by the offsets in its arguments; undefined if not. */

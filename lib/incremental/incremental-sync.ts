@@ -283,14 +283,15 @@ export class IncrementalSync {
       }
     }
     await this.drain();
-    this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
-    const fn = await copyFunctions(this.sourceConn, {
+    // Its own connection: sharing the offset poller's, opened concurrently, leaked one (and kept the process alive).
+    const conn = await RawConnection.open(this.source, { clientName: 'redis-dts-functions' });
+    const fn = await copyFunctions(conn, {
       sourceVersion: o.sourceVersion,
       markerDb: this.applier.markerDb,
       log: o.log,
       cluster: this.cluster,
       replid: this.replid,
-    });
+    }).finally(() => conn.destroy());
     if (fn) this.functionsStamp = fn.stampOffset;
     this.batch = fn ? [...fn.commands, ...serverWide.filter((c) => !isFunctionCommand(c.argv))] : serverWide;
     this.batchCommands = this.batch.length;

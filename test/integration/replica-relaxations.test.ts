@@ -99,6 +99,32 @@ describe('commands a master propagates that a client may not send', () => {
     }
   }, 180_000);
 
+  it('an overflowed ENTRIESREAD, which no server accepts, is applied by copying the stream', async () => {
+    const source = await startRedis({ args: BIG_BACKLOG });
+    const target = await startRedis();
+    await seedManyKeys(source.url, { db: 0, count: 1_000, mixed: true, prefix: 'seed:' });
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
+    const cli = watchCli(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    const src = new Redis(source.url);
+    try {
+      await cli.until('incremental sync: applying changes');
+      for (let i = 1; i <= 3; i++) await src.xadd('st', `${i}-1`, 'f', 'v');
+      await src.call('XGROUP', 'CREATE', 'st', 'g', '0', 'ENTRIESREAD', '9223372036854775807');
+      // Delivering entries moves entries-read past 2^63-1; with NOACK the source propagates the group's
+      // position as XGROUP SETID … ENTRIESREAD -9223… (without NOACK it sends XCLAIMs, which carry no counter,
+      // so a native replica keeps the old one too).
+      await src.call('XREADGROUP', 'GROUP', 'g', 'c', 'NOACK', 'STREAMS', 'st', '>');
+      await src.xadd('st', '4-1', 'f', 'after');
+      await writers.stop();
+      await sleep(700);
+      const r = await cli.done;
+      expect(r.code, cli.output()).toBe(0);
+      await assertSameData(source.url, target.url);
+    } finally {
+      src.disconnect();
+    }
+  }, 120_000);
+
   it('precheck warns of a destination proto-max-bulk-len below the source’s', async () => {
     const source = await startRedis({ args: ['--proto-max-bulk-len', '4mb'] });
     const low = await startRedis({ args: ['--proto-max-bulk-len', '2mb'] });

@@ -41,7 +41,7 @@ export const PROPERTY_DBS = [0, 1, 2] as const;
 /** Scripts with effects on their declared keys; some fail half-way on a wrong type, which keeps the first effect. */
 export const SCRIPTS: readonly { body: string; keys: number }[] = [
   { body: "redis.call('INCR', KEYS[1]); return redis.call('LPUSH', KEYS[2], ARGV[1] or 'x')", keys: 2 },
-  { body: "return redis.call('SET', KEYS[1], ARGV[1] or 'v', 'PX', 3000)", keys: 1 },
+  { body: "return redis.call('SET', KEYS[1], ARGV[1] or 'v', 'EX', 3600)", keys: 1 },
   {
     body: "local v = redis.call('HINCRBY', KEYS[1], 'f', 1); redis.call('EXPIRE', KEYS[1], 100); return v",
     keys: 1,
@@ -173,6 +173,8 @@ export function parseCommandDocs(docsReply: unknown, commandReply: unknown): Com
     });
   };
   for (const [name, doc] of Object.entries(pairs(docsReply))) visit(name.toLowerCase(), doc);
+  // COMMAND DOCS comes in the server's dict order, which a random hash seed changes at every start.
+  out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return out.filter(
     (c) =>
       (c.flags.includes('write') || ['eval', 'evalsha', 'fcall', 'publish'].includes(c.name)) &&
@@ -234,6 +236,8 @@ export class CommandGenerator {
   }
 
   private one(db: number): GeneratedCall {
+    if (this.rnd() < 0.03) return this.volatile(db);
+    if (this.rnd() < 0.01) return this.lexWrite(db);
     const x = this.rnd() * this.total;
     let lo = 0;
     let hi = this.cumulative.length - 1;
@@ -244,7 +248,50 @@ export class CommandGenerator {
     }
     this.command = this.commands[lo]!;
     const argv = this.special() ?? [...this.commandWords(), ...this.args(this.command.arguments)];
+    if (this.command.name === 'zremrangebylex') argv[1] = this.lexKey();
+    if (this.command.name === 'zrangestore' && argv.some((a) => String(a).toUpperCase() === 'BYLEX')) {
+      argv[2] = this.lexKey();
+    }
     return { db, argv, blocking: this.command.flags.includes('blocking'), label: this.command.name };
+  }
+
+  /**
+   * A key that expires during the run. The destination is a primary and expires keys by its own clock, so
+   * a command that extends, reads or renames a key in the lag before its expiry can differ there (README:
+   * known limits); these keys only get blind writes, which end the same whether the key expired first or not.
+   */
+  private volatile(db: number): GeneratedCall {
+    const key = `vol:${Math.floor(this.rnd() * KEYS_PER_POOL)}`;
+    const ms = this.pick([50, 300, 1500]);
+    const argv = this.pick([
+      ['SET', key, 'v', 'PX', String(ms)],
+      ['PSETEX', key, String(ms), 'v'],
+      ['SET', key, 'v', 'PXAT', String(Date.now() + ms)],
+      ['SETEX', key, '1', 'v'],
+      ['SET', key, 'v', 'EXAT', String(Math.floor(Date.now() / 1000) + 1)],
+      ['DEL', key],
+    ]);
+    return { db, argv, blocking: false, label: 'volatile key' };
+  }
+
+  /**
+   * Lex ranges over a sorted set whose scores differ are unspecified in Redis (their result follows the
+   * skiplist's random levels) and propagated verbatim, so even a native replica can differ. Lex commands
+   * read `lex:` keys, whose members all have score 0 and which only these writes touch.
+   */
+  private lexWrite(db: number): GeneratedCall {
+    const key = this.lexKey();
+    const member = this.pick(['a', 'b', 'c', 'f0', 'hello', '']);
+    const argv = this.pick([
+      ['ZADD', key, '0', member],
+      ['ZREM', key, member],
+      ['ZADD', key, '0', member, '0', 'z'],
+    ]);
+    return { db, argv, blocking: false, label: 'lex key' };
+  }
+
+  private lexKey(): string {
+    return `lex:${Math.floor(this.rnd() * 3)}`;
   }
 
   private commandWords(): string[] {
@@ -273,6 +320,26 @@ export class CommandGenerator {
     }
     if (name === 'function|delete')
       return ['FUNCTION', 'DELETE', this.pick(['proplib2', 'proplib2', 'proplib', 'nolib'])];
+    if (name === 'xreadgroup') {
+      // Balanced STREAMS keys and ids, mostly '>' (new entries), which is what moves a group.
+      const keys = Array.from({ length: 1 + Math.floor(this.rnd() * 2) }, () => this.key());
+      const opts = this.args(this.command.arguments.filter((a) => a.flags.includes('optional')));
+      // A history read (an id other than '>') that creates its consumer without delivering anything is
+      // not propagated unless NOACK (Redis 7.0-7.4 t_stream.c xreadCommand): a native replica lacks the
+      // consumer too. Generated only where it is propagated.
+      const history = opts.some((o) => String(o).toUpperCase() === 'NOACK');
+      const ids = keys.map(() => (history ? this.pick(['>', '0']) : '>'));
+      return [
+        'XREADGROUP',
+        'GROUP',
+        this.pick(['g0', 'g1']),
+        this.pick(['c0', 'c1', 'c2']),
+        ...opts,
+        'STREAMS',
+        ...keys,
+        ...ids,
+      ];
+    }
     return undefined;
   }
 
@@ -346,11 +413,11 @@ export class CommandGenerator {
     const now = Date.now();
     if (name === 'timeout') return this.pick(['0.05', '0.1', '0.3']);
     if (name === 'milliseconds' && blocking) return this.pick(['50', '200']);
-    if (name === 'unix-time-seconds')
-      return String(Math.floor(now / 1000) + this.pick([-10, 2, 5, 3600, 86400]));
-    if (name === 'unix-time-milliseconds') return String(now + this.pick([-10_000, 300, 2000, 3_600_000]));
-    if (name === 'seconds') return this.pick(['1', '2', '100', '3600', '0', '-1']);
-    if (name === 'milliseconds') return this.pick(['300', '1500', '100000', '3600000', '0']);
+    // Expiries far ahead, or already past (the source then deletes the key and sends DEL): see volatile().
+    if (name === 'unix-time-seconds') return String(Math.floor(now / 1000) + this.pick([-10, 3600, 86400]));
+    if (name === 'unix-time-milliseconds') return String(now + this.pick([-10_000, 3_600_000, 90_000_000]));
+    if (name === 'seconds') return this.pick(['100', '3600', '0', '-1']);
+    if (name === 'milliseconds') return this.pick(['100000', '3600000', '0', '-5']);
     if (name === 'db' || name === 'destination-db' || name === 'index1' || name === 'index2') {
       return String(this.pick(PROPERTY_DBS));
     }
@@ -358,7 +425,9 @@ export class CommandGenerator {
     if (name === 'operation') return this.pick(['AND', 'OR', 'XOR', 'NOT']);
     if (name === 'subcommand') return this.pick(['GETREG', 'TODENSE', 'ENCODING', 'DECODE']);
     if (name === 'encoding') return this.pick(['u8', 'i8', 'u1', 'i16', 'i64', 'u63', 'i5']);
-    if (name === 'count' || name === 'numkeys' || name === 'entries-added' || name === 'entries-read') {
+    // Small counters: a group's entries-read set near 2^63-1 overflows, and delivering without NOACK does
+    // not propagate the counter (an upstream gap; the overflow case has its own test in replica-relaxations).
+    if (name === 'count' || name === 'numkeys' || name === 'entries_added' || name === 'entries_read') {
       return this.pick(['0', '1', '2', '3', '5', '-1']);
     }
     if (name === 'start' || name === 'stop' || name === 'end' || name === 'index' || name === 'rank') {
@@ -369,7 +438,7 @@ export class CommandGenerator {
     if (
       name === 'id' ||
       name === 'last-id' ||
-      name === 'max-deleted-id' ||
+      name === 'max_deleted_entry_id' ||
       name === 'start' ||
       name === 'end'
     ) {

@@ -50,6 +50,8 @@ export function heartbeatKey(prefix: string, taskId: string, shardTag?: string):
  * streak is reported through onError.
  */
 export class HeartbeatWriter {
+  /** Dbs a SWAPDB moved the key into: stop() clears them as well. */
+  private readonly swappedWith = new Set<number>();
   private readonly onError: ((err: DtsError) => void) | undefined;
   private readonly maxFailures: number;
   private readonly connectTimeoutMs: number | undefined;
@@ -125,7 +127,12 @@ export class HeartbeatWriter {
     if (!this.heartbeatKeyBuf || !this.source) return;
     try {
       const conn = await this.connection();
-      await conn.call(['DEL', this.heartbeatKeyBuf]);
+      // A SWAPDB racing a beat can leave a copy in a db it swapped with: those are cleared too.
+      const strays = [...this.swappedWith].flatMap((db) => [
+        ['SELECT', db],
+        ['DEL', this.heartbeatKeyBuf!],
+      ]);
+      await conn.pipeline([['DEL', this.heartbeatKeyBuf], ...strays, ['SELECT', this.opts!.db]]);
     } catch (e) {
       this.lastFailure = this.classify(e);
     }
@@ -140,6 +147,7 @@ export class HeartbeatWriter {
    */
   async removeFrom(db: number): Promise<void> {
     if (!this.heartbeatKeyBuf || !this.source || this.stopped || db === this.opts!.db) return;
+    this.swappedWith.add(db);
     try {
       const conn = await this.connection();
       // One write: no beat can run between the SELECTs.

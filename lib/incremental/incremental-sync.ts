@@ -17,13 +17,13 @@ import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
 import { copyFunctions, isFunctionCommand } from './function-copier.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
+import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
 import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { splitBySlot } from './slot-split.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
-import { keyspaceOnClusterShard, unsupported } from './sync-errors.ts';
 
 export interface IncrementalSyncOptions {
   source: RedisEndpoint;

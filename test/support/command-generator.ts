@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { mulberry32 } from './writers.ts';
 
 /**
  * Generates calls of every write command a server reports, from its own COMMAND DOCS argument specs
@@ -138,18 +139,6 @@ const INTEGERS = [
 ];
 const DOUBLES = ['0', '1.5', '-2.5', 'inf', '-inf', '3e5', '0.1', '10'];
 
-/** mulberry32: small, fast, and the same sequence for a seed on every platform. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** COMMAND DOCS (and COMMAND's flags) → the write commands to generate, subcommands flattened. */
 export function parseCommandDocs(docsReply: unknown, commandReply: unknown): CommandDoc[] {
   const flags = new Map<string, string[]>();
@@ -213,7 +202,7 @@ export class CommandGenerator {
   private command: CommandDoc = { name: '', group: '', arguments: [], flags: [] };
 
   constructor(commands: CommandDoc[], seed: number) {
-    this.rnd = seededRandom(seed);
+    this.rnd = mulberry32(seed);
     this.commands = commands;
     for (const c of commands) {
       this.total += WEIGHTS[c.name] ?? 1;

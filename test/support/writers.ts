@@ -263,7 +263,8 @@ function binaryValue(random: Random): Buffer {
   return Buffer.from([0x00, 0xff, ...extra, 0xfe, 0x00]);
 }
 
-function mulberry32(seed: number): Random {
+/** A seeded PRNG: the same sequence for a seed on every platform (the property generator uses it too). */
+export function mulberry32(seed: number): Random {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

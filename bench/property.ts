@@ -1,5 +1,5 @@
 /**
- * npm run property [-- --commands 300000 --seed N --binary path/to/redis-server]
+ * npm run property [-- --commands 300000 --seed N --binary path/to/redis-server (source and destination)]
  *
  * The long run of the replication-stream property (test/integration/replication-property.test.ts is
  * the fast one): calls of every write command the source reports, generated from its COMMAND DOCS, run

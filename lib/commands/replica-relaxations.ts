@@ -47,8 +47,9 @@ export const REPLICA_RELAXATIONS: readonly ReplicaRelaxation[] = [
       'networking.c:processMultibulkBuffer, `!(c->flags & CLIENT_MASTER) && ll > server.proto_max_bulk_len` (6.0 … 7.4, Valkey 8)',
     handling: 'recopy',
     what:
-      'the written keys re-copied at a stamp (a payload above the limit takes the big-key path, in parts); ' +
-      'a keyless command stops with the cause',
+      'the written keys re-copied at a stamp (a payload above the limit takes the big-key path, in parts; a ' +
+      'string value above it cannot be written by any command, which stops the task naming the key); a keyless ' +
+      'command stops with the cause',
     test: 'test/integration/replica-relaxations.test.ts › values beyond the destination’s proto-max-bulk-len',
   },
   // Version fact: SETBIT/BITFIELD offsets are exempt for the master from 7.0 only (6.2 applies the source's
@@ -70,8 +71,8 @@ export const REPLICA_RELAXATIONS: readonly ReplicaRelaxation[] = [
     reference: 't_string.c:checkStringLength, bitops.c:getBitOffsetFromArgument (as above)',
     handling: 'precheck',
     what:
-      'precheck item "proto-max-bulk-len": a destination limit below the source’s is a warning naming this; if it ' +
-      'happens the batch stops with the server’s error (proto-max-bulk-len) and that fix',
+      'precheck item target-bulk-len: a destination limit below the source’s is a warning naming this; if it ' +
+      'happens the batch stops (APPLY_PARTIAL) with the server’s error and the fix to raise the limit',
     test: 'test/integration/replica-relaxations.test.ts › precheck warns of a destination proto-max-bulk-len below the source’s',
   },
   {

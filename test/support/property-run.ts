@@ -22,7 +22,7 @@ export interface PropertyRunOptions {
   /** Generated calls in all (a MULTI block counts as one). */
   commands: number;
   seed: number;
-  /** The source's server binary (default the system redis-server, which must have COMMAND DOCS: 7.0+). */
+  /** Both servers' binary (default the system redis-server; it must have COMMAND DOCS: 7.0+). */
   binary?: string;
   /** Keys seeded per db before the sync, so the full sync lasts a while (default 3000). */
   seedKeys?: number;
@@ -62,7 +62,7 @@ export async function runReplicationProperty(o: PropertyRunOptions): Promise<Pro
     args: ['--repl-backlog-size', '256mb', '--stream-node-max-entries', '8'],
     ...(o.binary ? { binary: o.binary } : {}),
   });
-  const target = await startRedis();
+  const target = await startRedis(o.binary ? { binary: o.binary } : {});
   const state = mkdtempSync(join(tmpdir(), 'redis-dts-property-'));
   const admin = new Redis(source.url);
   const conn = await RawConnection.open(parseRedisUrl(source.url, 'source'));

@@ -34,7 +34,10 @@ try {
     `sent ${r.sent}, accepted by the source ${r.accepted} (${names.length} commands), ${r.seconds.toFixed(1)} s`,
   );
   console.log(`never accepted: ${r.neverAccepted.join(' ') || '(none)'}`);
-  console.log(`sync exit code ${r.exitCode}; ${r.equal ? 'EQUAL' : 'DIFFERENT'}`);
+  console.log(
+    `sync exit code ${r.exitCode}; ${r.equal ? 'EQUAL' : 'DIFFERENT'}${r.upstreamGap ? ' (to the native replica)' : ''}`,
+  );
+  if (r.upstreamGap) console.log(r.report.slice(0, 2000));
   if (!r.equal) {
     console.log(r.report.slice(-4000));
     console.log(`reproduce: npm run property -- --commands ${values.commands} --seed ${seed}`);

@@ -241,6 +241,19 @@ export class CommandGenerator {
     if (this.command.name === 'zrangestore' && argv.some((a) => String(a).toUpperCase() === 'BYLEX')) {
       argv[2] = this.lexKey();
     }
+    if (this.command.name === 'xreadgroup' && !argv.some((a) => String(a).toUpperCase() === 'NOACK')) {
+      const [, , group, consumer] = argv;
+      const streams = argv.findIndex((a) => String(a) === 'STREAMS');
+      const keys = argv.slice(streams + 1, streams + 1 + (argv.length - streams - 1) / 2);
+      const create = keys.map((k) => ({
+        db,
+        argv: ['XGROUP', 'CREATECONSUMER', k, group!, consumer!],
+        blocking: false,
+        label: 'xgroup|createconsumer',
+      }));
+      const read = { db, argv, blocking: false, label: 'xreadgroup' };
+      return { db, argv: ['MULTI'], blocking: false, transaction: [...create, read], label: 'MULTI' };
+    }
     return { db, argv, blocking: this.command.flags.includes('blocking'), label: this.command.name };
   }
 
@@ -316,6 +329,8 @@ export class CommandGenerator {
       // A history read (an id other than '>') that creates its consumer without delivering anything is
       // not propagated unless NOACK (Redis 7.0-7.4 t_stream.c xreadCommand): a native replica lacks the
       // consumer too. Generated only where it is propagated.
+      // Redis 7.2+ also makes the consumer of a read that delivers nothing without propagating it: one() runs a
+      // read without NOACK after an explicit XGROUP CREATECONSUMER, in one transaction.
       const history = opts.some((o) => String(o).toUpperCase() === 'NOACK');
       const ids = keys.map(() => (history ? this.pick(['>', '0']) : '>'));
       return [

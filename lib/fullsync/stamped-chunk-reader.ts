@@ -211,6 +211,14 @@ function chunkReadError(conn: RawConnection, err: RespError): DtsError {
       'grant the user +scan +dump +pexpiretime +info +multi +exec (e.g. ACL SETUSER <user> +@read +dump +info +multi +exec)',
     );
   }
+  if (err.prefix === 'MOVED' || err.prefix === 'ASK') {
+    // A cluster master that answers MOVED no longer serves these slots: it failed over or was resharded.
+    return new DtsError(
+      'SOURCE_SLOTS_MOVED',
+      `${who}: the source no longer serves these keys' slots (${err.message}): it failed over or was resharded`,
+      'run the task again: a failover is followed (it resumes from its checkpoints); resharding the source during a task is not',
+    );
+  }
   return new DtsError(
     'SOURCE_READ_FAILED',
     `${who}: reading a chunk failed: ${err.message}`,

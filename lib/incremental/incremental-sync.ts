@@ -19,6 +19,7 @@ import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
 import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
+import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { splitBySlot } from './slot-split.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
@@ -607,8 +608,9 @@ export class IncrementalSync {
   }
 
   private async recopy(db: number, keys: Buffer[]) {
-    const r = await this.recopier.read(db, keys);
-    if (r.stamp.replid !== this.replid) {
+    const follow = this.o.resolveSource ? () => this.followSource() : undefined;
+    const r = await readFollowingMaster(() => this.recopier.read(db, keys), follow);
+    if (r.stamp.replid !== this.replid && !(await this.continuesOurHistory(r.stamp.replid))) {
       throw new DtsError(
         'SOURCE_CHANGED',
         `the source's replication id changed from ${this.replid} to ${r.stamp.replid} while keys were re-copied ` +
@@ -695,9 +697,10 @@ export class IncrementalSync {
    * Heartbeats, re-copies and offset polls go to the new master from now on; the stream itself keeps
    * flowing from the demoted one (it relays the new master's history) or moves on its next reconnect.
    */
-  private followSource(): void {
+  private followSource(): Promise<void> {
     const resolve = this.o.resolveSource;
-    if (!resolve || this.following) return;
+    if (!resolve) return Promise.resolve();
+    if (this.following) return this.following;
     this.following = (async () => {
       const ep = await resolve();
       if (ep.host === this.source.host && ep.port === this.source.port) return;
@@ -716,6 +719,19 @@ export class IncrementalSync {
       .finally(() => {
         this.following = undefined;
       });
+    return this.following;
+  }
+
+  /**
+   * A re-copy read on a promoted master carries its new replid before the stream shows it: the stamp
+   * still counts when that master continues our history (its replid2 is ours), as PSYNC2 does.
+   */
+  private async continuesOurHistory(replid: string): Promise<boolean> {
+    if (!this.o.resolveSource) return false;
+    this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
+    const reply = await this.sourceConn.call(['INFO', 'replication']);
+    const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
+    return info.master_replid === replid && info.master_replid2 === this.replid;
   }
 
   private async openFeed(from: { replid: string; offset: number }): Promise<StreamFeed> {
@@ -725,7 +741,7 @@ export class IncrementalSync {
       offset: from.offset,
       onReconnect: (attempt, cause) => {
         this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`);
-        this.followSource();
+        void this.followSource();
       },
       ...(this.o.resolveSource ? { resolveSource: this.o.resolveSource } : {}),
     });
@@ -786,7 +802,7 @@ export class IncrementalSync {
     this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
     const reply = await this.sourceConn.call(['INFO', 'replication']);
     const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
-    if (info.role === 'slave') this.followSource();
+    if (info.role === 'slave') void this.followSource();
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }

@@ -33,6 +33,8 @@ export interface ReplicateOptions {
   progress?: ProgressSink;
   /** Every second, the incremental figures (the Fargate replicator turns them into metrics). */
   onProgress?: (p: IncrementalProgress) => void;
+  /** After each sampled verification run: how many keys it found inconsistent (for the metrics). */
+  onSampledVerification?: (inconsistentKeys: number) => void;
   /** Aborted: stop cleanly, as the task's stop flag does (SIGTERM of the Fargate task). */
   signal?: AbortSignal;
 }
@@ -82,6 +84,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       target,
       store: o.store,
       log: (m) => progress.log(m, { phase: 'incremental' }),
+      ...(o.onSampledVerification ? { onResult: o.onSampledVerification } : {}),
     });
     sampled.start();
     const latest = new Map<string, IncrementalProgress>();

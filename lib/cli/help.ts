@@ -98,7 +98,8 @@ Pace and state:
   --chunk-keys N               keys per SCAN chunk and transaction (default 1000)
   --task-id ID                 the task's name in the state (default: derived from the endpoints, so
                                rerunning the same command resumes the same task)
-  --state-dir DIR              where the embedded DynamoDB keeps task state (default .redis-dts)
+  --state-dir DIR              where the embedded DynamoDB keeps task state (default .redis-dts), one store
+                               per task: several tasks run from one folder; a running task is not run twice
   --in-memory                  keep no state on disk (no resume)
   --spec FILE                  a JSON task spec (schema/task-spec.schema.json); flags override it
   --progress MODE              auto (bar on a terminal, JSON lines otherwise) | bar | json | off

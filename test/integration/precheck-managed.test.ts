@@ -29,7 +29,8 @@ let plainTarget: RedisProcess;
 
 beforeAll(async () => {
   [renamed, bothRenamed, disabled, plainTarget] = await Promise.all([
-    startManagedRedis({ psync: { renamedTo: 'psync-ec-5e5e' } }),
+    // A backlog far above what the checks' own traffic could need: the items here are not about it.
+    startManagedRedis({ psync: { renamedTo: 'psync-ec-5e5e' } }, { configLines: ['repl-backlog-size 64mb'] }),
     startManagedRedis({ psync: { renamedTo: 'psync-ec-6f6f' }, replconf: { renamedTo: 'replconf-ec-6f6f' } }),
     startManagedRedis({ psync: 'disabled' }),
     startRedis(),
@@ -135,5 +136,34 @@ describe('PSYNC permitted, on a source that renames or disables it', () => {
       detail: "ACL user 'migrator' may not run PSYNC on the source",
       fix: 'grant it: ACL SETUSER migrator +psync (or use a user with replication permission)',
     });
+  });
+});
+
+describe('a managed destination (CONFIG and DEBUG refused)', () => {
+  it('warns about what it cannot read, with the console setting to check, and fails nothing', async () => {
+    const target = await startManagedRedis({ psync: 'disabled' });
+    const report = await check({ url: renamed.url, psyncCommand: 'psync-ec-5e5e' }, target.url);
+    const notPassed = report.items.filter((i) => i.status !== 'passed');
+    expect(notPassed).toEqual([
+      {
+        id: 'target-bulk-limit',
+        title: 'Destination bulk limit (proto-max-bulk-len)',
+        status: 'warning',
+        detail: expect.stringContaining(
+          "CONFIG GET is not available on the destination (managed services such as ElastiCache and MemoryDB disable it), so its proto-max-bulk-len is unknown: redis-dts assumes Redis' default 512 MB",
+        ),
+        fix: expect.stringContaining(
+          "check proto-max-bulk-len in the destination's parameter group (console: ElastiCache or MemoryDB → Parameter groups)",
+        ),
+      },
+    ]);
+    expect(report.status).toBe('warning');
+    // What CONFIG would have told is read another way, and the report says how.
+    expect(item(report, 'dbs-exist').detail).toContain(
+      'destination CONFIG GET databases is unavailable, so each db was tried with SELECT',
+    );
+    expect(item(report, 'target-eviction').detail).toBe(
+      'maxmemory-policy is noeviction: a full destination refuses writes with an error',
+    );
   });
 });

@@ -69,6 +69,7 @@ describe('a clean pair', () => {
       'target-writable',
       'same-instance',
       'dump-compat',
+      'target-bulk-limit',
       'target-memory',
       'target-eviction',
       'dbs-exist',

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sourceAt, sourceShards } from '../../lib/orchestration/source-shards.ts';
+import { stepEndpoints } from '../../lib/orchestration/step-endpoints.ts';
 import { runPrecheck } from '../../lib/precheck/run-precheck.ts';
 import type { PrecheckItem, PrecheckReport } from '../../lib/precheck/types.ts';
 import { type EndpointSpecInput, parseTaskSpec } from '../../lib/task/spec.ts';
 import { startManagedRedis } from '../support/managed-redis.ts';
+import { startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 
 const ACL_PASSWORD = 'Man4ged-Secret';
@@ -166,4 +169,36 @@ describe('a managed destination (CONFIG and DEBUG refused)', () => {
       'maxmemory-policy is noeviction: a full destination refuses writes with an error',
     );
   });
+});
+
+describe('a cluster source with a renamed PSYNC', () => {
+  it("carries the name to every master: the precheck checks each, and each shard's endpoint has it", async () => {
+    const cluster = await startRedisCluster({
+      masters: 3,
+      args: ['--rename-command', 'PSYNC', 'psync-ec-c1'],
+    });
+    try {
+      const report = await check({ url: cluster.url, psyncCommand: 'psync-ec-c1' }, plainTarget.url);
+      expect(item(report, 'source-psync')).toMatchObject({
+        status: 'passed',
+        detail: expect.stringMatching(
+          /^on every master \(.*\), one PSYNC stream each: PSYNC and REPLCONF answer as themselves \(PSYNC as 'psync-ec-c1'\)/,
+        ),
+      });
+      const spec = parseTaskSpec({
+        source: { url: cluster.url, psyncCommand: 'psync-ec-c1' },
+        target: { url: plainTarget.url },
+      });
+      const shards = await sourceShards(stepEndpoints(spec).source);
+      expect(shards.map((s) => s.endpoint.port).sort()).toEqual(cluster.masters.map((m) => m.port).sort());
+      for (const shard of shards) {
+        expect(sourceAt(stepEndpoints(spec).source, shard.endpoint).replicationCommands).toEqual({
+          psync: 'psync-ec-c1',
+        });
+        expect(shard.endpoint.replicationCommands).toEqual({ psync: 'psync-ec-c1' });
+      }
+    } finally {
+      await cluster.stop();
+    }
+  }, 60_000);
 });

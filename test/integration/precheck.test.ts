@@ -483,7 +483,7 @@ describe('PSYNC permission', () => {
     });
   });
 
-  it('a renamed PSYNC fails, checked with COMMAND INFO', async () => {
+  it('a renamed PSYNC fails, checked without sending it', async () => {
     const report = await check({ source: renamed.url, target: dst.url });
     expect(item(report, 'source-psync')).toMatchObject({
       status: 'failed',

@@ -68,6 +68,14 @@ Endpoints:
                                REDIS_DTS_SOURCE_PASSWORD / REDIS_DTS_TARGET_PASSWORD are used when set.
   --source-tls-ca FILE         CA bundle (PEM) to trust for rediss:// (also --target-tls-ca)
   --source-tls-insecure        accept any certificate (testing only; also --target-tls-insecure)
+  --source-psync-command NAME  the name PSYNC answers to on the source where the provider renamed it.
+                               ElastiCache: AWS support can enable replication to an external replica
+                               under an account-specific name; give it here. Used by the precheck, the
+                               start-offset capture and every replication link. (A PSYNC renamed with
+                               rename-command on Redis OSS answers as SYNC: redis-dts says so and stops.)
+  --source-replconf-command NAME  the same for REPLCONF, if the provider renamed it too
+                               ACL rules keep the original names: +psync +replconf.
+                               No PSYNC at all (a managed source as it comes): --sync-type full.
 
 What to copy:
   --sync-type TYPE             full | full+incremental | incremental (default full+incremental);

@@ -11,6 +11,7 @@ import {
   numberish,
   parseFlags,
   progressSink,
+  REPLICATION_OPTIONS,
   SELECTION_OPTIONS,
   withStopSignals,
 } from './task-options.ts';
@@ -18,6 +19,7 @@ import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
   ...ENDPOINT_OPTIONS,
+  ...REPLICATION_OPTIONS,
   ...SELECTION_OPTIONS,
   name: { type: 'string' },
   'task-id': { type: 'string' },
@@ -116,6 +118,10 @@ export function specInput(v: Values): Record<string, unknown> {
     set(next, 'passwordEnv', v[`${role}-password-env`]);
     set(next, 'tlsCaFile', v[`${role}-tls-ca`]);
     set(next, 'tlsInsecure', v[`${role}-tls-insecure`]);
+    if (role === 'source') {
+      set(next, 'psyncCommand', v['source-psync-command']);
+      set(next, 'replconfCommand', v['source-replconf-command']);
+    }
     if (Object.keys(next).length > 0) input[role] = next;
   };
   endpoint('source');

@@ -4,6 +4,7 @@ import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ServerInfo } from '../redis/admin-client.ts';
 import { describeTopology } from '../redis/cluster-topology.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { bulkLimit } from './bulk-limit.ts';
 import { CONNECT_TITLES, connectSide } from './connect-side.ts';
 import { dbsExist } from './dbs-exist.ts';
 import { dumpCompat } from './dump-compat.ts';
@@ -41,6 +42,7 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   targetWritable,
   sameInstance,
   dumpCompat,
+  bulkLimit,
   targetMemory,
   evictionPolicy,
   dbsExist,

@@ -19,6 +19,15 @@ export function isCommandUnavailable(err: unknown): boolean {
   return /^ERR unknown (sub)?command|^NOPERM/i.test(msg);
 }
 
+/**
+ * The reply that sank a MULTI/EXEC: ioredis rejects with EXECABORT and keeps the queued command's own
+ * error (NOPERM, OOM…) in `previousErrors`; that one names the cause.
+ */
+export function transactionCause(e: unknown): unknown {
+  const previous = (e as { previousErrors?: unknown[] } | undefined)?.previousErrors;
+  return Array.isArray(previous) && previous.length > 0 ? previous[0] : e;
+}
+
 /** CONFIG GET with a cache; undefined when CONFIG is unavailable, other errors are DtsErrors. */
 export function configGetter(client: Redis): (name: string) => Promise<string | undefined> {
   const cache = new Map<string, string | undefined>();

@@ -172,6 +172,56 @@ const EndpointSchema = z
       '(password, passwordEnv, passwordSecretArn) and optional TLS settings.',
   });
 
+const COMMAND_NAME = /^[!-~]{1,128}$/;
+
+/** A name given to rename-command: one token of printable ASCII, no spaces or quotes to parse. */
+const commandName = (original: string) => {
+  const what = `the name ${original} answers to on the source: one word of 1..128 printable characters, no spaces`;
+  return z.string({ error: what }).regex(COMMAND_NAME, { error: what });
+};
+
+const sourceReplicationFields = {
+  psyncCommand: commandName('PSYNC')
+    .optional()
+    .meta({
+      description:
+        'The name PSYNC answers to on the source, where the provider renamed it (rename-command). ' +
+        'ElastiCache: AWS support can enable replication to an external replica under an ' +
+        'account-specific PSYNC name; give that name here. Used for the replication handshake, the ' +
+        'capture of the start offset and the precheck. Absent: PSYNC.',
+      examples: ['psync-ec-1a2b3c'],
+    }),
+  replconfCommand: commandName('REPLCONF')
+    .optional()
+    .meta({
+      description:
+        'The name REPLCONF answers to on the source, where the provider renamed it too (sent during ' +
+        'the replication handshake and as the replica acknowledgements). Absent: REPLCONF.',
+    }),
+};
+
+const SourceEndpointSchema = z
+  .xor(
+    [
+      UrlEndpointSchema.extend(sourceReplicationFields).meta({
+        title: 'Source endpoint by URL',
+        description: 'The source named by a redis:// or rediss:// URL, with renamed replication commands.',
+      }),
+      HostEndpointSchema.extend(sourceReplicationFields).meta({
+        title: 'Source endpoint by host',
+        description: 'The source named by host and port, with renamed replication commands.',
+      }),
+    ],
+    { error: ENDPOINT_WHAT },
+  )
+  .superRefine((_, ctx) => checkEndpoint(ctx.value, ctx), always)
+  .meta({
+    id: 'SourceEndpoint',
+    description:
+      'The source: an Endpoint, plus the names of PSYNC and REPLCONF where the provider renamed them ' +
+      '(psyncCommand, replconfCommand).',
+  });
+
 const KeyFilterSchema = z
   .strictObject(
     {
@@ -372,7 +422,7 @@ export const TaskSpecSchema = z
             'resumes it. 1..64 characters from A-Z a-z 0-9 _ . -. Absent: derived from the endpoints ' +
             '(<srcHost>-<srcPort>-to-<dstHost>-<dstPort>).',
         }),
-      source: EndpointSchema.meta({
+      source: SourceEndpointSchema.meta({
         description:
           'The Redis server to copy from: {"url": "redis://host:port"} or {"host": "…", "port": 6379}. Its ' +
           'data is only read (a heartbeat key is written during incremental sync: see incremental.heartbeat).',
@@ -451,8 +501,9 @@ export const TaskSpecSchema = z
 
 export type TaskSpecInput = z.input<typeof TaskSpecSchema>;
 export type TaskSpec = z.output<typeof TaskSpecSchema>;
-export type EndpointSpec = TaskSpec['source'];
-export type EndpointSpecInput = TaskSpecInput['source'];
+/** Either side's endpoint (the source's also may name renamed replication commands). */
+export type EndpointSpec = TaskSpec['source'] | TaskSpec['target'];
+export type EndpointSpecInput = TaskSpecInput['source'] | TaskSpecInput['target'];
 
 export interface ParseTaskSpecOptions {
   /** 'aws' refuses plain passwords and password variables: they would ride in the execution input. */

@@ -69,6 +69,7 @@ describe('a clean pair', () => {
       'target-writable',
       'same-instance',
       'dump-compat',
+      'target-bulk-limit',
       'target-memory',
       'target-eviction',
       'dbs-exist',
@@ -482,7 +483,7 @@ describe('PSYNC permission', () => {
     });
   });
 
-  it('a renamed PSYNC fails, checked with COMMAND INFO', async () => {
+  it('a renamed PSYNC fails, checked without sending it', async () => {
     const report = await check({ source: renamed.url, target: dst.url });
     expect(item(report, 'source-psync')).toMatchObject({
       status: 'failed',

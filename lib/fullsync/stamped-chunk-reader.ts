@@ -2,6 +2,7 @@ import { DtsError } from '../errors.ts';
 import { describeEndpoint } from '../redis/endpoint.ts';
 import type { RawConnection } from '../redis/raw-connection.ts';
 import { bulkSize, copyBytes, RespError, type RespValue, writeBulk } from '../redis/resp.ts';
+import { hasMultiSectionInfo, hasPexpiretime } from '../redis/server-versions.ts';
 
 /** The source replication position at which a chunk was read (ARCHITECTURE.md, "Chunks are stamped"). */
 export interface Stamp {
@@ -66,10 +67,10 @@ export class StampedChunkReader {
   ) {
     this.conn = conn;
     this.transaction = options.boundedStamp !== true;
-    this.hasPexpiretime = options.sourceVersion >= 70000;
+    this.hasPexpiretime = hasPexpiretime(options.sourceVersion);
     this.db = options.db;
     // Multi-section INFO needs Redis 7; older sources always read TTLs.
-    this.withTtl = options.dbHasExpiringKeys || !this.hasPexpiretime;
+    this.withTtl = options.dbHasExpiringKeys || !hasMultiSectionInfo(options.sourceVersion);
   }
 
   async read(batch: KeyBatch): Promise<Chunk> {

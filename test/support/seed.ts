@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import { smallEncodings, versionNumber } from '../../lib/redis/server-versions.ts';
 
 /** What seedEveryType wrote: distinct key names per db (the server's DBSIZE on a fresh server). */
 export interface SeedSummary {
@@ -49,8 +50,7 @@ export interface ExpectedEncoding {
 
 /** `OBJECT ENCODING` every listed key must report after seedEveryType, on the given Redis version. */
 export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
-  // Redis 7.2 gave small lists and small sets of strings their own listpack encoding.
-  const v72 = versionAtLeast(redisVersion, 7, 2);
+  const small = smallEncodings(versionNumber(redisVersion));
   return [
     { key: 'str:raw', encoding: 'raw' },
     { key: 'str:large', encoding: 'raw' },
@@ -60,20 +60,20 @@ export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
     { key: 'str:empty', encoding: 'embstr' },
     { key: '', encoding: 'embstr' },
     { key: BINARY_KEY, encoding: 'embstr' },
-    { key: 'list:small', encoding: v72 ? 'listpack' : 'quicklist' },
+    { key: 'list:small', encoding: small.list },
     { key: 'list:quicklist', encoding: 'quicklist' },
     { key: 'list:large-elements', encoding: 'quicklist' },
     { key: 'set:intset', encoding: 'intset' },
     { key: 'set:hashtable', encoding: 'hashtable' },
     { key: 'set:large-intset', encoding: 'hashtable' },
-    { key: 'set:listpack', encoding: v72 ? 'listpack' : 'hashtable' },
-    { key: 'zset:listpack', encoding: 'listpack' },
+    { key: 'set:listpack', encoding: small.stringSet },
+    { key: 'zset:listpack', encoding: small.zset },
     { key: 'zset:skiplist', encoding: 'skiplist' },
     { key: 'zset:long-member', encoding: 'skiplist' },
-    { key: 'hash:listpack', encoding: 'listpack' },
+    { key: 'hash:listpack', encoding: small.hash },
     { key: 'hash:hashtable', encoding: 'hashtable' },
     { key: 'hash:long-value', encoding: 'hashtable' },
-    { key: 'hash:binary', encoding: 'listpack' },
+    { key: 'hash:binary', encoding: small.hash },
     { key: 'stream:groups', encoding: 'stream' },
     { key: 'stream:deleted', encoding: 'stream' },
     { key: 'stream:trimmed', encoding: 'stream' },
@@ -81,7 +81,7 @@ export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
     { key: 'hll:sparse', encoding: 'raw' },
     { key: 'hll:dense', encoding: 'raw' },
     { key: 'bitmap:far', encoding: 'raw' },
-    { key: 'geo:places', encoding: 'listpack' },
+    { key: 'geo:places', encoding: small.zset },
   ];
 }
 
@@ -380,11 +380,6 @@ function parseUrl(url: string): ParsedUrl {
 /** A client that fails instead of reconnecting forever: test helpers should surface a dead server. */
 function connect(url: string, db: number): Redis {
   return new Redis(url, { db, protocol: 2, maxRetriesPerRequest: 0, retryStrategy: () => null });
-}
-
-function versionAtLeast(version: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = version.split('.').map(Number);
-  return a > major || (a === major && b >= minor);
 }
 
 function range(n: number): number[] {

@@ -11,6 +11,8 @@ export interface StreamItem {
   replid: string;
   /** Estimated memory of the item, for the queue's bound. */
   bytes: number;
+  /** Date.now() when the command was read from the socket. */
+  at: number;
 }
 
 export interface StreamFeedOptions {
@@ -27,6 +29,11 @@ export interface StreamFeedOptions {
   reconnectAttempts?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /**
+   * Told when reading pauses (too much queued): what the master sends meanwhile waits in its buffers,
+   * so commands then arrive later than the source ran them.
+   */
+  onPause?: () => void;
   /** Told of each reconnect (progress output). */
   onReconnect?: (attempt: number, cause: Error) => void;
   /** A cluster shard: where its master is now, asked before each reconnect (a failover moves it). */
@@ -142,10 +149,13 @@ export class StreamFeed {
     // thousand commands), so it pins a bounded number of chunks, and a copy per command would double the
     // garbage the GC has to collect at 100k+ commands per second.
     const weight = bytes + ITEM_OVERHEAD + ARG_OVERHEAD * argv.length;
-    this.queue.push({ argv, end, replid: this.replid, bytes: weight });
+    this.queue.push({ argv, end, replid: this.replid, bytes: weight, at: Date.now() });
     this.queuedBytes += weight;
     this.lastQueued = end;
-    if (this.queuedBytes > this.maxQueuedBytes) this.client?.pause();
+    if (this.queuedBytes > this.maxQueuedBytes && this.client && !this.client.paused) {
+      this.client.pause();
+      this.o.onPause?.();
+    }
     this.wake();
   }
 

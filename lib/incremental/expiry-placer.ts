@@ -1,4 +1,5 @@
 import { carriesRelativeExpiry, toAbsoluteExpiry } from '../commands/absolute-expiry.ts';
+import type { ClockEstimate } from './clock-offset.ts';
 
 /**
  * How much later than the source ran it a command may reach us and still have its relative expiry
@@ -6,6 +7,9 @@ import { carriesRelativeExpiry, toAbsoluteExpiry } from '../commands/absolute-ex
  * (read with PTTL and TIME in one transaction: exact to the millisecond).
  */
 export const PLACEMENT_BOUND_MS = 10;
+
+/** How often the event loop is checked for stalls (a GC pause, the process descheduled). */
+const LOOP_TICK_MS = 5;
 
 /** What to do with a command of the stream of a source that propagates relative expiries. */
 export type Placement =
@@ -19,29 +23,52 @@ export type Placement =
 /**
  * Places the relative expiries of a pre-7.0 source (absolute-expiry.ts) at the source's clock when it
  * ran the command: our clock when the command arrived plus the source's offset to it (measured by the
- * heartbeat writer's TIME at every beat).
+ * heartbeat writer's TIME at every beat, ClockOffset; unused when not known within half the bound).
  *
  * Arrival is only as good as the stream is live, so that estimate is used only while the stream is
  * known to be live: our heartbeat (SET of the source's TIME) came back within PLACEMENT_BOUND_MS of
  * being written, and since then the link has neither been reconnected nor paused (a resume, a replay
  * of the backlog, or a full queue all deliver commands late). A command the source had already run
- * more than the bound before it arrived, as a poll of the source's offset shows, is late too. Anything
- * not shown live is re-copied, so a late command costs a read of the source, never a wrong expiry.
+ * more than the bound before it arrived, as a poll of the source's offset shows, is late too; and so is
+ * one read just after our event loop stalled (a GC pause, the process descheduled), when the socket
+ * held data that had waited. Anything not shown live is re-copied, so a late command costs a read of
+ * the source, never a wrong expiry.
  */
 export class ExpiryPlacer {
-  private readonly clockOffset: () => number | undefined;
+  private readonly clockOffset: () => ClockEstimate | undefined;
   private live = false;
   private polled: { offset: number; at: number } | undefined;
+  private lastTick = Date.now();
+  /** The latest stall of the event loop: from the tick before it to the one that ended it. */
+  private stall = { from: 0, to: Number.NEGATIVE_INFINITY };
+  private readonly ticker: NodeJS.Timeout;
 
-  /** `clockOffset`: the source's clock minus ours in ms, undefined while unknown. */
-  constructor(clockOffset: () => number | undefined) {
+  /** `clockOffset`: the source's clock minus ours, undefined while unknown. */
+  constructor(clockOffset: () => ClockEstimate | undefined) {
     this.clockOffset = clockOffset;
+    this.ticker = setInterval(() => {
+      const now = Date.now();
+      if (now - this.lastTick > LOOP_TICK_MS + PLACEMENT_BOUND_MS)
+        this.stall = { from: this.lastTick, to: now };
+      this.lastTick = now;
+    }, LOOP_TICK_MS);
+    this.ticker.unref();
+  }
+
+  close(): void {
+    clearInterval(this.ticker);
   }
 
   /** Our heartbeat came back through the stream: `sourceMs` is the source time it carries. */
   observeHeartbeat(sourceMs: number, arrivedAt: number): void {
-    const offset = this.clockOffset();
+    const offset = this.offsetMs();
     this.live = offset !== undefined && arrivedAt + offset - sourceMs <= PLACEMENT_BOUND_MS;
+  }
+
+  /** The clock offset, when it is known to within half the bound. */
+  private offsetMs(): number | undefined {
+    const clock = this.clockOffset();
+    return clock && clock.errorMs <= PLACEMENT_BOUND_MS / 2 ? clock.offsetMs : undefined;
   }
 
   /** The source's replication offset as read at `at` (its reply's arrival). */
@@ -63,8 +90,10 @@ export class ExpiryPlacer {
   }
 
   private sourceTimeOf(end: number, arrivedAt: number): number | undefined {
-    const offset = this.clockOffset();
+    const offset = this.offsetMs();
     if (!this.live || offset === undefined) return undefined;
+    // Read right after a stall (timers run before the socket is read): it may have waited in the socket.
+    if (arrivedAt >= this.stall.from && arrivedAt - this.stall.to <= PLACEMENT_BOUND_MS) return undefined;
     const p = this.polled;
     // The source had run it by the time it answered that poll.
     if (p && end <= p.offset && arrivedAt - p.at > PLACEMENT_BOUND_MS) return undefined;

@@ -3,6 +3,7 @@ import { classifyRedisError } from '../redis/classify-error.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { RespError, type RespValue } from '../redis/resp.ts';
+import { type ClockEstimate, ClockOffset } from './clock-offset.ts';
 
 export interface HeartbeatStartOptions {
   taskId: string;
@@ -65,7 +66,7 @@ export class HeartbeatWriter {
   private lastFailure: DtsError | undefined;
   private written = 0;
   private lastValue: number | undefined;
-  private offset: number | undefined;
+  private readonly clock = new ClockOffset();
 
   constructor(options: HeartbeatWriterOptions = {}) {
     this.onError = options.onError;
@@ -98,12 +99,9 @@ export class HeartbeatWriter {
     return this.lastValue;
   }
 
-  /**
-   * The source's clock minus ours in ms (fractional), from the latest beat's TIME and the local time
-   * around it; undefined before the first beat.
-   */
-  get clockOffsetMs(): number | undefined {
-    return this.offset;
+  /** The source's clock minus ours, from the beats' TIME (see ClockOffset); undefined before the first. */
+  get clockOffset(): ClockEstimate | undefined {
+    return this.clock.estimate;
   }
 
   /** Writes the first heartbeat (its failure only counts, as any other), then one every intervalMs. */
@@ -181,8 +179,7 @@ export class HeartbeatWriter {
       const us = timeToUs(await conn.call(['TIME']));
       const after = Date.now();
       const ms = Math.floor(us / 1000);
-      // The source read its clock about halfway through the round trip: off by at most half of it.
-      this.offset = us / 1000 - (before + after) / 2;
+      this.clock.add(us, before, after);
       await conn.call(['SET', this.heartbeatKeyBuf!, String(ms), 'PX', this.opts!.ttlMs]);
       this.written++;
       this.lastValue = ms;

@@ -163,7 +163,7 @@ export class IncrementalSync {
     this.processed = o.start.offset;
     this.appliedOffset = o.start.offset;
     if (propagatesRelativeExpiries(o.sourceVersion)) {
-      this.expiries = new ExpiryPlacer(() => this.heartbeat?.clockOffsetMs);
+      this.expiries = new ExpiryPlacer(() => this.heartbeat?.clockOffset);
     }
   }
 
@@ -209,6 +209,7 @@ export class IncrementalSync {
       return outcome;
     } finally {
       for (const t of this.timers) clearInterval(t);
+      this.expiries?.close();
       await this.following;
       await this.feed?.close().catch(() => undefined);
       await this.heartbeat?.stop();

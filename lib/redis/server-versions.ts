@@ -17,7 +17,8 @@
  * - 7.0: relative expiries propagated as PEXPIREAT / SET … PXAT / RESTORE … ABSTTL; PEXPIRETIME;
  *   FUNCTION; listpack replaces ziplist for hashes and sorted sets; streams gain entries-added,
  *   max-deleted-entry-id and recorded-first-entry-id; multi-section INFO; EXPIRE NX/XX/GT/LT. RDB 10.
- * - 7.2: small lists and small sets of strings get a listpack encoding of their own. RDB 11.
+ * - 7.2: small lists and small sets of strings get a listpack encoding of their own; DEBUG DIGEST prints
+ *   sorted-set scores in their shortest form instead of printf's %.17g. RDB 11.
  * - 7.4: hash field expiries (HPEXPIRETIME). RDB 12.
  * - Valkey 8.0: redis_version 7.2.4, valkey_version 8.0.x, RDB 11, server_name valkey.
  */
@@ -130,4 +131,13 @@ export function smallEncodings(num: number): { hash: string; zset: string; list:
     list: own ? 'listpack' : 'quicklist',
     stringSet: own ? 'listpack' : 'hashtable',
   };
+}
+
+/**
+ * How DEBUG DIGEST prints a sorted set's scores before hashing them: '%.17g' before 7.2, the shortest
+ * exact form from 7.2 (Valkey too). Servers that differ here give different digests for equal sorted
+ * sets whose scores print differently (1/3, 0.1…), so their digests cannot be compared.
+ */
+export function zsetDigestScores(num: number): '%.17g' | 'shortest' {
+  return num >= V7_2 ? 'shortest' : '%.17g';
 }

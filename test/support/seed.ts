@@ -97,9 +97,10 @@ export async function seedEveryType(url: string, opts: SeedOptions = {}): Promis
     try {
       const keys = new Set<string>();
       const w = new Writer(client, keys);
+      const version = versionNumber(/^redis_version:(\S+)/m.exec(await client.info('server'))?.[1] ?? '');
       writeStrings(w, db);
       writeCollections(w, db);
-      writeStreams(w, db);
+      writeStreams(w, db, version);
       writeTtlsAndPrefixes(w, db);
       await w.flush();
       if (opts.big && i === 0) await writeBig(client, keys);
@@ -172,14 +173,18 @@ function writeCollections(w: Writer, db: number): void {
   w.cmd('geoadd', 'geo:places', -0.1275 + db / 100, 51.507222, tag);
 }
 
-function writeStreams(w: Writer, db: number): void {
+/** `version`: the server's redis_version as a number; before 6.2 no XGROUP CREATECONSUMER, no XTRIM `=`. */
+function writeStreams(w: Writer, db: number, version: number): void {
+  const since62 = version === 0 || version >= 60200;
   const tag = `db${db}`;
   const base = 1_700_000_000_000 + db;
   for (let i = 0; i < 50; i++) w.cmd('xadd', 'stream:groups', `${base}-${i}`, 'n', i, 'db', tag);
   w.call('xgroup', 'create', 'stream:groups', 'readers', '0');
   w.call('xgroup', 'create', 'stream:groups', 'late', '$');
-  w.call('xgroup', 'createconsumer', 'stream:groups', 'readers', 'idle-carol');
-  w.call('xgroup', 'createconsumer', 'stream:groups', 'late', 'waiting-dave');
+  if (since62) {
+    w.call('xgroup', 'createconsumer', 'stream:groups', 'readers', 'idle-carol');
+    w.call('xgroup', 'createconsumer', 'stream:groups', 'late', 'waiting-dave');
+  }
   // Read without ACK so both consumers keep pending entries; ACK a few so the PEL has holes.
   w.call('xreadgroup', 'GROUP', 'readers', 'alice', 'COUNT', 10, 'STREAMS', 'stream:groups', '>');
   w.call('xreadgroup', 'GROUP', 'readers', 'bob', 'COUNT', 5, 'STREAMS', 'stream:groups', '>');
@@ -192,7 +197,7 @@ function writeStreams(w: Writer, db: number): void {
   w.cmd('xdel', 'stream:deleted', `${base}-1`, `${base}-5`, `${base}-6`, `${base}-20`);
 
   for (let i = 1; i <= 100; i++) w.cmd('xadd', 'stream:trimmed', `${base}-${i}`, 'n', i);
-  w.cmd('xtrim', 'stream:trimmed', 'MAXLEN', '=', 10);
+  w.cmd('xtrim', 'stream:trimmed', 'MAXLEN', ...(since62 ? ['='] : []), 10);
   w.cmd('pexpire', 'stream:trimmed', 4 * HOUR_MS);
 
   w.call('xgroup', 'create', 'stream:empty-with-group', 'g', '$', 'MKSTREAM');

@@ -9,12 +9,27 @@ describe('relative expiries of a pre-7.0 stream made absolute', () => {
   it.each([
     [['EXPIRE', 'k', '100'], [`PEXPIREAT k ${AT + 100_000}`]],
     [['pexpire', 'k', '250'], [`PEXPIREAT k ${AT + 250}`]],
-    [['SETEX', 'k', '10', 'v'], ['SET k v', `PEXPIREAT k ${AT + 10_000}`]],
-    [['PSETEX', 'k', '10', 'v'], ['SET k v', `PEXPIREAT k ${AT + 10}`]],
+    [
+      ['SETEX', 'k', '10', 'v'],
+      ['SET k v', `PEXPIREAT k ${AT + 10_000}`],
+    ],
+    [
+      ['PSETEX', 'k', '10', 'v'],
+      ['SET k v', `PEXPIREAT k ${AT + 10}`],
+    ],
     // 6.2's own propagation of SET … EX, and 6.0's, which keeps every option as the client gave it.
-    [['SET', 'k', 'v', 'PX', '600000'], ['SET k v', `PEXPIREAT k ${AT + 600_000}`]],
-    [['set', 'k', 'v', 'nx', 'ex', '5'], ['SET k v nx', `PEXPIREAT k ${AT + 5000}`]],
-    [['SET', 'k', 'v', 'EX', '5', 'XX'], ['SET k v XX', `PEXPIREAT k ${AT + 5000}`]],
+    [
+      ['SET', 'k', 'v', 'PX', '600000'],
+      ['SET k v', `PEXPIREAT k ${AT + 600_000}`],
+    ],
+    [
+      ['set', 'k', 'v', 'nx', 'ex', '5'],
+      ['SET k v nx', `PEXPIREAT k ${AT + 5000}`],
+    ],
+    [
+      ['SET', 'k', 'v', 'EX', '5', 'XX'],
+      ['SET k v XX', `PEXPIREAT k ${AT + 5000}`],
+    ],
     [['GETEX', 'k', 'PX', '30'], [`PEXPIREAT k ${AT + 30}`]],
     [['RESTORE', 'k', '5000', 'payload', 'REPLACE'], [`RESTORE k ${AT + 5000} payload REPLACE ABSTTL`]],
     [['RESTORE-ASKING', 'k', '7', 'payload'], [`RESTORE-ASKING k ${AT + 7} payload ABSTTL`]],

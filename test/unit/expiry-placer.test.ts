@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ExpiryPlacer, PLACEMENT_BOUND_MS } from '../../lib/incremental/expiry-placer.ts';
+
+const argv = (...words: string[]) => words.map((w) => Buffer.from(w));
+const text = (p: ReturnType<ExpiryPlacer['place']>) =>
+  Array.isArray(p) ? p.map((c) => c.map((a) => a.toString()).join(' ')) : p;
+
+/** The source's clock runs 5 s ahead of ours. */
+const OFFSET = 5000;
+
+describe('ExpiryPlacer: relative expiries placed by the source clock only while the stream is live', () => {
+  const placers: ExpiryPlacer[] = [];
+  const make = (offset: number | undefined = OFFSET, errorMs = 0.5) => {
+    const p = new ExpiryPlacer(() => (offset === undefined ? undefined : { offsetMs: offset, errorMs }));
+    placers.push(p);
+    return p;
+  };
+  afterEach(() => {
+    for (const p of placers.splice(0)) p.close();
+  });
+
+  it('re-copies until a heartbeat has shown the stream live, then places at arrival + the clock offset', () => {
+    const p = make();
+    const now = Date.now();
+    expect(p.place(argv('EXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+    p.observeHeartbeat(now + OFFSET - 2, now);
+    expect(text(p.place(argv('EXPIRE', 'k', '10'), 200, now))).toEqual([
+      `PEXPIREAT k ${now + OFFSET + 10_000}`,
+    ]);
+    // Commands without a relative expiry are never touched.
+    expect(p.place(argv('INCR', 'k'), 300, now)).toBeUndefined();
+  });
+
+  it('a heartbeat that came back late, a pause or a reconnect make it re-copy', () => {
+    const p = make();
+    const now = Date.now();
+    p.observeHeartbeat(now + OFFSET - PLACEMENT_BOUND_MS - 1, now);
+    expect(p.place(argv('PEXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+    p.observeHeartbeat(now + OFFSET, now);
+    expect(Array.isArray(p.place(argv('PEXPIRE', 'k', '10'), 100, now))).toBe(true);
+    p.notLive();
+    expect(p.place(argv('PEXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+  });
+
+  it('a command the source had already run at a poll well before it arrived is late: re-copied', () => {
+    const p = make();
+    const now = Date.now();
+    p.observeHeartbeat(now + OFFSET, now);
+    p.observeSourceOffset(1000, now - PLACEMENT_BOUND_MS - 50);
+    expect(p.place(argv('SETEX', 'k', '1', 'v'), 900, now)).toBe('recopy');
+    // Past the polled offset it may have run after the poll: placed.
+    expect(text(p.place(argv('SETEX', 'k', '1', 'v'), 1100, now))).toEqual([
+      'SET k v',
+      `PEXPIREAT k ${now + OFFSET + 1000}`,
+    ]);
+  });
+
+  it('an offset read in a round trip too long to trust makes it re-copy', () => {
+    const p = make(OFFSET, PLACEMENT_BOUND_MS);
+    const now = Date.now();
+    p.observeHeartbeat(now + OFFSET, now);
+    expect(p.place(argv('EXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+  });
+
+  it('without a measured clock offset (no heartbeat) everything with a relative expiry is re-copied', () => {
+    const p = make(undefined);
+    const now = Date.now();
+    p.observeHeartbeat(now, now);
+    expect(p.place(argv('EXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+  });
+});

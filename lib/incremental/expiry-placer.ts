@@ -6,7 +6,7 @@ import type { ClockEstimate } from './clock-offset.ts';
  * placed by its arrival time. A command that may be later than that has its keys re-copied instead
  * (read with PTTL and TIME in one transaction: exact to the millisecond).
  */
-export const PLACEMENT_BOUND_MS = 10;
+export const PLACEMENT_BOUND_MS = 5;
 
 /** How often the event loop is checked for stalls (a GC pause, the process descheduled). */
 const LOOP_TICK_MS = 5;
@@ -92,7 +92,9 @@ export class ExpiryPlacer {
   private sourceTimeOf(end: number, arrivedAt: number): number | undefined {
     const offset = this.offsetMs();
     if (!this.live || offset === undefined) return undefined;
-    // Read right after a stall (timers run before the socket is read): it may have waited in the socket.
+    // Read during or right after a stall of our event loop: it may have waited in the socket. The stall
+    // is either still unseen by the ticker (no tick for too long before the read) or recorded by it.
+    if (arrivedAt - this.lastTick > LOOP_TICK_MS + PLACEMENT_BOUND_MS) return undefined;
     if (arrivedAt >= this.stall.from && arrivedAt - this.stall.to <= PLACEMENT_BOUND_MS) return undefined;
     const p = this.polled;
     // The source had run it by the time it answered that poll.

@@ -9,6 +9,8 @@
  * what is Valkey's own (its name, its DUMP output) goes through `serverVersionOf`.
  *
  * Facts, from the Redis and Valkey sources (expire.c, t_string.c, cluster.c, rdb.h, server.c):
+ * - every version here: XADD `*` is propagated with the id it made, XADD/XTRIM MAXLEN `~` as the exact
+ *   `=` count it trimmed to, so streams replay the same (6.0: t_stream.c, 6.2+: streamRewriteTrimArgument).
  * - 6.0: ACL users (ACL GETUSER; ACL DRYRUN only from 7.0). RDB 9.
  * - 6.2: SET … EXAT/PXAT, GETEX, GETDEL, COPY, LMOVE, XAUTOCLAIM, SMISMEMBER. RDB 9.
  * - before 7.0: EXPIRE, PEXPIRE, SETEX, PSETEX, SET … EX/PX, GETEX EX/PX (as PEXPIRE) and RESTORE

@@ -35,7 +35,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const RELATIVE_TTL_TOLERANCE_MS = 20;
 const DBS = [0, 1];
 /** Paced, so that three pairs side by side leave the machine's two cores room for the tasks themselves. */
-const WRITERS: Omit<WritersOptions, 'url'> = { dbs: DBS, writers: 2, keys: 50, ratePerWriter: 400 };
+const WRITERS: Omit<WritersOptions, 'url'> = { dbs: DBS, writers: 2, keys: 50, ratePerWriter: 250 };
 
 /**
  * Pairs run three at a time (most of a pair's time is waiting: CLI start-up, the precheck's one-second

@@ -750,6 +750,7 @@ export class IncrementalSync {
       source: this.source,
       replid: from.replid,
       offset: from.offset,
+      stampArrival: this.expiries !== undefined,
       onPause: () => this.expiries?.notLive(),
       onReconnect: (attempt, cause) => {
         this.expiries?.notLive();

@@ -11,7 +11,7 @@ export interface StreamItem {
   replid: string;
   /** Estimated memory of the item, for the queue's bound. */
   bytes: number;
-  /** Date.now() when the command was read from the socket. */
+  /** Date.now() when the command was read from the socket (with stampArrival; else 0). */
   at: number;
 }
 
@@ -29,6 +29,8 @@ export interface StreamFeedOptions {
   reconnectAttempts?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** Stamp each item with its arrival time (a clock read per command: only when someone needs it). */
+  stampArrival?: boolean;
   /**
    * Told when reading pauses (too much queued): what the master sends meanwhile waits in its buffers,
    * so commands then arrive later than the source ran them.
@@ -149,7 +151,13 @@ export class StreamFeed {
     // thousand commands), so it pins a bounded number of chunks, and a copy per command would double the
     // garbage the GC has to collect at 100k+ commands per second.
     const weight = bytes + ITEM_OVERHEAD + ARG_OVERHEAD * argv.length;
-    this.queue.push({ argv, end, replid: this.replid, bytes: weight, at: Date.now() });
+    this.queue.push({
+      argv,
+      end,
+      replid: this.replid,
+      bytes: weight,
+      at: this.o.stampArrival ? Date.now() : 0,
+    });
     this.queuedBytes += weight;
     this.lastQueued = end;
     if (this.queuedBytes > this.maxQueuedBytes && this.client && !this.client.paused) {

@@ -28,6 +28,16 @@ const { values } = parseArgs({
 const TASK_ID = 'bench-expiry';
 const MARKER_KEY = `redis-dts:marker:${TASK_ID}:0`;
 const KEYS = 20_000;
+/** An absolute expiry read where PEXPIRETIME is missing (6.x): TIME then PTTL, per key. */
+const PTTL_SCRIPT = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = redis.call('TIME')
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then out[i] = ttl else out[i] = t[1] * 1000 + math.floor(t[2] / 1000) + ttl end
+end
+return out`;
+
 
 const build = serverBuild('redis-6.2.16');
 if (!build.present) throw new Error(`${build.binary} is absent: this benchmark needs a Redis 6.2 source`);
@@ -156,15 +166,6 @@ async function expiryErrors(copy: Redis, how: 'PEXPIRETIME' | 'PTTL'): Promise<E
   const at = (q: number) => errors[Math.min(errors.length - 1, Math.floor(q * errors.length))] ?? Number.NaN;
   return { keys: errors.length, p50: at(0.5), p99: at(0.99), max: errors.at(-1) ?? Number.NaN };
 }
-
-const PTTL_SCRIPT = `
-local out = {}
-for i, key in ipairs(KEYS) do
-  local t = redis.call('TIME')
-  local ttl = redis.call('PTTL', key)
-  if ttl < 0 then out[i] = ttl else out[i] = t[1] * 1000 + math.floor(t[2] / 1000) + ttl end
-end
-return out`;
 
 function absoluteByPttl(c: Redis, keys: string[]): Promise<number[]> {
   return c.eval(PTTL_SCRIPT, keys.length, ...keys) as Promise<number[]>;

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { LEGACY_EXPIRES_SCRIPT } from '../test/support/compare.ts';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
 import { serverBuild } from '../test/support/server-builds.ts';
 
@@ -28,16 +29,6 @@ const { values } = parseArgs({
 const TASK_ID = 'bench-expiry';
 const MARKER_KEY = `redis-dts:marker:${TASK_ID}:0`;
 const KEYS = 20_000;
-/** An absolute expiry read where PEXPIRETIME is missing (6.x): TIME then PTTL, per key. */
-const PTTL_SCRIPT = `
-local out = {}
-for i, key in ipairs(KEYS) do
-  local t = redis.call('TIME')
-  local ttl = redis.call('PTTL', key)
-  if ttl < 0 then out[i] = ttl else out[i] = t[1] * 1000 + math.floor(t[2] / 1000) + ttl end
-end
-return out`;
-
 
 const build = serverBuild('redis-6.2.16');
 if (!build.present) throw new Error(`${build.binary} is absent: this benchmark needs a Redis 6.2 source`);
@@ -168,7 +159,7 @@ async function expiryErrors(copy: Redis, how: 'PEXPIRETIME' | 'PTTL'): Promise<E
 }
 
 function absoluteByPttl(c: Redis, keys: string[]): Promise<number[]> {
-  return c.eval(PTTL_SCRIPT, keys.length, ...keys) as Promise<number[]>;
+  return c.eval(LEGACY_EXPIRES_SCRIPT, keys.length, ...keys) as Promise<number[]>;
 }
 
 async function readExpiries(c: Redis, keys: string[], how: 'PEXPIRETIME' | 'PTTL'): Promise<number[]> {

@@ -71,7 +71,7 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('PEXPIRETIME', key) end
 return out`;
 
 /** The same before Redis 7.0: PTTL plus TIME read just before it, per key (-1 none, -2 missing). */
-const LEGACY_EXPIRES_SCRIPT = `
+export const LEGACY_EXPIRES_SCRIPT = `
 local out = {}
 for i, key in ipairs(KEYS) do
   local t = redis.call('TIME')

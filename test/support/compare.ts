@@ -111,6 +111,8 @@ export async function compareServers(
     targetKeys: targetSpace[targetDb]?.keys ?? 0,
   }));
   const found = new Differences(opts.maxNamed ?? 20);
+  // A later test may start another server version on the same port: ask again for each comparison.
+  versionByUrl.clear();
   const [sourceExact, targetExact] = await Promise.all([
     hasPexpiretime(sourceUrl),
     hasPexpiretime(targetUrl),
@@ -357,7 +359,7 @@ function sameExpiry(a: number, b: number, tolerance: number): boolean {
 
 const versionByUrl = new Map<string, Promise<number>>();
 
-/** The server's redis_version as a number, asked once per URL. */
+/** The server's redis_version as a number, asked once per URL and comparison. */
 function serverVersion(url: string): Promise<number> {
   let known = versionByUrl.get(url);
   if (!known) {

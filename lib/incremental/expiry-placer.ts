@@ -1,4 +1,5 @@
 import { carriesRelativeExpiry, toAbsoluteExpiry } from '../commands/absolute-expiry.ts';
+import { type FilterContext, filterCommand } from '../commands/command-filter.ts';
 import type { ClockEstimate } from './clock-offset.ts';
 
 /**
@@ -101,4 +102,34 @@ export class ExpiryPlacer {
     if (p && end <= p.offset && arrivedAt - p.at > PLACEMENT_BOUND_MS) return undefined;
     return Math.round(arrivedAt + offset);
   }
+}
+
+/** How many queued commands a re-copy looks ahead into, and how many keys it takes along at most. */
+export const LOOK_AHEAD_COMMANDS = 2000;
+const LOOK_AHEAD_KEYS = 500;
+
+/**
+ * Keys of the relative expiries queued right behind one that is re-copied, in the same db: copying them
+ * in the same read costs one source round trip instead of one each (a stream that is not live, as at
+ * saturation or on a resume, is mostly such commands). Copying a key earlier than its command is what
+ * any re-copy does: its state is read at a stamp past the command, which is then skipped. The scan
+ * stops at anything that changes the db or spans more than keys (SELECT, MULTI/EXEC, FLUSHDB…).
+ */
+export function relativeExpiryKeysAhead(
+  queued: readonly { argv: Buffer[] }[],
+  db: number,
+  filter: FilterContext,
+): Buffer[] {
+  const keys: Buffer[] = [];
+  for (const item of queued) {
+    if (keys.length >= LOOK_AHEAD_KEYS) break;
+    if (!carriesRelativeExpiry(item.argv)) {
+      const d = filterCommand({ db, argv: item.argv }, filter);
+      if (d.action === 'apply' || d.action === 'skip' || d.action === 'recopy') continue;
+      break;
+    }
+    const d = filterCommand({ db, argv: item.argv }, filter);
+    if (d.action === 'apply' && !d.serverWide) keys.push(...d.keys);
+  }
+  return keys;
 }

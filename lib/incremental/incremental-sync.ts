@@ -16,7 +16,7 @@ import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
-import { ExpiryPlacer } from './expiry-placer.ts';
+import { ExpiryPlacer, LOOK_AHEAD_COMMANDS, relativeExpiryKeysAhead } from './expiry-placer.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { KeyRecopier } from './key-recopier.ts';
@@ -609,7 +609,8 @@ export class IncrementalSync {
     if (placed === undefined) return this.pushApplied(d, item, db);
     if (placed === 'recopy') {
       this.lastDataAt = Date.now();
-      return this.recopyInto(db, uniqueKeys(d.keys));
+      const ahead = relativeExpiryKeysAhead(this.feed?.peek(LOOK_AHEAD_COMMANDS) ?? [], db, this.o.filter);
+      return this.recopyInto(db, uniqueKeys([...d.keys, ...ahead]));
     }
     // One key each: none needs the cross-slot handling that could return a promise.
     for (const argv of placed) this.pushApplied({ ...d, argv }, item, db);

@@ -83,6 +83,11 @@ export class StreamFeed {
     return feed;
   }
 
+  /** Up to `max` queued commands after the next one to take, without taking them. */
+  peek(max: number): readonly StreamItem[] {
+    return this.queue.slice(this.head, this.head + max);
+  }
+
   /** The next command if one is queued; throws the feed's failure once the queue is drained. */
   take(): StreamItem | undefined {
     if (this.head < this.queue.length) {

@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExpiryPlacer, PLACEMENT_BOUND_MS } from '../../lib/incremental/expiry-placer.ts';
+import { tableCatalogue } from '../../lib/commands/catalogue.ts';
+import { makeKeyFilter } from '../../lib/commands/key-filter.ts';
+import {
+  ExpiryPlacer,
+  PLACEMENT_BOUND_MS,
+  relativeExpiryKeysAhead,
+} from '../../lib/incremental/expiry-placer.ts';
 
 const argv = (...words: string[]) => words.map((w) => Buffer.from(w));
 const text = (p: ReturnType<ExpiryPlacer['place']>) =>
@@ -67,5 +73,29 @@ describe('ExpiryPlacer: relative expiries placed by the source clock only while 
     const now = Date.now();
     p.observeHeartbeat(now, now);
     expect(p.place(argv('EXPIRE', 'k', '10'), 100, now)).toBe('recopy');
+  });
+});
+
+describe('relativeExpiryKeysAhead: the keys a re-copy takes along from the queue', () => {
+  const filter = { catalogue: tableCatalogue(), keep: makeKeyFilter({ exclude: ['skip:'] }) };
+  const queued = (...cmds: string[][]) => cmds.map((c) => ({ argv: argv(...c) }));
+  const keys = (q: { argv: Buffer[] }[]) => relativeExpiryKeysAhead(q, 0, filter).map((k) => k.toString());
+
+  it('takes the keys of relative expiries, passes over other commands, and stops where the db or a transaction starts', () => {
+    expect(
+      keys(
+        queued(
+          ['EXPIRE', 'a', '10'],
+          ['INCR', 'counter'],
+          ['SETEX', 'b', '5', 'v'],
+          ['PEXPIRE', 'skip:c', '5'],
+          ['SET', 'd', 'v', 'PX', '100'],
+          ['SELECT', '1'],
+          ['EXPIRE', 'e', '10'],
+        ),
+      ),
+    ).toEqual(['a', 'b', 'd']);
+    expect(keys(queued(['EXPIRE', 'a', '10'], ['MULTI'], ['EXPIRE', 'b', '10']))).toEqual(['a']);
+    expect(keys(queued(['FLUSHDB'], ['EXPIRE', 'b', '10']))).toEqual([]);
   });
 });

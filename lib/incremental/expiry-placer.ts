@@ -11,6 +11,8 @@ export const PLACEMENT_BOUND_MS = 5;
 
 /** How often the event loop is checked for stalls (a GC pause, the process descheduled). */
 const LOOP_TICK_MS = 5;
+/** Stalls remembered: more than a queue of commands waits across. */
+const MAX_STALLS = 32;
 
 /** What to do with a command of the stream of a source that propagates relative expiries. */
 export type Placement =
@@ -40,8 +42,11 @@ export class ExpiryPlacer {
   private live = false;
   private polled: { offset: number; at: number } | undefined;
   private lastTick = Date.now();
-  /** The latest stall of the event loop: from the tick before it to the one that ended it. */
-  private stall = { from: 0, to: Number.NEGATIVE_INFINITY };
+  /**
+   * The latest stalls of the event loop, each from the tick before it to the one that ended it: a
+   * command may wait in our queue across several before it is placed.
+   */
+  private readonly stalls: { from: number; to: number }[] = [];
   private readonly ticker: NodeJS.Timeout;
 
   /** `clockOffset`: the source's clock minus ours, undefined while unknown. */
@@ -50,7 +55,8 @@ export class ExpiryPlacer {
     this.ticker = setInterval(() => {
       const now = Date.now();
       if (now - this.lastTick > LOOP_TICK_MS + PLACEMENT_BOUND_MS)
-        this.stall = { from: this.lastTick, to: now };
+        this.stalls.push({ from: this.lastTick, to: now });
+      if (this.stalls.length > MAX_STALLS) this.stalls.shift();
       this.lastTick = now;
     }, LOOP_TICK_MS);
     this.ticker.unref();
@@ -96,7 +102,9 @@ export class ExpiryPlacer {
     // Read during or right after a stall of our event loop: it may have waited in the socket. The stall
     // is either still unseen by the ticker (no tick for too long before the read) or recorded by it.
     if (arrivedAt - this.lastTick > LOOP_TICK_MS + PLACEMENT_BOUND_MS) return undefined;
-    if (arrivedAt >= this.stall.from && arrivedAt - this.stall.to <= PLACEMENT_BOUND_MS) return undefined;
+    for (const stall of this.stalls) {
+      if (arrivedAt >= stall.from && arrivedAt - stall.to <= PLACEMENT_BOUND_MS) return undefined;
+    }
     const p = this.polled;
     // The source had run it by the time it answered that poll.
     if (p && end <= p.offset && arrivedAt - p.at > PLACEMENT_BOUND_MS) return undefined;

@@ -68,6 +68,29 @@ describe('ExpiryPlacer: relative expiries placed by the source clock only while 
     expect(p.place(argv('EXPIRE', 'k', '10'), 100, now)).toBe('recopy');
   });
 
+  it('a command read during or just after a stall of the event loop is re-copied; one read before it is placed', async () => {
+    const p = make();
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await sleep(20);
+    const early = Date.now();
+    await sleep(20);
+    const before = Date.now();
+    p.observeHeartbeat(before + OFFSET, before);
+    // Block the loop well past the ticker's interval plus the bound, as a long GC pause would.
+    const stalledUntil = Date.now() + 4 * PLACEMENT_BOUND_MS + 20;
+    while (Date.now() < stalledUntil) {
+      // busy: no timer can run
+    }
+    const readAfter = Date.now();
+    // Still unseen by the ticker: the read is long after its last tick.
+    expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
+    await sleep(20);
+    // Seen and remembered now.
+    expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
+    // Read before the tick that preceded the stall: placed.
+    expect(Array.isArray(p.place(argv('EXPIRE', 'k', '10'), 100, early))).toBe(true);
+  });
+
   it('without a measured clock offset (no heartbeat) everything with a relative expiry is re-copied', () => {
     const p = make(undefined);
     const now = Date.now();

@@ -56,6 +56,11 @@ written while it was copying, then applies every change in MULTI … EXEC batche
 key on the destination, so nothing is applied twice or lost, whatever crashes or network drops happen.
 Everything is checkpointed: run the same command again after a crash or Ctrl-C and it resumes.
 
+Versions: Redis 6.0 to 7.2 and Valkey 8, into a destination not older. Redis 6.x has no PEXPIRETIME (the
+full sync reads PTTL + TIME) and sends EXPIRE, SETEX, SET … EX and RESTORE ttl with relative times:
+redis-dts turns them into absolute ones at the source's clock (the heartbeat measures it), or re-copies
+the key when the stream is not shown live (after a resume, a paused link; always with --no-heartbeat).
+
 Redis Cluster, on either side: give any node's URL. A cluster source is copied and streamed per master
 (each with its own PSYNC stream and marker, following a master's failover); a cluster destination gets
 each key on the master of its slot, and commands whose keys span slots are split or their keys copied

@@ -12,10 +12,13 @@ import { parseInfo } from '../redis/admin-client.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
+import { ExpiryPlacer, LOOK_AHEAD_COMMANDS, relativeExpiryKeysAhead } from './expiry-placer.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
+import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
 import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
@@ -122,6 +125,8 @@ export class IncrementalSync {
   private source: RedisEndpoint;
   private following: Promise<void> | undefined;
   private heartbeat: HeartbeatWriter | undefined;
+  /** A pre-7.0 source: its relative expiries are made absolute (or their keys re-copied). */
+  private readonly expiries: ExpiryPlacer | undefined;
   private sourceConn: RawConnection | undefined;
   private carry: StreamItem | undefined;
   private phase: IncrementalPhase = 'catch-up';
@@ -158,6 +163,9 @@ export class IncrementalSync {
     this.replid = o.start.replid;
     this.processed = o.start.offset;
     this.appliedOffset = o.start.offset;
+    if (propagatesRelativeExpiries(o.sourceVersion)) {
+      this.expiries = new ExpiryPlacer(() => this.heartbeat?.clockOffset);
+    }
   }
 
   async run(): Promise<IncrementalOutcome> {
@@ -202,6 +210,7 @@ export class IncrementalSync {
       return outcome;
     } finally {
       for (const t of this.timers) clearInterval(t);
+      this.expiries?.close();
       await this.following;
       await this.feed?.close().catch(() => undefined);
       await this.heartbeat?.stop();
@@ -427,6 +436,7 @@ export class IncrementalSync {
         // Our own write tells the db when no SELECT has yet.
         this.db ??= hb.db;
         this.batchHeartbeats.push(ms);
+        this.expiries?.observeHeartbeat(ms, item.at);
         return undefined;
       }
     }
@@ -449,10 +459,10 @@ export class IncrementalSync {
       case 'apply': {
         // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
         if (d.serverWide || d.keys.length === 0 || item.end > this.stamps.maxStamp) {
-          return this.pushApplied(d, item, db);
+          return this.pushPlaced(d, item, db);
         }
         const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
-        if (behind.length === d.keys.length) return this.pushApplied(d, item, db);
+        if (behind.length === d.keys.length) return this.pushPlaced(d, item, db);
         this.lastDataAt = Date.now();
         if (behind.length === 0) {
           this.commandsSkipped++;
@@ -587,6 +597,24 @@ export class IncrementalSync {
       return this.recopyInto(db, uniqueKeys(d.keys));
     }
     for (const p of parts) this.push({ db: d.db, argv: p.argv, slot: p.slot, end });
+    return undefined;
+  }
+
+  /** pushApplied, with a pre-7.0 source's relative expiry made absolute, or its keys re-copied. */
+  private pushPlaced(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    const placed = d.serverWide ? undefined : this.expiries?.place(d.argv, item.end, item.at);
+    if (placed === undefined) return this.pushApplied(d, item, db);
+    if (placed === 'recopy') {
+      this.lastDataAt = Date.now();
+      const ahead = relativeExpiryKeysAhead(this.feed?.peek(LOOK_AHEAD_COMMANDS) ?? [], db, this.o.filter);
+      return this.recopyInto(db, uniqueKeys([...d.keys, ...ahead]));
+    }
+    // One key each: none needs the cross-slot handling that could return a promise.
+    for (const argv of placed) this.pushApplied({ ...d, argv }, item, db);
     return undefined;
   }
 
@@ -739,7 +767,10 @@ export class IncrementalSync {
       source: this.source,
       replid: from.replid,
       offset: from.offset,
+      stampArrival: this.expiries !== undefined,
+      onPause: () => this.expiries?.notLive(),
       onReconnect: (attempt, cause) => {
+        this.expiries?.notLive();
         this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`);
         void this.followSource();
       },
@@ -787,6 +818,7 @@ export class IncrementalSync {
         if (offset === undefined) return;
         this.sourceOffset = { offset, at };
         this.lag.observeSourceOffset(offset);
+        this.expiries?.observeSourceOffset(offset, Date.now());
       })
       .catch(() => {
         // A dropped connection is reopened at the next poll; the stream itself reports a lost source.
@@ -806,26 +838,4 @@ export class IncrementalSync {
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }
-}
-
-/**
- * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
- * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
- * slots there is not built.
- */
-function keyspaceOnClusterShard(shardId: string, what: string): DtsError {
-  return new DtsError(
-    'KEYSPACE_ON_CLUSTER_SOURCE',
-    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task; emptying only that ` +
-      "shard's slots on the destination is not built, so the change cannot be replayed (nothing of it was applied)",
-    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
-  );
-}
-
-function unsupported(message: string): DtsError {
-  return new DtsError(
-    'UNSUPPORTED_COMMAND',
-    message,
-    'exclude the keys or db it writes from the task (keyFilter, dbs), or run that workload after the migration',
-  );
 }

@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { printableKey } from '../fullsync/copy-key-in-parts.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
+import { payloadRdbVersion, rdbVersionOfRelease } from '../redis/server-versions.ts';
 import { nodeForKey } from './cluster-nodes.ts';
-import { payloadRdbVersion, rdbVersionOfRelease } from './rdb-version.ts';
 import {
   addressOf,
   failedFrom,

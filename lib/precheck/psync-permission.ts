@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { classifyAdminError } from '../redis/admin-client.ts';
 import { type RedisEndpoint, replicationCommand } from '../redis/endpoint.ts';
+import { hasAcl, hasAclDryrun } from '../redis/server-versions.ts';
 import { renamedPsyncFix } from '../replication/without-psync.ts';
 import { aclRulesAllow, REPLICATION_COMMAND_CATEGORIES } from './acl-rules.ts';
 import { combineNodeResults } from './cluster-nodes.ts';
@@ -122,9 +123,9 @@ async function aclVerdict(
   commands: readonly { command: ReplicationCommand; sentAs: string; args: readonly string[] }[],
 ): Promise<{ denied: string[]; how: string } | { unknown: string }> {
   // Before Redis 6 there are no ACL users: whoever logs in may run every enabled command.
-  if (versionNum > 0 && versionNum < 60000) return { denied: [], how: 'no ACL before Redis 6' };
+  if (!hasAcl(versionNum)) return { denied: [], how: 'no ACL before Redis 6' };
   try {
-    if (versionNum >= 70000) {
+    if (hasAclDryrun(versionNum)) {
       const denied: string[] = [];
       for (const { command, sentAs, args } of commands) {
         const reply = await client.call('ACL', 'DRYRUN', user, sentAs, ...args);

@@ -3,11 +3,11 @@ import type { Redis } from 'ioredis';
 import { isDtsError } from '../errors.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { serverVersionOf } from '../redis/server-versions.ts';
 
 /** `Valkey 8.0.1` or `Redis 7.0.15`: Valkey reports a frozen redis_version, so its own is the one to name. */
 export function productVersion(fields: Record<string, string>): string {
-  if (fields.server_name === 'valkey' && fields.valkey_version) return `Valkey ${fields.valkey_version}`;
-  return `Redis ${fields.redis_version ?? 'unknown'}`;
+  return serverVersionOf(fields).label;
 }
 
 /**

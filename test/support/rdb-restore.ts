@@ -80,7 +80,7 @@ export async function copyThroughRdb(
         return flush(full);
       },
     });
-    sourceVersion = snapshot.aux['redis-ver'];
+    sourceVersion = snapshot.serverVersion;
     await flush(batch);
     const conn = await connection(0);
     for (const f of functions) {

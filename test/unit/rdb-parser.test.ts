@@ -160,6 +160,7 @@ describe('RdbParser', () => {
       checksum: 'verified',
     });
     expect(summary.aux).toEqual({ 'redis-ver': '7.2.6', 'repl-offset': '42' });
+    expect(summary.serverVersion).toBe('7.2.6');
     const keys = entries.filter((e) => e.kind === 'key');
     expect(keys.map((e) => [e.db, e.key.toString(), e.type, e.expireAtMs])).toEqual([
       [0, 'plain', 0, undefined],

@@ -44,6 +44,8 @@ export interface RdbSummary {
   rdbVersion: number;
   /** AUX fields as written: redis-ver, redis-bits, ctime, used-mem, repl-id, repl-offset, aof-base … */
   aux: Record<string, string>;
+  /** The server that wrote the RDB, from AUX (`redis-ver`, or `valkey-ver` on Valkey), e.g. `7.2.6`. */
+  serverVersion: string | undefined;
   keys: number;
   functions: number;
   /** RDB payload bytes parsed. */
@@ -131,6 +133,7 @@ export class RdbParser {
     return {
       rdbVersion: this.rdbVersion,
       aux: { ...this.aux },
+      serverVersion: this.aux['valkey-ver'] ?? this.aux['redis-ver'],
       keys: this.keys,
       functions: this.functions,
       bytes: this.consumed,

@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { compareServers } from '../test/support/compare.ts';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
 import { seedManyKeys } from '../test/support/seed.ts';
+import { measureNativeReplication, rate } from './native-replication.ts';
 
 const { values } = parseArgs({
   options: {
@@ -42,7 +43,7 @@ try {
   const native: number[] = [];
   const ours: { seconds: number; bytes: number; peakRssMb: number }[] = [];
   for (let run = 1; run <= runs; run++) {
-    native.push(await measureNative(source.port, dbsize));
+    native.push(await measureNativeReplication(source.port, dbsize));
     ours.push(await measureOurs(source.url, dbsize, values.verify && run === 1));
     const n = native[native.length - 1]!;
     const o = ours[ours.length - 1]!;
@@ -64,29 +65,6 @@ try {
   src.disconnect();
 } finally {
   await stopAllRedis();
-}
-
-function rate(n: number, seconds: number): string {
-  return Math.round(n / seconds).toLocaleString('en-US');
-}
-
-/** Wall time from REPLICAOF to a replica that serves the whole dataset. */
-async function measureNative(sourcePort: number, dbsize: number): Promise<number> {
-  const replica = await startRedis();
-  const r = new Redis(replica.port, '127.0.0.1');
-  try {
-    const t = performance.now();
-    await r.replicaof('127.0.0.1', sourcePort);
-    for (;;) {
-      const info = await r.info('replication');
-      if (info.includes('master_link_status:up') && (await r.dbsize()) === dbsize) break;
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    return (performance.now() - t) / 1000;
-  } finally {
-    r.disconnect();
-    await replica.stop();
-  }
 }
 
 async function measureOurs(

@@ -14,7 +14,7 @@ function str(s: string | Buffer): number[] {
   const b = Buffer.from(s);
   return [...len(b.length), ...b];
 }
-function rdb(version: number, body: number[], checksum: 'real' | 'zero' = 'real'): Buffer {
+function rdb(version: number, body: number[] | Buffer, checksum: 'real' | 'zero' = 'real'): Buffer {
   const head = Buffer.concat([
     Buffer.from(`REDIS${String(version).padStart(4, '0')}`),
     Buffer.from(body),
@@ -238,6 +238,35 @@ describe('RdbParser', () => {
       expect(err.code).toBe('RDB_UNSUPPORTED_TYPE');
       expect(err.message).toMatch(/field TTLs/);
     }
+  });
+
+  it('buffers no more than about twice the largest key, however long the RDB', () => {
+    const smallKeys = (from: number) =>
+      Buffer.concat(
+        Array.from({ length: 50_000 }, (_, i) =>
+          Buffer.from([0x00, ...str(`key:${from + i}`), ...str(`value:${i}`.padEnd(40, '.'))]),
+        ),
+      );
+    const big = Buffer.alloc(3_000_000, 'b');
+    const body = Buffer.concat([
+      smallKeys(0),
+      Buffer.from([0x00, ...str('big'), ...len(big.length)]),
+      big,
+      smallKeys(50_000),
+    ]);
+    const data = rdb(11, body);
+    expect(data.length).toBeGreaterThan(8_000_000);
+    const parser = new RdbParser({ onEntry: () => undefined });
+    const peaks: number[] = [];
+    for (let i = 0; i < data.length; i += 64 * 1024) {
+      parser.push(data.subarray(i, i + 64 * 1024));
+      peaks.push(parser.peakBufferBytes);
+    }
+    expect(parser.end().keys).toBe(100_001);
+    // Before the big key, a piece's unfinished tail and the next piece; then it doubles to hold the big key.
+    expect(peaks[10]).toBeLessThanOrEqual(2 * 64 * 1024);
+    expect(parser.peakBufferBytes).toBeGreaterThan(big.length);
+    expect(parser.peakBufferBytes).toBeLessThanOrEqual(2 * big.length + 128 * 1024);
   });
 
   it('refuses a value over the limit before buffering it whole', () => {

@@ -99,8 +99,8 @@ export class RdbCursor {
 
   /** A length read exactly, for 64-bit ids (module ids). */
   bigLength(): bigint {
-    const first = this.buf[this.pos];
-    if (first === 0x81) {
+    this.need(1);
+    if (this.buf[this.pos] === 0x81) {
       this.need(9);
       const v = this.buf.readBigUInt64BE(this.pos + 1);
       this.pos += 9;

@@ -105,6 +105,7 @@ export class RdbParser {
   /** RDB offset of the first byte not yet consumed. */
   private consumed = 0;
   private crcFrom = 0;
+  private peakBuffer = 0;
   /** The key being read, for errors only. */
   private currentKey: Buffer | undefined;
 
@@ -124,6 +125,11 @@ export class RdbParser {
     }
     this.append(chunk);
     if (this.pendLen >= this.retryAt) this.walk(this.pend, this.pendLen, false);
+  }
+
+  /** The largest the buffer for unfinished items has been: bounded by the largest key, not the RDB. */
+  get peakBufferBytes(): number {
+    return this.peakBuffer;
   }
 
   /** Call after the last byte: parses what is left, checks the CRC64 and returns what the RDB said. */
@@ -308,6 +314,7 @@ export class RdbParser {
     const grown = Buffer.allocUnsafe(Math.max(bytes, 2 * this.pend.length, MIN_BUFFER));
     this.pend.copy(grown, 0, 0, keep);
     this.pend = grown;
+    this.peakBuffer = Math.max(this.peakBuffer, grown.length);
   }
 
   private place(offset: number): RdbPlace {

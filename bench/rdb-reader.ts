@@ -1,5 +1,5 @@
 /**
- * npm run bench:rdb [-- --keys 1000000 --value-bytes 100 --runs 2]
+ * npm run bench:rdb [-- --keys 1000000 --value-bytes 100 --runs 2 --rdbcompression no]
  *
  * Seeds one source with a mixed dataset, then in the same run measures
  *   native: a fresh redis-server doing REPLICAOF the source (diskless, delay 0) until the link is up
@@ -27,6 +27,8 @@ const { values } = parseArgs({
     keys: { type: 'string', default: '1000000' },
     'value-bytes': { type: 'string', default: '100' },
     runs: { type: 'string', default: '2' },
+    /** The source's rdbcompression: `no` makes the RDB as large as the data (the seeded values compress well). */
+    rdbcompression: { type: 'string', default: 'yes' },
     /** Internal: run the reader against this source URL and print its figures as JSON. */
     child: { type: 'string' },
     /** Internal: with --child, receive the whole RDB first, then time the parser alone. */
@@ -90,7 +92,14 @@ async function main(): Promise<void> {
   const valueBytes = Number(values['value-bytes']);
   const runs = Number(values.runs);
   const source = await startRedis({
-    args: ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'],
+    args: [
+      '--repl-diskless-sync',
+      'yes',
+      '--repl-diskless-sync-delay',
+      '0',
+      '--rdbcompression',
+      values.rdbcompression,
+    ],
   });
   try {
     const t0 = performance.now();

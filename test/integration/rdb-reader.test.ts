@@ -10,6 +10,7 @@ import { copyThroughRdb } from '../support/rdb-restore.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedEveryType } from '../support/seed.ts';
 import { SERVER_BUILDS, serverBuild } from '../support/server-builds.ts';
+import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 const DBS = [0, 1, 7, 15];
 
@@ -171,6 +172,29 @@ describe('the RDB reader against real servers', () => {
       expect(handed).toBeLessThanOrEqual(1);
     } finally {
       src.disconnect();
+      await source.stop();
+    }
+  });
+
+  it('fails with the link error, never a summary, when the link drops in the middle of the RDB', async () => {
+    const source = await startRedis({ args: ['--rdbcompression', 'no'] });
+    const proxy = await startTcpProxy({ host: source.host, port: source.port });
+    const src = client(source);
+    try {
+      for (let i = 0; i < 20; i++) await src.set(`big:${i}`, Buffer.alloc(2 * 1024 * 1024, i));
+      let handed = 0;
+      const outcome = await readRdbSnapshot(parseRedisUrl(proxy.url(), 'source'), {
+        onEntry: () => {
+          if (handed++ === 0) proxy.dropAll();
+          return undefined;
+        },
+      }).catch((e: unknown) => e);
+      expect(outcome).toBeInstanceOf(DtsError);
+      expect((outcome as DtsError).code).toBe('REPLICATION_LINK_LOST');
+      expect(handed).toBeLessThan(20);
+    } finally {
+      src.disconnect();
+      await proxy.close();
       await source.stop();
     }
   });

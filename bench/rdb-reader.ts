@@ -11,16 +11,15 @@
  * it includes the source's fork and RDB production; "parser alone" times the same RDB held in memory
  * (another child, whose RSS is not reported: it holds the whole RDB).
  */
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import { parseRedisUrl } from '../lib/redis/url.ts';
-import { PsyncClient } from '../lib/replication/psync-client.ts';
 import { RdbParser } from '../lib/replication/rdb/rdb-parser.ts';
 import { readRdbSnapshot } from '../lib/replication/rdb/rdb-snapshot.ts';
+import { receiveRawRdb } from '../test/support/rdb-restore.ts';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
-import { seedManyKeys } from '../test/support/seed.ts';
+import { seedMixedDataset } from './mixed-dataset.ts';
 import { measureNativeReplication, rate } from './native-replication.ts';
+import { runChild } from './run-child.ts';
 
 const { values } = parseArgs({
   options: {
@@ -48,7 +47,7 @@ interface ReaderFigures {
 }
 
 if (values.child && values['parse-only']) {
-  const rdb = await receiveRdb(values.child);
+  const rdb = await receiveRawRdb(values.child);
   const t = performance.now();
   let payloadBytes = 0;
   const parser = new RdbParser({
@@ -102,16 +101,7 @@ async function main(): Promise<void> {
     ],
   });
   try {
-    const t0 = performance.now();
-    await seedManyKeys(source.url, { count: keys, valueBytes, mixed: true });
-    const src = new Redis(source.port, '127.0.0.1');
-    const usedMemory = Number(/used_memory:(\d+)/.exec(await src.info('memory'))![1]);
-    const dbsize = await src.dbsize();
-    src.disconnect();
-    console.log(
-      `dataset: ${dbsize.toLocaleString('en-US')} keys (mixed string/hash/list/set/zset, ${valueBytes}-byte values), ` +
-        `used_memory ${(usedMemory / 1e6).toFixed(0)} MB, seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-    );
+    const dbsize = await seedMixedDataset(source.port, keys, valueBytes);
     const native: number[] = [];
     const reader: ReaderFigures[] = [];
     for (let run = 1; run <= runs; run++) {
@@ -154,34 +144,7 @@ async function measureReader(sourceUrl: string, parseOnly: boolean): Promise<Rea
     sourceUrl,
     ...(parseOnly ? ['--parse-only'] : []),
   ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await new Promise<number | null>((res) => child.once('close', res));
+  const { code, out, err } = await runChild(process.execPath, args);
   if (code !== 0) throw new Error(`the reader exited ${code}: ${err.slice(-2000)}`);
   return JSON.parse(out.trim().split('\n').pop()!) as ReaderFigures;
-}
-
-/** The whole RDB payload of a full resync, in memory. */
-async function receiveRdb(sourceUrl: string): Promise<Buffer> {
-  const pieces: Buffer[] = [];
-  let link: PsyncClient | undefined;
-  await new Promise<void>((resolve, reject) => {
-    PsyncClient.connect(parseRedisUrl(sourceUrl, 'source'), {
-      rdb: (chunk) => pieces.push(Buffer.from(chunk)),
-      onRdbEnd: () => resolve(),
-      onCommand: () => undefined,
-      onClose: (e) => e && reject(e),
-    }).then((c) => {
-      link = c;
-    }, reject);
-  });
-  await link?.close();
-  return Buffer.concat(pieces);
 }

@@ -2,11 +2,10 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DtsError } from '../../lib/errors.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
-import { PsyncClient } from '../../lib/replication/psync-client.ts';
 import { RdbParser } from '../../lib/replication/rdb/rdb-parser.ts';
 import { readRdbSnapshot } from '../../lib/replication/rdb/rdb-snapshot.ts';
 import { assertSameData, compareServers } from '../support/compare.ts';
-import { copyThroughRdb } from '../support/rdb-restore.ts';
+import { copyThroughRdb, receiveRawRdb } from '../support/rdb-restore.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedEveryType } from '../support/seed.ts';
 import { SERVER_BUILDS, serverBuild } from '../support/server-builds.ts';
@@ -227,7 +226,7 @@ describe('the RDB reader against real servers', () => {
     const source = await startRedis();
     try {
       await seedEveryType(source.url, { dbs: [0] });
-      const rdb = await rawRdb(source);
+      const rdb = await receiveRawRdb(source.url);
       expect(parseAll(rdb).keys).toBeGreaterThan(50);
       for (let n = 0; n < 60; n++) {
         const at = 9 + Math.floor(((rdb.length - 9) * n) / 60);
@@ -252,22 +251,4 @@ function parseAll(rdb: Buffer) {
   const parser = new RdbParser({ onEntry: () => undefined });
   for (let i = 0; i < rdb.length; i += 4096) parser.push(rdb.subarray(i, i + 4096));
   return parser.end();
-}
-
-/** The RDB payload a replica receives, whole (small sources only). */
-async function rawRdb(source: RedisProcess): Promise<Buffer> {
-  const pieces: Buffer[] = [];
-  let psync: PsyncClient | undefined;
-  await new Promise<void>((resolve, reject) => {
-    PsyncClient.connect(parseRedisUrl(source.url, 'source'), {
-      rdb: (chunk) => pieces.push(Buffer.from(chunk)),
-      onRdbEnd: () => resolve(),
-      onCommand: () => undefined,
-      onClose: (e) => e && reject(e),
-    }).then((c) => {
-      psync = c;
-    }, reject);
-  });
-  await psync?.close();
-  return Buffer.concat(pieces);
 }

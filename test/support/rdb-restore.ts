@@ -1,6 +1,7 @@
 import { RawConnection } from '../../lib/redis/raw-connection.ts';
 import { RespError } from '../../lib/redis/resp.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
+import { PsyncClient } from '../../lib/replication/psync-client.ts';
 import type { RdbEntry, RdbKeyEntry } from '../../lib/replication/rdb/rdb-parser.ts';
 import { type RdbSnapshot, readRdbSnapshot } from '../../lib/replication/rdb/rdb-snapshot.ts';
 import { restoreRefusal } from '../../lib/replication/rdb/restore-refusal.ts';
@@ -91,4 +92,22 @@ export async function copyThroughRdb(
   } finally {
     for (const c of connections.values()) await c.then((conn) => conn.close()).catch(() => undefined);
   }
+}
+
+/** The RDB payload a replica of this source receives, whole in memory (for small sources and benchmarks). */
+export async function receiveRawRdb(sourceUrl: string): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  let link: PsyncClient | undefined;
+  await new Promise<void>((resolve, reject) => {
+    PsyncClient.connect(parseRedisUrl(sourceUrl, 'source'), {
+      rdb: (chunk) => pieces.push(Buffer.from(chunk)),
+      onRdbEnd: () => resolve(),
+      onCommand: () => undefined,
+      onClose: (e) => e && reject(e),
+    }).then((c) => {
+      link = c;
+    }, reject);
+  });
+  await link?.close();
+  return Buffer.concat(pieces);
 }

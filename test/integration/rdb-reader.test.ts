@@ -207,7 +207,8 @@ describe('the RDB reader against real servers', () => {
       ]);
       const src = client(source);
       try {
-        await src.set('k', 'v');
+        // Enough keys that the refusal comes from a batch written while the RDB is still being read.
+        await src.mset(Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k:${i}`, `v:${i}`])));
         const err = await copyThroughRdb(source.url, destination.url).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(DtsError);
         const e = err as DtsError;

@@ -3,7 +3,7 @@ import { RespError } from '../../lib/redis/resp.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
 import { PsyncClient } from '../../lib/replication/psync-client.ts';
 import type { RdbEntry, RdbKeyEntry } from '../../lib/replication/rdb/rdb-parser.ts';
-import { type RdbSnapshot, readRdbSnapshot } from '../../lib/replication/rdb/rdb-snapshot.ts';
+import { type RdbSnapshot, type RdbSource, readRdbSnapshot } from '../../lib/replication/rdb/rdb-snapshot.ts';
 import { restoreRefusal } from '../../lib/replication/rdb/restore-refusal.ts';
 
 export interface RdbCopy {
@@ -43,8 +43,7 @@ export async function copyThroughRdb(
   let batch: RdbKeyEntry[] = [];
   const functions: RdbEntry[] = [];
   const keysPerDb: Record<number, number> = {};
-  let rdbVersion = 0;
-  let sourceVersion: string | undefined;
+  let source: RdbSource = { rdbVersion: 0, serverVersion: undefined };
 
   const flush = async (entries: RdbKeyEntry[]) => {
     const byDb = new Map<number, RdbKeyEntry[]>();
@@ -57,7 +56,13 @@ export async function copyThroughRdb(
       replies.forEach((reply, i) => {
         if (reply instanceof RespError) {
           const { key } = list[i]!;
-          throw restoreRefusal(reply.message, { key, db, rdbVersion, sourceVersion, destinationVersion });
+          throw restoreRefusal(reply.message, {
+            key,
+            db,
+            rdbVersion: source.rdbVersion,
+            sourceVersion: source.serverVersion,
+            destinationVersion,
+          });
         }
       });
     }
@@ -66,13 +71,12 @@ export async function copyThroughRdb(
   try {
     const snapshot = await readRdbSnapshot(parseRedisUrl(sourceUrl, 'source'), {
       maxValueBytes: opts.maxValueBytes,
-      onEntry: (entry) => {
+      onEntry: (entry, about) => {
+        source = about;
         if (entry.kind === 'function') {
           functions.push(entry);
           return undefined;
         }
-        // The payload's footer carries the RDB version; the AUX fields come before any key.
-        rdbVersion = entry.payload.readUInt16LE(entry.payload.length - 10);
         keysPerDb[entry.db] = (keysPerDb[entry.db] ?? 0) + 1;
         batch.push(entry);
         if (batch.length < BATCH) return undefined;
@@ -81,7 +85,6 @@ export async function copyThroughRdb(
         return flush(full);
       },
     });
-    sourceVersion = snapshot.serverVersion;
     await flush(batch);
     const conn = await connection(0);
     for (const f of functions) {

@@ -90,7 +90,7 @@ export class RdbParser {
   private readonly cursor = new RdbCursor();
   private readonly crc = new Crc64();
   private state: State = 'magic';
-  private rdbVersion = 0;
+  private version = 0;
   private readonly aux: Record<string, string> = {};
   private db = 0;
   private expireAtMs: number | undefined;
@@ -127,6 +127,16 @@ export class RdbParser {
     if (this.pendLen >= this.retryAt) this.walk(this.pend, this.pendLen, false);
   }
 
+  /** The RDB version from the header (0 before it arrived). */
+  get rdbVersion(): number {
+    return this.version;
+  }
+
+  /** The server that writes the RDB, from AUX, which precedes every key (see RdbSummary.serverVersion). */
+  get serverVersion(): string | undefined {
+    return this.aux['valkey-ver'] ?? this.aux['redis-ver'];
+  }
+
   /** The largest the buffer for unfinished items has been: bounded by the largest key, not the RDB. */
   get peakBufferBytes(): number {
     return this.peakBuffer;
@@ -137,9 +147,9 @@ export class RdbParser {
     if (this.state !== 'done' && this.pendLen > 0) this.walk(this.pend, this.pendLen, true);
     if (this.state !== 'done') throw rdbTruncated(this.consumed + this.pendLen);
     return {
-      rdbVersion: this.rdbVersion,
+      rdbVersion: this.version,
       aux: { ...this.aux },
-      serverVersion: this.aux['valkey-ver'] ?? this.aux['redis-ver'],
+      serverVersion: this.serverVersion,
       keys: this.keys,
       functions: this.functions,
       bytes: this.consumed,
@@ -228,14 +238,14 @@ export class RdbParser {
       case RDB_FUNCTION2: {
         const start = c.pos;
         const code = c.string();
-        const payload = dumpPayload(RDB_FUNCTION2, data, start, c.pos, this.rdbVersion);
+        const payload = dumpPayload(RDB_FUNCTION2, data, start, c.pos, this.version);
         this.functions++;
         this.onEntry({ kind: 'function', code, payload });
         return;
       }
       case OPCODE.EOF:
         this.crc.update(data, this.crcFrom, c.pos);
-        this.state = this.rdbVersion >= FIRST_RDB_VERSION_WITH_CHECKSUM ? 'checksum' : 'done';
+        this.state = this.version >= FIRST_RDB_VERSION_WITH_CHECKSUM ? 'checksum' : 'done';
         return;
       default:
         this.readKey(c, data, op);
@@ -254,7 +264,7 @@ export class RdbParser {
       db: this.db,
       key,
       type,
-      payload: dumpPayload(type, data, start, c.pos, this.rdbVersion),
+      payload: dumpPayload(type, data, start, c.pos, this.version),
       expireAtMs: this.expireAtMs,
     };
     this.expireAtMs = undefined;
@@ -271,7 +281,7 @@ export class RdbParser {
     }
     const version = Number(digits);
     if (version < 1 || version > NEWEST_RDB_VERSION) throw rdbVersionUnsupported(version, NEWEST_RDB_VERSION);
-    this.rdbVersion = version;
+    this.version = version;
     this.state = 'body';
   }
 

@@ -7,11 +7,17 @@ export interface RdbSnapshotOptions {
    * Each key and function library, in RDB order. Returning a promise holds the link (no more RDB is
    * read after the current socket piece) until it settles; a rejection ends the snapshot with its error.
    */
-  onEntry: (entry: RdbEntry) => undefined | Promise<unknown>;
+  onEntry: (entry: RdbEntry, source: RdbSource) => undefined | Promise<unknown>;
   /** See RdbParserOptions.maxValueBytes. */
   maxValueBytes?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+}
+
+/** What the RDB has said about its writer so far (its header and AUX fields come before any key). */
+export interface RdbSource {
+  readonly rdbVersion: number;
+  readonly serverVersion: string | undefined;
 }
 
 export interface RdbSnapshot extends RdbSummary {
@@ -29,34 +35,37 @@ export interface RdbSnapshot extends RdbSummary {
  */
 export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOptions): Promise<RdbSnapshot> {
   let client: PsyncClient | undefined;
-  let holding: Promise<unknown> | undefined;
-  let failed: ((e: unknown) => void) | undefined;
-  let finished: ((s: RdbSnapshot) => void) | undefined;
+  let settle: { resolve: (s: RdbSnapshot) => void; reject: (e: unknown) => void } | undefined;
   const done = new Promise<RdbSnapshot>((resolve, reject) => {
-    finished = resolve;
-    failed = reject;
+    settle = { resolve, reject };
   });
+  const fail = (e: unknown) => {
+    settle?.reject(e);
+    settle = undefined;
+    void client?.close();
+  };
+  /** Promises returned by onEntry and not settled yet; the link stays paused while there are any. */
+  let unsettled = 0;
+  let whenSettled: (() => void) | undefined;
   const parser = new RdbParser({
     maxValueBytes: opts.maxValueBytes,
     onEntry: (entry) => {
-      const p = opts.onEntry(entry);
-      if (p) holding = p;
+      const p = opts.onEntry(entry, parser);
+      if (!p) return;
+      unsettled++;
+      // Every promise gets its handler at once: an early one that rejects must end the snapshot.
+      p.then(() => {
+        if (--unsettled === 0) whenSettled?.();
+      }, fail);
     },
   });
-  const hold = () => {
-    const p = holding;
-    if (!p || !client) return;
-    holding = undefined;
-    client.pause();
-    p.then(
-      () => {
-        if (!holding) client?.resume();
-      },
-      (e: unknown) => {
-        void client?.close();
-        failed?.(e);
-      },
-    );
+  const afterSettled = (then: () => void) => {
+    if (unsettled === 0) return then();
+    client?.pause();
+    whenSettled = () => {
+      whenSettled = undefined;
+      then();
+    };
   };
 
   client = await PsyncClient.connect(ep, {
@@ -64,28 +73,21 @@ export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOption
     readTimeoutMs: opts.readTimeoutMs,
     rdb: (chunk) => {
       parser.push(chunk);
-      hold();
+      afterSettled(() => client?.resume());
     },
     onRdbEnd: ({ diskless }) => {
       const summary = parser.end();
       const { replid, startOffset } = client!.result;
-      const last = holding ?? Promise.resolve();
-      holding = undefined;
       client!.pause();
-      last.then(
-        async () => {
-          await client!.close();
-          finished?.({ ...summary, replid, offset: startOffset, diskless });
-        },
-        (e: unknown) => {
-          void client!.close();
-          failed?.(e);
-        },
-      );
+      afterSettled(() => {
+        const s = settle;
+        settle = undefined;
+        void client!.close().then(() => s?.resolve({ ...summary, replid, offset: startOffset, diskless }));
+      });
     },
     onCommand: () => undefined,
     onClose: (err) => {
-      if (err) failed?.(err);
+      if (err) fail(err);
     },
   });
   return done;

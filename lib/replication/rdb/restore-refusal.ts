@@ -1,6 +1,6 @@
 import { DtsError } from '../../errors.ts';
 import { printableKey } from '../../fullsync/copy-key-in-parts.ts';
-import { rdbVersionOfRelease } from '../../precheck/rdb-version.ts';
+import { rdbVersionOfRelease, versionNumber } from '../../redis/server-versions.ts';
 
 export interface RestoreRefusalContext {
   key: Buffer;
@@ -46,10 +46,4 @@ export function restoreRefusal(message: string, ctx: RestoreRefusalContext): Dts
       ? 'load the same modules on the destination, or leave such keys out of the task'
       : 'check the destination (memory, ACL, read-only replica) and take the full sync again',
   );
-}
-
-/** `7.0.15` → 70015, as INFO's redis_version compares. */
-function versionNumber(version: string): number {
-  const [major = 0, minor = 0, patch = 0] = version.split('.').map((p) => Number.parseInt(p, 10) || 0);
-  return major * 10000 + minor * 100 + patch;
 }

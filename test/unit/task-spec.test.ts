@@ -348,6 +348,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: false,
         heartbeat: { enabled: true, prefix: 'redis-dts:heartbeat:', intervalMs: 1000 },
         until: 'stopped',
         onBacklogLost: 'fail',

@@ -16,7 +16,11 @@ export const psyncPermission: PrecheckCheck = {
   title: 'PSYNC permitted on the source',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full' ? 'syncType full does not replicate, so PSYNC is not used' : undefined,
+    spec.syncType === 'full'
+      ? 'syncType full does not replicate, so PSYNC is not used'
+      : spec.incremental.reader === 'notifications'
+        ? 'incremental.reader notifications reads keyspace events, so PSYNC is not used'
+        : undefined,
   // PSYNC itself is never sent: it would make the source fork for an RDB, the very cost the check is
   // meant to foresee. The server's command table and its ACL answer the question instead.
   async run(ctx): Promise<CheckResult> {
@@ -44,7 +48,7 @@ async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
     return {
       status: 'failed',
       detail: `${listWords(table.missing)} ${table.missing.length === 1 ? 'is' : 'are'} renamed or disabled on the source (rename-command): incremental sync cannot read the replication stream`,
-      fix: `remove the rename-command lines for ${listWords(table.missing)} from the source's redis.conf and restart it; where the provider disables them, use --sync-type full`,
+      fix: `remove the rename-command lines for ${listWords(table.missing)} from the source's redis.conf and restart it; where the provider disables them (ElastiCache, MemoryDB), use --incremental-reader notifications (keyspace events, no PSYNC needed) or --sync-type full`,
     };
   }
   const present = REPLICATION_COMMANDS.filter(

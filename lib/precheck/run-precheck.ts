@@ -11,6 +11,7 @@ import { evictionPolicy } from './eviction-policy.ts';
 import { existingKeysCheck } from './existing-keys-check.ts';
 import { heartbeatWritable } from './heartbeat-writable.ts';
 import { modulesCheck } from './modules.ts';
+import { notifyKeyspaceEvents } from './notify-keyspace-events.ts';
 import { closeSide } from './open-node.ts';
 import { psyncPermission } from './psync-permission.ts';
 import { replBacklog } from './repl-backlog.ts';
@@ -46,6 +47,7 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   dbsExist,
   existingKeysCheck,
   psyncPermission,
+  notifyKeyspaceEvents,
   replBacklog,
   modulesCheck,
   sourceTopology,

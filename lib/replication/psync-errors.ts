@@ -13,7 +13,8 @@ const PHASE_TEXT: Record<ReplicationPhase, string> = {
   stream: 'in the replication stream',
 };
 
-const FULL_SYNC_ONLY = 'or run a full sync only (--sync-type full), which needs no replication access';
+const FULL_SYNC_ONLY =
+  'or read changes without PSYNC (--incremental-reader notifications, from keyspace events), or run a full sync only (--sync-type full)';
 
 /**
  * An error reply to AUTH, REPLCONF or PSYNC on a replication connection. Replication-specific causes get

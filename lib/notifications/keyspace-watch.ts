@@ -186,6 +186,8 @@ export class KeyspaceWatch {
     for (const s of this.shards) {
       s.subscriber?.close();
       s.commands?.stop();
+      // A SWAPDB or MOVE may have carried the heartbeat key into another selected db.
+      for (const db of this.selected ?? []) await s.heartbeat?.removeFrom(db);
       await s.heartbeat?.stop();
     }
   }

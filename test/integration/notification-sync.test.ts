@@ -1,0 +1,224 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Cluster, Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
+import { assertSameKeys } from '../support/cluster-compare.ts';
+import { assertSameData } from '../support/compare.ts';
+import { startManagedRedis } from '../support/managed-redis.ts';
+import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
+import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { seedManyKeys } from '../support/seed.ts';
+import { startWriters, type WriterStats, type Writers } from '../support/writers.ts';
+
+const dirs: string[] = [];
+const clusters: RedisClusterProcess[] = [];
+function stateDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'redis-dts-notify-'));
+  dirs.push(d);
+  return d;
+}
+
+afterAll(async () => {
+  await Promise.all(clusters.map((c) => c.stop()));
+  await stopAllRedis();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const NOTIFICATIONS = ['--until', 'caught-up', '--incremental-reader', 'notifications'];
+const STARTED = 'incremental sync from keyspace notifications';
+
+/** A source as ElastiCache looks from a client (no PSYNC, CONFIG, SYNC…), with KEA in its parameter group. */
+function managedSource(): Promise<RedisProcess> {
+  return startManagedRedis({ psync: 'disabled' }, { configLines: ['notify-keyspace-events KEA'] });
+}
+
+async function seed(source: RedisProcess, dbs: number[], count: number): Promise<void> {
+  for (const db of dbs) await seedManyKeys(source.url, { db, count, mixed: true, prefix: `seed:${db}:` });
+}
+
+/** Writers have stopped: short-lived keys expire on the source before the task's last repair round. */
+async function settle(writers: Writers): Promise<WriterStats> {
+  const stats = await writers.stop();
+  expect(stats.ops).toBeGreaterThan(0);
+  await sleep(700);
+  return stats;
+}
+
+async function assertNoInternalKeys(...urls: string[]): Promise<void> {
+  for (const url of urls) {
+    const c = new Redis(url);
+    try {
+      for (let db = 0; db < 16; db++) {
+        await c.select(db);
+        expect(await c.keys('redis-dts:*'), `redis-dts keys in db ${db} of ${url}`).toEqual([]);
+      }
+    } finally {
+      c.disconnect();
+    }
+  }
+}
+
+describe('redis-dts sync --incremental-reader notifications (source without PSYNC)', () => {
+  it('full+notifications under the non-idempotent writer ends with equal digests', async () => {
+    const source = await managedSource();
+    const target = await startRedis();
+    await seed(source, [0, 1], 30_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), NOTIFICATIONS)));
+    await cli.until(STARTED);
+    await sleep(1500);
+    const stats = await settle(writers);
+    for (const kind of ['INCR', 'LPUSH', 'APPEND', 'HINCRBY', 'EXPIRE', 'DEL', 'RPOPLPUSH', 'EVAL']) {
+      expect(stats.byCommand[kind] ?? 0, kind).toBeGreaterThan(0);
+    }
+    const r = await cli.done;
+    const out = cli.output();
+    expect(r.code, out).toBe(0);
+    // Subscribed in CaptureStart, so the writes made during the full sync were marked, not lost.
+    expect(out).toContain('held since before the full sync');
+    expect(out).toMatch(/re-copied [1-9][\d,]* changed keys/);
+    // The cut-over's repair round found nothing left to copy, and the Verify state agreed.
+    expect(out).toMatch(/repair round \d+: [1-9]\d* keys compared in [\d.]+ s, 0 differed/);
+    expect(out).toContain('verify: consistent');
+    await assertSameData(source.url, target.url);
+    await assertNoInternalKeys(source.url, target.url);
+  }, 180_000);
+
+  it('reports each killed subscription as a gap, repairs it, and still ends equal', async () => {
+    const source = await managedSource();
+    const target = await startRedis();
+    await seed(source, [0, 1], 10_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, state, NOTIFICATIONS)));
+    await cli.until(STARTED);
+    for (const n of [1, 2]) {
+      await sleep(700);
+      expect(Number(await source.cli('CLIENT', 'KILL', 'TYPE', 'pubsub')), `kill ${n}`).toBeGreaterThan(0);
+      await cli.until(`repair round ${n}:`);
+    }
+    await sleep(500);
+    await settle(writers);
+    const r = await cli.done;
+    const out = cli.output();
+    expect(r.code, out).toBe(0);
+    expect(out.match(/gap in keyspace events on shard 0: the keyspace subscription was lost/g)?.length).toBe(
+      2,
+    );
+    await assertSameData(source.url, target.url);
+    // The gaps stay on the record: status shows them after the task ended.
+    const status = await runCli(['status', '--state-dir', state]);
+    expect(status.stdout).toMatch(/gaps\s+2 gap\(s\) in the events, last at .*subscription was lost/);
+    // One round per gap, then the one before the cut-over.
+    expect(Number(/repair\s+(\d+) round\(s\)/.exec(status.stdout)?.[1])).toBeGreaterThanOrEqual(3);
+  }, 180_000);
+
+  it('handles FLUSHDB, SWAPDB, MOVE and RENAME during incremental sync, and --db-map', async () => {
+    const source = await managedSource();
+    const target = await startRedis();
+    await seed(source, [0, 1, 2], 3_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2 });
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, stateDir(), [...NOTIFICATIONS, '--db-map', '0:3,1:4,2:5'])),
+    );
+    await cli.until(STARTED);
+    await source.cli('SET', 'to-move', 'm');
+    await source.cli('MOVE', 'to-move', '1');
+    await source.cli('-n', '2', 'SET', 'old-name', 'r');
+    await source.cli('-n', '2', 'RENAME', 'old-name', 'new-name');
+    await source.cli('SWAPDB', '0', '1');
+    await cli.until('SWAPDB ran on the source');
+    await source.cli('-n', '2', 'FLUSHDB');
+    await cli.until('FLUSHDB ran on the source');
+    await sleep(500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(await target.cli('-n', '5', 'DBSIZE')).toBe('0');
+    await assertSameData(source.url, target.url, { dbMap: { 0: 3, 1: 4, 2: 5 } });
+  }, 180_000);
+
+  it('a 3-master cluster source: one subscription per master, every key equal', async () => {
+    const source = await startRedisCluster({ masters: 3, args: ['--notify-keyspace-events', 'KEA'] });
+    clusters.push(source);
+    const target = await startRedis();
+    const seeder = new Cluster([{ host: source.masters[0]!.host, port: source.masters[0]!.port }]);
+    for (let i = 0; i < 6000; i += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, j) => seeder.set(`seed:${i + j}`, `v${i + j}`)));
+    }
+    seeder.disconnect();
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4, cluster: true });
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, stateDir(), [...NOTIFICATIONS, '--dbs', '0'])),
+    );
+    await cli.until(STARTED);
+    await sleep(1500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/re-copied [1-9][\d,]* changed keys/);
+    const masters = source.masters.map((m) => m.url);
+    expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(6000);
+    for (const m of masters) {
+      const c = new Redis(m);
+      expect(await c.keys('redis-dts:*').finally(() => c.disconnect()), m).toEqual([]);
+    }
+  }, 180_000);
+});
+
+describe('the notify-keyspace-events precheck', () => {
+  const precheck = (source: string, target: string, extra: string[] = []) =>
+    runCli([
+      'precheck',
+      '--source',
+      source,
+      '--target',
+      target,
+      '--incremental-reader',
+      'notifications',
+      ...extra,
+    ]);
+
+  it('fails without K and A, naming the parameter-group setting, and sets it when allowed and asked', async () => {
+    const source = await startRedis({ args: ['--notify-keyspace-events', 'Ex'] });
+    const target = await startRedis();
+    const refused = await precheck(source.url, target.url);
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toMatch(
+      /Keyspace events published by the source\s+Failed\s+notify-keyspace-events is "xE"/,
+    );
+    expect(refused.stdout.replace(/\s+/g, ' ')).toContain('parameter notify-keyspace-events = KAE');
+    const set = await precheck(source.url, target.url, ['--set-notify-keyspace-events']);
+    expect(set.stdout).toMatch(
+      /Keyspace events published by the source\s+Passed\s+notify-keyspace-events was "xE"; set/,
+    );
+    expect(await source.cli('CONFIG', 'GET', 'notify-keyspace-events')).toMatch(/AKE/);
+  }, 60_000);
+
+  it('where CONFIG is refused, probes the events: fails when none come back, passes with KEA', async () => {
+    const silent = await startManagedRedis({ psync: 'disabled' });
+    const flowing = await managedSource();
+    const target = await startRedis();
+    const none = await precheck(silent.url, target.url);
+    expect(none.code).toBe(1);
+    expect(none.stdout.replace(/\s+/g, ' ')).toContain(
+      'CONFIG is not available, and a probe key written on the source raised no keyspace event',
+    );
+    expect(none.stdout.replace(/\s+/g, ' ')).toContain("in the cluster's parameter group");
+    const ok = await precheck(flowing.url, target.url);
+    expect(ok.stdout.replace(/\s+/g, ' ')).toMatch(
+      /Keyspace events published by the source Passed CONFIG is not available; a probe key raised every keyspace event class/,
+    );
+  }, 60_000);
+
+  it('proposes --incremental-reader notifications when PSYNC is disabled', async () => {
+    const source = await managedSource();
+    const target = await startRedis();
+    const r = await runCli(['precheck', '--source', source.url, '--target', target.url]);
+    expect(r.code).toBe(1);
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain('use --incremental-reader notifications');
+  }, 60_000);
+});

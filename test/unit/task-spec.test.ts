@@ -416,6 +416,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
       incremental: {
         mode: 'lambda',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: true,
         heartbeat: { enabled: true, prefix: 'hb:', intervalMs: 250 },
         until: 'caught-up',
         onBacklogLost: 'resync',

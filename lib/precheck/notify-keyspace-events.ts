@@ -19,12 +19,8 @@ export const notifyKeyspaceEvents: PrecheckCheck = {
   id: 'source-notify-keyspace-events',
   title: 'Keyspace events published by the source',
   needs: ['source'],
-  notApplicable(spec) {
-    if (spec.syncType === 'full') return 'syncType full has no incremental phase';
-    if (spec.incremental.reader !== 'notifications')
-      return 'incremental.reader psync reads the replication stream, not keyspace events';
-    return undefined;
-  },
+  listedFor: (spec) => spec.incremental.reader === 'notifications',
+  notApplicable: (spec) => (spec.syncType === 'full' ? 'syncType full has no incremental phase' : undefined),
   async run(ctx) {
     const source = sideOf(ctx, 'source');
     const set = ctx.spec.incremental.setNotifyKeyspaceEvents;

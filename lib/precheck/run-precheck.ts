@@ -74,7 +74,10 @@ export async function runPrecheck(spec: TaskSpec, opts: RunPrecheckOptions = {})
   };
   const items: PrecheckItem[] = [src.item, dst.item];
   try {
-    for (const check of PRECHECKS) items.push(await runCheck(check, ctx));
+    for (const check of PRECHECKS) {
+      if (check.listedFor?.(spec) === false) continue;
+      items.push(await runCheck(check, ctx));
+    }
   } finally {
     if (ctx.source) closeSide(ctx.source);
     if (ctx.target) closeSide(ctx.target);

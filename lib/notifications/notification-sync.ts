@@ -38,6 +38,7 @@ export interface NotificationSyncOptions {
 
 const KEYS_PER_BATCH = 500;
 const IDLE_MS = 2;
+const STOP_DRAIN_MS = 10_000;
 const PROGRESS_MS = 1000;
 /** Lag samples kept for p50/p99: the last this many keys copied. */
 const LAG_SAMPLES = 20_000;
@@ -77,6 +78,7 @@ export class NotificationSync {
       while (!ended) {
         if (this.o.shouldStop()) ended = 'stopped';
         else if (this.o.deadline !== undefined && Date.now() >= this.o.deadline) ended = 'deadline';
+        if (ended === 'stopped') await this.drainMarked();
         if (ended) break;
         if (this.repairFailure !== undefined) throw this.repairFailure;
         const reasons = watch.takeRepairReasons();
@@ -102,6 +104,12 @@ export class NotificationSync {
       position: { replid: 'keyspace-notifications', offset: 0 },
       progress: this.progress(),
     };
+  }
+
+  /** A stop copies what was already marked (for at most STOP_DRAIN_MS), as the PSYNC reader applies what it read. */
+  private async drainMarked(): Promise<void> {
+    const until = Date.now() + STOP_DRAIN_MS;
+    while (Date.now() < until && (await this.drainOnce()));
   }
 
   /** One batch from each shard that has dirty keys; false when none had any. */

@@ -38,7 +38,7 @@ export interface KeyspaceWatchOptions {
   log: (message: string) => void;
 }
 
-/** Heartbeat probes written in a row without their event coming back before it counts as a gap. */
+/** Heartbeat probes written in a row, with no event at all coming back, before it counts as a gap. */
 const MISSED_PROBES = 3;
 const RECONNECT_PAUSE_MS = [100, 250, 500, 1000];
 
@@ -54,6 +54,8 @@ export class ShardWatch {
   beatsAtLastProbe = 0;
   probesSeen = 0;
   probeSilent = false;
+  /** Date.now() of the last event of any key: while events flow, a late probe is queued, not lost. */
+  lastAnyEventAt = Date.now();
   /** Date.now() of the last event of a key other than the heartbeat. */
   lastEventAt = 0;
   commands: KeyspaceCommandWatch | undefined;
@@ -125,7 +127,8 @@ export class KeyspaceWatch {
         }
       }
       if (o.heartbeat) {
-        watch.probeTimer = setInterval(() => watch.checkProbes(), o.heartbeat.intervalMs);
+        const intervalMs = o.heartbeat.intervalMs;
+        watch.probeTimer = setInterval(() => watch.checkProbes(intervalMs), intervalMs);
         watch.probeTimer.unref();
       }
       return watch;
@@ -194,6 +197,7 @@ export class KeyspaceWatch {
 
   private onEvent(s: ShardWatch, e: KeyspaceEvent): void {
     this.eventsReceived++;
+    s.lastAnyEventAt = Date.now();
     if (s.heartbeatKey && e.key.equals(s.heartbeatKey)) {
       s.probesSeen++;
       s.beatsAtLastProbe = s.heartbeat?.beats ?? 0;
@@ -235,10 +239,19 @@ export class KeyspaceWatch {
     }
   }
 
-  private checkProbes(): void {
+  private checkProbes(intervalMs: number): void {
     for (const s of this.shards) {
       const beats = s.heartbeat?.beats ?? 0;
-      if (s.probeSilent || beats - s.beatsAtLastProbe < MISSED_PROBES) continue;
+      // Pub/sub delivers in order and drops nothing short of closing the connection: a probe behind a
+      // flood of events that are still arriving is late, not lost.
+      const silentMs = Date.now() - s.lastAnyEventAt;
+      if (
+        s.probeSilent ||
+        beats - s.beatsAtLastProbe < MISSED_PROBES ||
+        silentMs < MISSED_PROBES * intervalMs
+      ) {
+        continue;
+      }
       s.probeSilent = true;
       this.gap(
         s,

@@ -36,7 +36,9 @@ export interface NotificationSyncOptions {
   log: (m: string) => void;
 }
 
-const KEYS_PER_BATCH = 500;
+/** Keys per re-copy read: larger while a backlog waits (fewer round trips), small when keeping up (less lag). */
+const MIN_BATCH_KEYS = 500;
+const MAX_BATCH_KEYS = 2000;
 const IDLE_MS = 2;
 const STOP_DRAIN_MS = 10_000;
 const PROGRESS_MS = 1000;
@@ -116,7 +118,9 @@ export class NotificationSync {
   private async drainOnce(): Promise<boolean> {
     let any = false;
     for (const shard of this.o.watch.shards) {
-      const batch = shard.dirty.take(KEYS_PER_BATCH);
+      const batch = shard.dirty.take(
+        Math.min(MAX_BATCH_KEYS, Math.max(MIN_BATCH_KEYS, Math.floor(shard.dirty.size / 4))),
+      );
       if (!batch) continue;
       any = true;
       const keys = batch.keys.filter((k) => this.o.watch.isSelected(k.db));

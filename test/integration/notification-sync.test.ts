@@ -116,6 +116,25 @@ describe('redis-dts sync --incremental-reader notifications (source without PSYN
     expect(Number(/repair\s+(\d+) round\(s\)/.exec(status.stdout)?.[1])).toBeGreaterThanOrEqual(3);
   }, 180_000);
 
+  it('sees heartbeat probes stop coming back (events switched off) as a gap, and repairs it', async () => {
+    const source = await startRedis({ args: ['--notify-keyspace-events', 'KEA'] });
+    const target = await startRedis();
+    await seed(source, [0], 5_000);
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), NOTIFICATIONS)));
+    await cli.until(STARTED);
+    await sleep(500);
+    // Nothing closes the subscription: the events simply stop, and the writes go on unseen.
+    await source.cli('CONFIG', 'SET', 'notify-keyspace-events', '');
+    await cli.until('heartbeat probes were written but none came back');
+    await source.cli('CONFIG', 'SET', 'notify-keyspace-events', 'KEA');
+    await sleep(500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    await assertSameData(source.url, target.url);
+  }, 180_000);
+
   it('handles FLUSHDB, SWAPDB, MOVE and RENAME during incremental sync, and --db-map', async () => {
     const source = await managedSource();
     const target = await startRedis();

@@ -39,9 +39,9 @@ if (values['paced-writer']) {
 const seconds = Number(values.seconds);
 const keySpace = Number(values.keys);
 const rates = [...values.rates.split(','), ...values.ramp.split(',')].filter(Boolean).map(Number);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Progress {
+  repairing: boolean;
   opsPerSecond: number;
   dirtyKeys: number;
   keysRecopied: number;
@@ -88,6 +88,18 @@ try {
       () => undefined,
     );
   }
+  // Writes have stopped: wait for the waiting keys and any repair round (after a gap) to finish, so the
+  // digests compare a settled copy; SIGTERM only copies what is already marked.
+  const settled = performance.now();
+  await waitFor(
+    async () => {
+      const p = progress.at(-1);
+      return p !== undefined && p.dirtyKeys === 0 && !p.repairing && progress.length > 0;
+    },
+    'the copy to settle',
+    600_000,
+  );
+  console.log(`settled ${((performance.now() - settled) / 1000).toFixed(1)} s after the last write`);
   const stopped = await stop(child);
   // The heartbeat key's DEL (at the end of the task) reaches R through its replication link.
   await waitFor(async () => (await r.exists(`redis-dts:heartbeat:bench`)) === 0, 'heartbeat removed on R');
@@ -118,16 +130,20 @@ function startOurs(src: string, dst: string, into: Progress[]): ChildProcessWith
     ],
     { stdio: ['pipe', 'pipe', 'pipe'] },
   );
+  // Progress comes as JSON lines on stderr; other lines (errors, the summary) are shown as they come.
   let partial = '';
-  c.stdout.on('data', (b: Buffer) => {
+  c.stderr.on('data', (b: Buffer) => {
     const lines = (partial + b.toString()).split('\n');
     partial = lines.pop()!;
     for (const line of lines) {
-      if (!line.includes('"reader":"notifications"') || !line.includes('"dirtyKeys"')) continue;
-      into.push(JSON.parse(line) as Progress);
+      if (line.includes('"reader":"notifications"') && line.includes('"dirtyKeys"')) {
+        into.push(JSON.parse(line) as Progress);
+      } else if (!line.startsWith('{') || /gap in keyspace events|repair round/.test(line)) {
+        process.stderr.write(`${line}\n`);
+      }
     }
   });
-  c.stderr.on('data', (b: Buffer) => process.stderr.write(b));
+  c.stdout.on('data', (b: Buffer) => process.stdout.write(b));
   return c;
 }
 
@@ -217,6 +233,10 @@ async function measureLag(ms: number): Promise<{ native: Lag; ours: Lag }> {
   probeR.disconnect();
   probeD.disconnect();
   return { native: percentiles(samples.native), ours: percentiles(samples.ours) };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
 function percentiles(xs: number[]): Lag {

@@ -98,6 +98,8 @@ export class KeyspaceWatch {
   private probeTimer: NodeJS.Timeout | undefined;
   eventsReceived = 0;
   reconnects = 0;
+  /** Subscribed before a full sync that had not started yet: every write since the copy began is marked. */
+  coversFullSync = false;
 
   private constructor(o: KeyspaceWatchOptions) {
     this.o = o;

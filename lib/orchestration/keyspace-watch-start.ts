@@ -80,6 +80,8 @@ export async function holdKeyspaceWatch(
     watch.requestRepair('the task was restarted: events while it was not running are lost');
   } else if (spec.syncType === 'incremental') {
     watch.requestRepair('syncType incremental: the destination is compared with the source first');
+  } else {
+    watch.coversFullSync = true;
   }
   return watch;
 }

@@ -71,10 +71,9 @@ export async function notificationReplicateStep(
     }
     const status: NotificationStatus = {
       subscribedAt: watch.startedAt,
-      subscription:
-        held && spec.syncType !== 'incremental'
-          ? 'held since before the full sync'
-          : 'fresh: a repair round covers what came before',
+      subscription: watch.coversFullSync
+        ? 'held since before the full sync'
+        : 'fresh: a repair round covers what came before',
       gaps: 0,
       recentGaps: [],
       repairRounds: 0,

@@ -65,7 +65,7 @@ describe('redis-dts sync --incremental-reader notifications (source without PSYN
   it('full+notifications under the non-idempotent writer ends with equal digests', async () => {
     const source = await managedSource();
     const target = await startRedis();
-    await seed(source, [0, 1], 30_000);
+    await seed(source, [0, 1], 10_000);
     const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
     const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), NOTIFICATIONS)));
     await cli.until(STARTED);
@@ -114,6 +114,33 @@ describe('redis-dts sync --incremental-reader notifications (source without PSYN
     expect(status.stdout).toMatch(/gaps\s+2 gap\(s\) in the events, last at .*subscription was lost/);
     // One round per gap, then the one before the cut-over.
     expect(Number(/repair\s+(\d+) round\(s\)/.exec(status.stdout)?.[1])).toBeGreaterThanOrEqual(3);
+  }, 180_000);
+
+  it('after kill -9, a rerun starts a fresh subscription with a repair round, and ends equal', async () => {
+    const source = await managedSource();
+    const target = await startRedis();
+    await seed(source, [0], 5_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
+    const first = watch(
+      startCli(syncArgs(source.url, target.url, state, ['--incremental-reader', 'notifications'])),
+    );
+    await first.until(STARTED);
+    await sleep(700);
+    first.child.kill('SIGKILL');
+    await first.done;
+    await sleep(500);
+    const rerun = watch(startCli(syncArgs(source.url, target.url, state, NOTIFICATIONS)));
+    await rerun.until(STARTED);
+    await sleep(500);
+    await settle(writers);
+    const r = await rerun.done;
+    expect(r.code, rerun.output()).toBe(0);
+    expect(rerun.output()).toContain('(fresh: a repair round covers what came before)');
+    expect(rerun.output()).toMatch(/repair round 1: .*the task was restarted/);
+    await assertSameData(source.url, target.url);
+    const status = await runCli(['status', '--state-dir', state]);
+    expect(status.stdout).toContain('fresh: a repair round covers what came before');
   }, 180_000);
 
   it('sees heartbeat probes stop coming back (events switched off) as a gap, and repairs it', async () => {

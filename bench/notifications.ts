@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
+import { pacedWrites } from './paced-writes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +34,7 @@ const { values } = parseArgs({
 });
 if (values['paced-writer']) {
   const [port, rate, ms, keys] = values['paced-writer'].split(',').map(Number);
-  console.log(String(await pacedWrites(port!, rate!, ms!, keys!)));
+  console.log(String(await pacedWrites(port!, rate!, ms!, { keys: keys!, value: 'xxxxxxxxxx' })));
   process.exit(0);
 }
 const seconds = Number(values.seconds);
@@ -168,33 +169,6 @@ function writeFor(rate: number): Promise<number> {
     });
     w.once('close', (code) => (code === 0 ? res(Number(out.trim())) : rej(new Error(`writer exit ${code}`))));
   });
-}
-
-async function pacedWrites(port: number, rate: number, durationMs: number, keys: number): Promise<number> {
-  const w = new Redis(port, '127.0.0.1');
-  const inFlight: Promise<unknown>[] = [];
-  const start = performance.now();
-  let sent = 0;
-  for (let tick = 1; ; tick++) {
-    const elapsed = Math.min(performance.now() - start, durationMs);
-    const due = Math.floor((rate * elapsed) / 1000) - sent;
-    if (due > 0) {
-      const p = w.pipeline();
-      for (let i = 0; i < due; i++) {
-        const n = Math.floor(Math.random() * keys);
-        if ((sent + i) % 2 === 0) p.set(`paced:key:${n}`, 'xxxxxxxxxx');
-        else p.incr(`paced:counter:${n}`);
-      }
-      inFlight.push(p.exec());
-      sent += due;
-      if (inFlight.length >= 4) await inFlight.shift();
-    }
-    if (elapsed >= durationMs) break;
-    await sleep(Math.max(0, start + tick * 10 - performance.now()));
-  }
-  await Promise.all(inFlight);
-  w.disconnect();
-  return sent / ((performance.now() - start) / 1000);
 }
 
 interface Lag {

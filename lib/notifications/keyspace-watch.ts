@@ -101,8 +101,12 @@ export class KeyspaceWatch {
   /** Subscribed before a full sync that had not started yet: every write since the copy began is marked. */
   coversFullSync = false;
 
+  /** Where its messages go: CaptureStart's log first, the Incremental state's once it takes over. */
+  log: (message: string) => void;
+
   private constructor(o: KeyspaceWatchOptions) {
     this.o = o;
+    this.log = o.log;
     this.shards = o.shards.map((s) => new ShardWatch(s, o));
     if (o.dbs) this.selected = new Set(o.dbs);
   }
@@ -115,7 +119,7 @@ export class KeyspaceWatch {
       for (const s of watch.shards) {
         s.commands = new KeyspaceCommandWatch(s.endpoint, {
           onChange: (what) => watch.gap(s, `${what} ran on the source (it sends no per-key events)`),
-          log: o.log,
+          log: (m) => watch.log(m),
         });
         await s.commands.start();
         if (o.heartbeat && s.heartbeat) {
@@ -223,7 +227,7 @@ export class KeyspaceWatch {
   /** A lost subscription: a gap from now until the new one is confirmed; the repair round follows it. */
   private async resubscribe(s: ShardWatch, cause: Error): Promise<void> {
     if (this.closed) return;
-    this.o.log(
+    this.log(
       `shard ${s.shard.shardId}: the keyspace subscription on ${describeEndpoint(s.endpoint)} was lost ` +
         `(${cause.message}); subscribing again, then repairing`,
     );
@@ -268,6 +272,6 @@ export class KeyspaceWatch {
     this.gapLog.push({ at: new Date().toISOString(), shardId: s.shard.shardId, cause });
     if (this.gapLog.length > 10) this.gapLog.shift();
     this.repairReasons.push(`shard ${s.shard.shardId}: ${cause}`);
-    this.o.log(`gap in keyspace events on shard ${s.shard.shardId}: ${cause}; a repair round follows`);
+    this.log(`gap in keyspace events on shard ${s.shard.shardId}: ${cause}; a repair round follows`);
   }
 }

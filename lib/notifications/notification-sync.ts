@@ -39,6 +39,7 @@ export interface NotificationSyncOptions {
 /** Keys per re-copy read: larger while a backlog waits (fewer round trips), small when keeping up (less lag). */
 const MIN_BATCH_KEYS = 500;
 const MAX_BATCH_KEYS = 2000;
+const BATCHES_IN_FLIGHT = 3;
 const IDLE_MS = 2;
 const STOP_DRAIN_MS = 10_000;
 const PROGRESS_MS = 1000;
@@ -65,6 +66,7 @@ export class NotificationSync {
   private lastRepair: NotificationProgress['lastRepair'];
   private finalRound: { startedAt: number } | undefined;
   private writing: Promise<void> = Promise.resolve();
+  private inFlight: Promise<void>[] = [];
   private lags: number[] = [];
   private lastProgressAt = 0;
   private recopiedAtProgress = 0;
@@ -130,22 +132,37 @@ export class NotificationSync {
     return any;
   }
 
+  /**
+   * Reads a batch and chains its write after the previous one. Reads are pipelined on the shard's
+   * re-copy connection (they complete in the order sent), so up to BATCHES_IN_FLIGHT batches overlap
+   * while each write still lands after the one before it: a key in two batches ends at the later read.
+   */
   private async copy(shard: ShardWatch, db: number, keys: DirtyKey[]): Promise<void> {
-    const recopy = await this.o.recopierOf(shard).read(
+    const limiter = this.o.limiter;
+    await limiter?.acquire(keys.length, 0);
+    const reading = this.o.recopierOf(shard).read(
       db,
       keys.map((k) => k.key),
     );
-    if (this.o.limiter) {
-      const bytes = recopy.commands.reduce((n, c) => n + (c.argv[3]?.length ?? 0), 0);
-      await this.o.limiter.acquire(keys.length, bytes);
-    }
-    await this.writing;
-    this.writing = this.o.writer.write(recopy.commands).then(() => {
+    const previous = this.writing;
+    const written = (async () => {
+      const recopy = await reading;
+      await limiter?.acquire(
+        0,
+        recopy.commands.reduce((n, c) => n + (c.argv[3]?.length ?? 0), 0),
+      );
+      await previous;
+      await this.o.writer.write(recopy.commands);
       const now = Date.now();
       this.keysRecopied += keys.length;
       for (const k of keys) this.lags.push(now - k.markedAt);
       if (this.lags.length > LAG_SAMPLES) this.lags.splice(0, this.lags.length - LAG_SAMPLES);
-    });
+    })();
+    // Awaited below or by the next batch; marked handled now so a failure waits for them to raise it.
+    written.catch(() => undefined);
+    this.writing = written;
+    this.inFlight.push(written);
+    if (this.inFlight.length >= BATCHES_IN_FLIGHT) await this.inFlight.shift();
   }
 
   private startRepair(reasons: string[]): void {

@@ -107,7 +107,7 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
     },
     CaptureStart: async (e: TaskStepInput) => {
       const result = await captureStartStep(e, { store });
-      if (o.watches && e.spec.incremental.reader === 'notifications') {
+      if (o.watches && e.spec.incremental.reader === 'notifications' && e.spec.syncType !== 'full') {
         await o.watches.hold(e.taskId, await holdKeyspaceWatch(e, result.via, o.progress));
       }
       return result;

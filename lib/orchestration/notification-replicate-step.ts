@@ -62,6 +62,7 @@ export async function notificationReplicateStep(
       ...(repairUnits.length > 0 ? { heartbeatDb: repairUnits[0]!.sourceDb } : {}),
       log,
     });
+    watch.log = log;
     watch.selectDbs(repairUnits.map((u) => u.sourceDb));
     if (!held) {
       watch.requestRepair(

@@ -1,8 +1,15 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { captureStartStep } from '../../lib/orchestration/capture-start-step.ts';
+import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
+import { createDynamoClient } from '../../lib/state/dynamo-client.ts';
+import { startEmbeddedDynamo } from '../../lib/state/embedded-dynamo.ts';
+import { TaskStore } from '../../lib/state/task-store.ts';
+import { parseTaskSpec } from '../../lib/task/spec.ts';
 import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { assertSameData } from '../support/compare.ts';
@@ -213,6 +220,57 @@ describe('redis-dts sync --incremental-reader notifications (source without PSYN
       expect(await c.keys('redis-dts:*').finally(() => c.disconnect()), m).toEqual([]);
     }
   }, 180_000);
+});
+
+describe('the Incremental state without a held subscription (the Fargate replicator on AWS)', () => {
+  it('subscribes when it starts, repairs first, and ends equal at the cut-over', async () => {
+    const dynamo = await startEmbeddedDynamo();
+    const client = createDynamoClient({ endpoint: dynamo.endpoint });
+    try {
+      const store = new TaskStore(client, 'notification-replicator-test');
+      await store.ensureTable();
+      const source = await managedSource();
+      const target = await startRedis();
+      await seed(source, [0], 3_000);
+      const taskId = `notify-${randomUUID()}`;
+      const input = {
+        source: { url: source.url },
+        target: { url: target.url },
+        syncType: 'incremental',
+        existingKeys: 'overwrite',
+        incremental: { reader: 'notifications', until: 'caught-up' },
+      };
+      const now = new Date().toISOString();
+      await store.putTask({
+        taskId,
+        name: taskId,
+        spec: input,
+        status: 'running',
+        phase: 'incremental',
+        createdAt: now,
+        updatedAt: now,
+      });
+      const spec = parseTaskSpec(input, { mode: 'aws' });
+      // CaptureStart ran in a Lambda: it recorded the shard (from INFO, without PSYNC) and held nothing.
+      await captureStartStep({ taskId, spec }, { store });
+      const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
+      const run = replicateStep({ taskId, spec }, { store });
+      await sleep(1500);
+      await settle(writers);
+      const outcome = await run;
+      expect(outcome.ended).toBe('caught-up');
+      const status = (await store.getTask(taskId))?.value.notifications;
+      expect(status?.subscription).toBe('fresh: a repair round covers what came before');
+      // The first round copied the 3,000 keys the destination lacked; the last found nothing differing.
+      expect(status?.repairRounds).toBeGreaterThanOrEqual(2);
+      expect(status?.lastRepair?.keysDiffering).toBe(0);
+      await assertSameData(source.url, target.url);
+      await assertNoInternalKeys(source.url, target.url);
+    } finally {
+      client.destroy();
+      await dynamo.close();
+    }
+  }, 120_000);
 });
 
 describe('the notify-keyspace-events precheck', () => {

@@ -235,6 +235,10 @@ export class KeyspaceWatch {
       try {
         if (s.shard.resolve) s.endpoint = await s.shard.resolve().catch(() => s.endpoint);
         await this.subscribe(s);
+        if (this.closed) {
+          s.subscriber?.close();
+          return;
+        }
         this.reconnects++;
         // Recorded after the new subscription holds: the repair then sees every write it could have missed.
         this.gap(s, `the keyspace subscription was lost (${cause.message})`);

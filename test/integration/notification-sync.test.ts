@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +168,35 @@ describe('redis-dts sync --incremental-reader notifications (source without PSYN
     expect(r.code, cli.output()).toBe(0);
     await assertSameData(source.url, target.url);
   }, 180_000);
+
+  it('copies a changed key larger than the destination proto-max-bulk-len in parts', async () => {
+    const source = await managedSource();
+    const target = await startRedis({ args: ['--proto-max-bulk-len', '1mb'] });
+    await seed(source, [0], 1_000);
+    // Writers keep the source busy, so the cut-over waits for the big key's writes below.
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 1 });
+    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), NOTIFICATIONS)));
+    await cli.until(STARTED);
+    const c = new Redis(source.url);
+    try {
+      for (let i = 0; i < 20_000; i += 1000) {
+        const fields = Array.from({ length: 1000 }, (_, j) => [
+          `f${i + j}`,
+          randomBytes(50).toString('hex'),
+        ]).flat();
+        await c.hset('big:hash', ...fields);
+      }
+      expect(((await c.callBuffer('DUMP', 'big:hash')) as Buffer).length).toBeGreaterThan(1024 * 1024);
+    } finally {
+      c.disconnect();
+    }
+    await sleep(500);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toContain('copying big key');
+    await assertSameData(source.url, target.url);
+  }, 120_000);
 
   it('handles FLUSHDB, SWAPDB, MOVE and RENAME during incremental sync, and --db-map', async () => {
     const source = await managedSource();

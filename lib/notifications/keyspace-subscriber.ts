@@ -43,7 +43,6 @@ export class KeyspaceSubscriber {
   private readonly socket: net.Socket;
   private closing = false;
   private lost = false;
-  events = 0;
 
   private constructor(endpoint: RedisEndpoint, socket: net.Socket) {
     this.endpoint = endpoint;
@@ -125,10 +124,6 @@ export class KeyspaceSubscriber {
     return sub;
   }
 
-  get isLost(): boolean {
-    return this.lost;
-  }
-
   private dispatch(v: RespValue, onEvent: (e: KeyspaceEvent) => void): void {
     if (!Array.isArray(v) || v.length !== 4) return;
     const [kind, , channel, message] = v;
@@ -136,7 +131,6 @@ export class KeyspaceSubscriber {
     if (!Buffer.isBuffer(channel) || !Buffer.isBuffer(message)) return;
     const parsed = parseKeyspaceChannel(channel);
     if (!parsed) return;
-    this.events++;
     onEvent({ db: parsed.db, key: parsed.key, event: message });
   }
 

@@ -52,7 +52,6 @@ export class ShardWatch {
   readonly heartbeatKey: Buffer | undefined;
   /** Heartbeat writes done when its event was last seen. */
   beatsAtLastProbe = 0;
-  probesSeen = 0;
   probeSilent = false;
   /** Date.now() of the last event of any key: while events flow, a late probe is queued, not lost. */
   lastAnyEventAt = Date.now();
@@ -60,12 +59,16 @@ export class ShardWatch {
   lastEventAt = 0;
   commands: KeyspaceCommandWatch | undefined;
 
-  constructor(shard: WatchedShard, o: KeyspaceWatchOptions) {
+  constructor(shard: WatchedShard, o: KeyspaceWatchOptions, log: (m: string) => void) {
     this.shard = shard;
     this.endpoint = shard.endpoint;
     this.dirty = new DirtyKeys(o.maxDirtyKeys);
     if (o.heartbeat) {
-      this.heartbeat = new HeartbeatWriter({});
+      // Without its writes there are no probes, so silent gaps go unseen: say so.
+      this.heartbeat = new HeartbeatWriter({
+        onError: (e) =>
+          log(`shard ${shard.shardId}: ${e.message} (silent gaps in the events cannot be seen meanwhile)`),
+      });
       this.heartbeatKey = heartbeatKey(o.heartbeat.prefix, o.taskId, shard.tag);
     }
   }
@@ -107,7 +110,7 @@ export class KeyspaceWatch {
   private constructor(o: KeyspaceWatchOptions) {
     this.o = o;
     this.log = o.log;
-    this.shards = o.shards.map((s) => new ShardWatch(s, o));
+    this.shards = o.shards.map((s) => new ShardWatch(s, o, (m) => this.log(m)));
     if (o.dbs) this.selected = new Set(o.dbs);
   }
 
@@ -205,7 +208,6 @@ export class KeyspaceWatch {
     this.eventsReceived++;
     s.lastAnyEventAt = Date.now();
     if (s.heartbeatKey && e.key.equals(s.heartbeatKey)) {
-      s.probesSeen++;
       s.beatsAtLastProbe = s.heartbeat?.beats ?? 0;
       s.probeSilent = false;
       return;

@@ -69,6 +69,7 @@ try {
   );
   const rows: string[] = [];
   let behindAt: number | undefined;
+  let keptUp = 0;
   for (const rate of rates) {
     const seen = progress.length;
     const [achieved, lag] = await Promise.all([writeFor(rate), measureLag(seconds * 1000)]);
@@ -76,7 +77,8 @@ try {
     const recopied = window.length > 0 ? window.reduce((n, p) => n + p.opsPerSecond, 0) / window.length : 0;
     const waiting = window.at(-1)?.dirtyKeys ?? 0;
     const behind = waiting > achieved || (lag.ours.p99 ?? Number.POSITIVE_INFINITY) > 1000;
-    if (behind && behindAt === undefined) behindAt = rate;
+    if (behind && (behindAt === undefined || rate < behindAt)) behindAt = rate;
+    if (!behind) keptUp = Math.max(keptUp, rate);
     const row =
       `${rate.toLocaleString('en-US')} writes/s (achieved ${Math.round(achieved).toLocaleString('en-US')}): ` +
       `lag native p50 ${fmt(lag.native.p50)} p99 ${fmt(lag.native.p99)} | redis-dts p50 ${fmt(lag.ours.p50)} ` +
@@ -108,7 +110,10 @@ try {
   console.log('\nsummary');
   for (const row of rows) console.log(`  ${row}`);
   console.log(
-    `  falls behind at: ${behindAt === undefined ? `not up to ${rates.at(-1)!.toLocaleString('en-US')} writes/s` : `${behindAt.toLocaleString('en-US')} writes/s`}`,
+    `  keeps up at ${keptUp.toLocaleString('en-US')} writes/s; falls behind at: ` +
+      (behindAt === undefined
+        ? 'no rate measured'
+        : `${behindAt.toLocaleString('en-US')} writes/s (the lowest such rate)`),
   );
   console.log(`  gaps reported: ${progress.at(-1)?.gaps ?? 0}; stop: ${stopped}`);
   console.log(`  digests S ${ds} R ${dr} D ${dd}: ${ds === dr && dr === dd ? 'equal' : 'DIFFERENT'}`);

@@ -1,7 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { captureStartStep } from '../../lib/orchestration/capture-start-step.ts';
@@ -16,56 +13,25 @@ import { assertSameData } from '../support/compare.ts';
 import { startManagedRedis } from '../support/managed-redis.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
-import { seedManyKeys } from '../support/seed.ts';
-import { startWriters, type WriterStats, type Writers } from '../support/writers.ts';
+import { assertNoInternalKeys, seedDbs as seed, settle, sleep, stateDirs } from '../support/sync-helpers.ts';
+import { startWriters } from '../support/writers.ts';
 
-const dirs: string[] = [];
+const dirs = stateDirs('redis-dts-notify-');
+const stateDir = dirs.make;
 const clusters: RedisClusterProcess[] = [];
-function stateDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'redis-dts-notify-'));
-  dirs.push(d);
-  return d;
-}
 
 afterAll(async () => {
   await Promise.all(clusters.map((c) => c.stop()));
   await stopAllRedis();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const NOTIFICATIONS = ['--until', 'caught-up', '--incremental-reader', 'notifications'];
 const STARTED = 'incremental sync from keyspace notifications';
 
 /** A source as ElastiCache looks from a client (no PSYNC, CONFIG, SYNC…), with KEA in its parameter group. */
 function managedSource(): Promise<RedisProcess> {
   return startManagedRedis({ psync: 'disabled' }, { configLines: ['notify-keyspace-events KEA'] });
-}
-
-async function seed(source: RedisProcess, dbs: number[], count: number): Promise<void> {
-  for (const db of dbs) await seedManyKeys(source.url, { db, count, mixed: true, prefix: `seed:${db}:` });
-}
-
-/** Writers have stopped: short-lived keys expire on the source before the task's last repair round. */
-async function settle(writers: Writers): Promise<WriterStats> {
-  const stats = await writers.stop();
-  expect(stats.ops).toBeGreaterThan(0);
-  await sleep(700);
-  return stats;
-}
-
-async function assertNoInternalKeys(...urls: string[]): Promise<void> {
-  for (const url of urls) {
-    const c = new Redis(url);
-    try {
-      for (let db = 0; db < 16; db++) {
-        await c.select(db);
-        expect(await c.keys('redis-dts:*'), `redis-dts keys in db ${db} of ${url}`).toEqual([]);
-      }
-    } finally {
-      c.disconnect();
-    }
-  }
 }
 
 describe('redis-dts sync --incremental-reader notifications (source without PSYNC)', () => {

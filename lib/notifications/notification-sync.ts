@@ -202,7 +202,7 @@ export class NotificationSync {
     const quietMs = this.o.quietMs ?? 1000;
     if (watch.dirtyKeys > 0 || this.repairDue) return false;
     if (this.repairing) {
-      // A failed round is raised here rather than retried silently.
+      // Wait a little for it; a failed round is raised by the loop, never retried silently.
       await Promise.race([this.repairing, sleep(IDLE_MS)]);
       return false;
     }

@@ -99,6 +99,20 @@ Incremental sync:
   --no-heartbeat               do not write redis-dts:heartbeat:<task> to the source every second (for
                                read-only source users; lag is then shown in bytes only)
   --incremental-mode MODE      fargate (default) | lambda: how AWS runs it; locally both run in-process
+  --incremental-reader R       psync (default): the replication stream, every command exactly once.
+                               notifications: for sources that refuse PSYNC (ElastiCache, MemoryDB):
+                               subscribes to keyspace events before the full sync, copies each changed
+                               key's current value again (DUMP/RESTORE, DEL when gone), detects lost
+                               events (dropped subscription, missing heartbeat probes, FLUSHDB/SWAPDB
+                               seen in INFO commandstats) and repairs them by a compare-and-copy round.
+                               Eventually equal; exact at cut-over: --until caught-up ends with a
+                               repair round. Not a per-command replay. Supports --dbs, --db-map,
+                               --include/--exclude-prefix; refuses --incremental-mode lambda. The
+                               source needs notify-keyspace-events with K and A (e.g. KEA)
+  --set-notify-keyspace-events with notifications: add K and A to the source's notify-keyspace-events
+                               by CONFIG SET (where CONFIG is allowed); without it the precheck fails
+                               and names the setting (ElastiCache: the parameter group's
+                               notify-keyspace-events)
   --verify-every MS            while it runs, verify a sample of keys this often (default 300000, 0
                                never) and show the inconsistent count in redis-dts status
   --verify-sample-rate R       the fraction each of those checks compares (default 0.01)

@@ -16,6 +16,8 @@ const OPTIONS = {
   ...SELECTION_OPTIONS,
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
+  'incremental-reader': { type: 'string' },
+  'set-notify-keyspace-events': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -55,6 +57,11 @@ Options (the same as sync's, so a sync command line can be checked as it is):
   --include-prefix P, --exclude-prefix P   key filter (decides which key is sampled for RESTORE)
   --existing-keys MODE         block (default): keys in the destination dbs fail the check;
                                overwrite: they are a warning
+  --incremental-reader R       psync (default) | notifications: with notifications, PSYNC and the
+                               backlog are skipped and notify-keyspace-events is checked instead (K
+                               and A needed; CONFIG GET, or where CONFIG is refused a probe key whose
+                               events must come back)
+  --set-notify-keyspace-events with notifications: add K and A by CONFIG SET where it is allowed
   --spec FILE                  a JSON task spec; flags override it
   --json                       print the report as JSON
   -h, --help                   this help

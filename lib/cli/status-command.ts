@@ -3,6 +3,7 @@ import { DtsError } from '../errors.ts';
 import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
 import { hasLocalTask, localTaskIds } from '../state/local-state-dir.ts';
 import {
+  type NotificationStatus,
   type ShardCheckpoint,
   type TaskRecord,
   TaskStore,
@@ -195,6 +196,7 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCh
         (v.examples.length > 0 ? ` (${v.examples.join(', ')})` : ''),
     );
   }
+  if (task.notifications) lines.push(...notificationLines(task.notifications));
   if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
   return `${lines.join('\n')}\n`;
 }
@@ -223,4 +225,22 @@ export async function stopCommand(argv: string[]): Promise<number> {
     );
     return 0;
   });
+}
+
+/** The notification reader's lines: subscription, gaps (each a window of possibly lost events), repairs. */
+function notificationLines(n: NotificationStatus): string[] {
+  const lines = [
+    `events   keyspace notifications since ${n.subscribedAt} (${n.subscription}); ` +
+      `${n.keysRecopied} keys re-copied, ${n.dirtyKeys} waiting`,
+    `gaps     ${n.gaps} gap(s) in the events` +
+      (n.recentGaps.length > 0 ? `, last at ${n.recentGaps.at(-1)!.at}: ${n.recentGaps.at(-1)!.cause}` : ''),
+  ];
+  const r = n.lastRepair;
+  lines.push(
+    `repair   ${n.repairRounds} round(s)` +
+      (r
+        ? `, last at ${r.at}: ${r.keysCompared} keys compared, ${r.keysDiffering} differed and were copied again`
+        : ''),
+  );
+  return lines;
 }

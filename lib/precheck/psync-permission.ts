@@ -24,7 +24,11 @@ export const psyncPermission: PrecheckCheck = {
   title: 'PSYNC permitted on the source',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full' ? 'syncType full does not replicate, so PSYNC is not used' : undefined,
+    spec.syncType === 'full'
+      ? 'syncType full does not replicate, so PSYNC is not used'
+      : spec.incremental.reader === 'notifications'
+        ? 'incremental.reader notifications reads keyspace events, so PSYNC is not used'
+        : undefined,
   // PSYNC itself is never sent: it would make the source fork for an RDB, the very cost the check is
   // meant to foresee. A call the server refuses before running it, and its ACL, answer instead.
   async run(ctx): Promise<CheckResult> {

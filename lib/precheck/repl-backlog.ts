@@ -17,7 +17,11 @@ export const replBacklog: PrecheckCheck = {
   title: 'Source replication backlog',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full' ? 'syncType full does not replicate, so the backlog is not used' : undefined,
+    spec.syncType === 'full'
+      ? 'syncType full does not replicate, so the backlog is not used'
+      : spec.incremental.reader === 'notifications'
+        ? 'incremental.reader notifications reads keyspace events, not the backlog'
+        : undefined,
   async run(ctx) {
     const source = sideOf(ctx, 'source');
     const nodes = nodesOf(source);

@@ -12,6 +12,7 @@ import { evictionPolicy } from './eviction-policy.ts';
 import { existingKeysCheck } from './existing-keys-check.ts';
 import { heartbeatWritable } from './heartbeat-writable.ts';
 import { modulesCheck } from './modules.ts';
+import { notifyKeyspaceEvents } from './notify-keyspace-events.ts';
 import { closeSide } from './open-node.ts';
 import { psyncPermission } from './psync-permission.ts';
 import { replBacklog } from './repl-backlog.ts';
@@ -48,6 +49,7 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   dbsExist,
   existingKeysCheck,
   psyncPermission,
+  notifyKeyspaceEvents,
   replBacklog,
   modulesCheck,
   sourceTopology,
@@ -74,7 +76,10 @@ export async function runPrecheck(spec: TaskSpec, opts: RunPrecheckOptions = {})
   };
   const items: PrecheckItem[] = [src.item, dst.item];
   try {
-    for (const check of PRECHECKS) items.push(await runCheck(check, ctx));
+    for (const check of PRECHECKS) {
+      if (check.listedFor?.(spec) === false) continue;
+      items.push(await runCheck(check, ctx));
+    }
   } finally {
     if (ctx.source) closeSide(ctx.source);
     if (ctx.target) closeSide(ctx.target);

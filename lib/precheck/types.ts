@@ -101,6 +101,8 @@ export interface PrecheckCheck {
   needs: readonly Role[];
   /** Why the check does not apply to this task (the item is then skipped with this reason). */
   notApplicable?(spec: TaskSpec): string | undefined;
+  /** Only for tasks of one kind (another incremental reader): left out of other tasks' reports. */
+  listedFor?(spec: TaskSpec): boolean;
   /**
    * Reads only the node the URL names, so it also runs on a cluster side whose layout could not be read;
    * any other check is skipped there, since it would look at the seed alone and miss the other masters.

@@ -2,10 +2,9 @@
  * What a user can do when the source gives no replication stream (PSYNC refused, disabled or renamed
  * away), in the order to propose them. One list for the replication errors and the precheck, so every
  * message offers the same ways out.
- *
- * Hook: a mode that needs no PSYNC (the keyspace-notifications reader) adds its line here.
  */
 export const WITHOUT_PSYNC: readonly string[] = [
+  'read the changes from keyspace events instead (--incremental-reader notifications; eventually equal, exact at cut-over after a repair round)',
   'run a full sync only (--sync-type full), which needs no replication access',
 ];
 

@@ -328,6 +328,24 @@ const IncrementalSchema = z
             'lambda: a loop of short Lambda windows, each reading the stream for a while (no container; ' +
             'higher lag). Locally both run in-process.',
         }),
+      reader: oneOf(['psync', 'notifications'])
+        .default('psync')
+        .meta({
+          description:
+            'How changes are read from the source. psync: the replication stream, every command exactly ' +
+            'once. notifications: for sources without PSYNC (ElastiCache, MemoryDB): keyspace events ' +
+            '(notify-keyspace-events KA) mark keys, whose current values are copied again; lost events are ' +
+            'found (reconnects, heartbeat probes) and repaired by a compare-and-copy round. Eventually ' +
+            'equal, exact at cut-over (until caught-up ends with a repair round); not a per-command replay. ' +
+            'Supports dbs, dbMap, keyFilter and heartbeat; needs mode fargate (or a local run).',
+        }),
+      setNotifyKeyspaceEvents: flag()
+        .default(false)
+        .meta({
+          description:
+            "reader notifications: when the source's notify-keyspace-events lacks K and A, add them with " +
+            'CONFIG SET (where CONFIG is allowed). Without it, the precheck fails and names the setting.',
+        }),
       heartbeat: HeartbeatSchema.prefault({}),
       until: oneOf(['stopped', 'caught-up'])
         .default('stopped')
@@ -348,6 +366,7 @@ const IncrementalSchema = z
     },
     { error: 'an object' },
   )
+  .superRefine(checkNotificationReader, always)
   .meta({
     description: 'Settings of the incremental sync (the continuous replay of changes after the full sync).',
   });
@@ -589,6 +608,22 @@ function checkEndpoint(value: unknown, ctx: z.core.$RefinementCtx): void {
     }
   } else if (value.url === undefined && value.tls === false) {
     for (const f of tlsOptions) lineIssue(ctx, [f], 'contradicts tls: false (drop one of them)');
+  }
+}
+
+/** The combinations the notification reader cannot honour, refused rather than silently ignored. */
+function checkNotificationReader(inc: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(inc) || inc.reader !== 'notifications') return;
+  if (inc.mode === 'lambda') {
+    lineIssue(
+      ctx,
+      ['mode'],
+      'lambda cannot run reader "notifications": a subscription does not outlive a Lambda window, and ' +
+        'events between windows would be lost (use mode fargate, the default)',
+    );
+  }
+  if (inc.onBacklogLost === 'resync') {
+    lineIssue(ctx, ['onBacklogLost'], 'has no meaning for reader "notifications", which reads no backlog');
   }
 }
 

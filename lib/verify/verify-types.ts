@@ -48,6 +48,11 @@ export interface VerifyOptions {
   /** Keys whose MEMORY USAGE exceeds this on either side are compared in pages (default 8 MB). */
   bigKeyBytes?: number;
   progress?: ProgressSink;
+  /**
+   * Told each key round 1 finds differing (extra keys included), awaited before the scan goes on: the
+   * notification reader's repair round copies them again, and its back-pressure slows the scan.
+   */
+  onDifference?: (unit: FullSyncUnit, key: Buffer) => void | Promise<void>;
   /** Aborting stops after the batches in flight; the report then covers what was compared. */
   signal?: AbortSignal;
 }

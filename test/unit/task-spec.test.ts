@@ -363,6 +363,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: false,
         heartbeat: { enabled: true, prefix: 'redis-dts:heartbeat:', intervalMs: 1000 },
         until: 'stopped',
         onBacklogLost: 'fail',
@@ -429,6 +431,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
       incremental: {
         mode: 'lambda',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: true,
         heartbeat: { enabled: true, prefix: 'hb:', intervalMs: 250 },
         until: 'caught-up',
         onBacklogLost: 'resync',

@@ -80,7 +80,8 @@ Endpoints:
                                rename-command on Redis OSS answers as SYNC: redis-dts says so and stops.)
   --source-replconf-command NAME  the same for REPLCONF, if the provider renamed it too
                                ACL rules keep the original names: +psync +replconf.
-                               No PSYNC at all (a managed source as it comes): --sync-type full.
+                               No PSYNC at all (a managed source as it comes):
+                               --incremental-reader notifications, or --sync-type full.
 
 What to copy:
   --sync-type TYPE             full | full+incremental | incremental (default full+incremental);

@@ -13,11 +13,15 @@ export const MINIMAL_ACL_RULES = {
   source: {
     full: '~* -@all +@read +info +select +ping +multi +exec',
     psync: '~* -@all +@read +info +select +ping +multi +exec +psync +replconf +set +del',
-    // notifications: the keyspace-notifications mode adds its source rules here.
+    // PSUBSCRIBE to the keyspace channels (`&*`: a pattern subscription needs the pattern itself allowed),
+    // INFO commandstats for the commands that raise no per-key event, and the heartbeat probes.
+    notifications: '~* &* -@all +@read +info +select +ping +multi +exec +psubscribe +set +del',
   },
   target: {
     full: '~* -@all +@read +info +select +ping +restore +set +del',
     psync: '~* -@all +@read +@write +info +select +ping +multi +exec',
+    // Keys are copied, never replayed: RESTORE or DEL, as the full sync writes them.
+    notifications: '~* -@all +@read +info +select +ping +multi +exec +restore +set +del',
   },
 } as const;
 
@@ -31,4 +35,6 @@ export const OCCASIONAL_ACL_RULES = {
   targetBigKeys: '+@write +multi +exec',
   sourceRedis6: '+time',
   sourcePrecheckPsync: '+acl|dryrun',
+  /** Where CONFIG is refused, the notify-keyspace-events item probes each event class with a write. */
+  sourcePrecheckNotifications: '+pexpire +lpush +hset +sadd +zadd +xadd +exists',
 } as const;

@@ -159,11 +159,35 @@ describe('least-privilege ACL users (README "ACL users"), on servers with the ma
   it('the README lists exactly these rules', () => {
     const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
     for (const side of ['source', 'target'] as const) {
-      for (const mode of ['full', 'psync'] as const) {
+      for (const mode of ['full', 'psync', 'notifications'] as const) {
         expect(readme, `${side} ${mode}`).toContain(
           `ACL SETUSER <user> on >… ${MINIMAL_ACL_RULES[side][mode]}`,
         );
       }
     }
   });
+});
+
+describe('least-privilege ACL users for the notifications reader (a source without PSYNC)', () => {
+  it('the minimal users sync full+notifications under the writers to equal data', async () => {
+    const source = await startManagedRedis(
+      { psync: 'disabled' },
+      { configLines: ['notify-keyspace-events KEA'] },
+    );
+    const target = await startManagedRedis({ psync: 'disabled' });
+    await seedEveryType(source.url);
+    const src = await user(source, 'src-notify', MINIMAL_ACL_RULES.source.notifications);
+    const dst = await user(target, 'dst-notify', MINIMAL_ACL_RULES.target.notifications);
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2, prefix: 'acl:' });
+    const flags = ['--until', 'caught-up', '--incremental-reader', 'notifications'];
+    const cli = watchCli(startCli(syncArgs(src, dst, stateDir(), flags)));
+    await cli.until('incremental sync');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await writers.stop()).ops).toBeGreaterThan(0);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    // Without the probe's writes (OCCASIONAL_ACL_RULES) the events item can only warn, and leaves no key.
+    expect(cli.output()).toMatch(/the probe could not write/);
+    await assertSameData(source.url, target.url);
+  }, 120_000);
 });

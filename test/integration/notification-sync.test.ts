@@ -318,6 +318,8 @@ describe('the notify-keyspace-events precheck', () => {
     const target = await startRedis();
     const r = await runCli(['precheck', '--source', source.url, '--target', target.url]);
     expect(r.code).toBe(1);
-    expect(r.stdout.replace(/\s+/g, ' ')).toContain('use --incremental-reader notifications');
+    expect(r.stdout.replace(/\s+/g, ' ')).toContain(
+      'read the changes from keyspace events instead (--incremental-reader notifications;',
+    );
   }, 60_000);
 });

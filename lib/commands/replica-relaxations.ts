@@ -71,7 +71,7 @@ export const REPLICA_RELAXATIONS: readonly ReplicaRelaxation[] = [
     reference: 't_string.c:checkStringLength, bitops.c:getBitOffsetFromArgument (as above)',
     handling: 'precheck',
     what:
-      'precheck item target-bulk-len: a destination limit below the source’s is a warning naming this; if it ' +
+      'precheck item target-bulk-limit: a destination limit below the source’s is a warning naming this; if it ' +
       'happens the batch stops (APPLY_PARTIAL) with the server’s error and the fix to raise the limit',
     test: 'test/integration/replica-relaxations.test.ts › precheck warns of a destination proto-max-bulk-len below the source’s',
   },

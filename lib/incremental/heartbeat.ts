@@ -3,6 +3,7 @@ import { classifyRedisError } from '../redis/classify-error.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { RespError, type RespValue } from '../redis/resp.ts';
+import { type ClockEstimate, ClockOffset } from './clock-offset.ts';
 
 export interface HeartbeatStartOptions {
   taskId: string;
@@ -67,6 +68,7 @@ export class HeartbeatWriter {
   private lastFailure: DtsError | undefined;
   private written = 0;
   private lastValue: number | undefined;
+  private readonly clock = new ClockOffset();
 
   constructor(options: HeartbeatWriterOptions = {}) {
     this.onError = options.onError;
@@ -97,6 +99,11 @@ export class HeartbeatWriter {
   /** Source time (ms) of the latest successful write. */
   get lastValueMs(): number | undefined {
     return this.lastValue;
+  }
+
+  /** The source's clock minus ours, from the beats' TIME (see ClockOffset); undefined before the first. */
+  get clockOffset(): ClockEstimate | undefined {
+    return this.clock.estimate;
   }
 
   /** Writes the first heartbeat (its failure only counts, as any other), then one every intervalMs. */
@@ -176,7 +183,11 @@ export class HeartbeatWriter {
   private async beat(): Promise<void> {
     try {
       const conn = await this.connection();
-      const ms = timeToMs(await conn.call(['TIME']));
+      const before = Date.now();
+      const us = timeToUs(await conn.call(['TIME']));
+      const after = Date.now();
+      const ms = Math.floor(us / 1000);
+      this.clock.add(us, before, after);
       await conn.call(['SET', this.heartbeatKeyBuf!, String(ms), 'PX', this.opts!.ttlMs]);
       this.written++;
       this.lastValue = ms;
@@ -244,12 +255,12 @@ function firstWord(message: string): string {
   return /^[A-Z]+/.exec(message)?.[0] ?? 'error';
 }
 
-/** TIME's [seconds, microseconds] as whole milliseconds. */
-function timeToMs(reply: RespValue): number {
+/** TIME's [seconds, microseconds] as microseconds. */
+function timeToUs(reply: RespValue): number {
   if (Array.isArray(reply) && reply.length === 2) {
     const s = Number(String(reply[0]));
     const us = Number(String(reply[1]));
-    if (Number.isSafeInteger(s) && Number.isSafeInteger(us)) return s * 1000 + Math.floor(us / 1000);
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(us)) return s * 1_000_000 + us;
   }
   throw new Error(`unexpected TIME reply: ${String(reply)}`);
 }

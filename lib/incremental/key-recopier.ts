@@ -16,7 +16,8 @@ export interface KeyRecopierOptions {
   copyOversizedKey?: (sourceDb: number, targetDb: number, key: Buffer, expireAt: number) => Promise<void>;
   /** Where the skip entries go: the marker's db and skip hash. */
   markerDb: number;
-  skipKey: Buffer;
+  /** Absent: no skip entries (the notification reader replays no stream to skip). */
+  skipKey?: Buffer;
   /** The source is a cluster master: keys are read in one transaction per slot (it refuses more). */
   clusterSource?: boolean;
 }
@@ -83,10 +84,12 @@ export class KeyRecopier {
           argv: [RESTORE, key, Buffer.from(String(expireAt)), payload, REPLACE, ABSTTL],
         });
       }
-      commands.push({
-        db: this.o.markerDb,
-        argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), stamp],
-      });
+      if (this.o.skipKey) {
+        commands.push({
+          db: this.o.markerDb,
+          argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), stamp],
+        });
+      }
       out.keyStamps.push({ key, offset: chunk.stamp.offset });
     }
     out.keys += chunk.keys.length;

@@ -392,7 +392,7 @@ export class MarkerApplier implements Applier {
           'destination may differ from the source',
         /proto-max-bulk-len/.test(error.message)
           ? "raise the destination's proto-max-bulk-len to at least the source's (see the precheck item " +
-              'target-bulk-len), then run the task again with a fresh full sync'
+              'target-bulk-limit), then run the task again with a fresh full sync'
           : 'find why the destination disagrees with the source about that key (e.g. a write made directly on the ' +
               'destination), then run the task again with a fresh full sync',
       );

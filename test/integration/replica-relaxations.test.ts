@@ -132,12 +132,12 @@ describe('commands a master propagates that a client may not send', () => {
     const report = async (target: string) => {
       const spec = parseTaskSpec({ source: { url: source.url }, target: { url: target } }, { mode: 'local' });
       const r = await runPrecheck(spec, { sampleWriteRateMs: 50 });
-      return r.items.find((i) => i.id === 'target-bulk-len');
+      return r.items.find((i) => i.id === 'target-bulk-limit');
     };
     expect(await report(low.url)).toMatchObject({
       status: 'warning',
       detail: expect.stringMatching(
-        /^the destination's proto-max-bulk-len is 2 MB on .*, below the source's \(the source's is 4 MB\)/,
+        /^the destination's proto-max-bulk-len is 2\.0 MB, below the source's \(the source's is 4\.0 MB\)/,
       ),
       fix: expect.stringContaining('raise proto-max-bulk-len on the destination'),
     });

@@ -19,6 +19,12 @@ export interface WritersOptions {
    * of 16 hash tags so that its multi-key commands (RENAME, RPOPLPUSH, MULTI, EVAL) stay in one slot.
    */
   cluster?: boolean;
+  /**
+   * 'relative' (default): EXPIRE, SETEX, SET … PX, PEXPIRE, as clients write them. 'absolute': the same
+   * expiries as PEXPIREAT at the writer's clock (SETEX becomes a plain SET), so that a pre-7.0 source,
+   * which propagates relative expiries as they are, has nothing to place by its clock.
+   */
+  expiries?: 'relative' | 'absolute';
 }
 
 export interface WriterStats {
@@ -96,7 +102,7 @@ export function startWriters(o: WritersOptions): Writers {
       clients.push(client);
       return client;
     });
-    const gen = opGenerator(random, keys, prefix, o.cluster === true);
+    const gen = opGenerator(random, keys, prefix, o.cluster === true, o.expiries === 'absolute');
     let next = Date.now();
     while (!stopping) {
       const client = pick(random, perDb);
@@ -142,13 +148,25 @@ export function startWriters(o: WritersOptions): Writers {
 }
 
 /** Returns a function producing the next random op. Each key type has its own names to keep WRONGTYPE rare. */
-function opGenerator(random: Random, keys: number, prefix: string, cluster: boolean): () => Op {
+function opGenerator(
+  random: Random,
+  keys: number,
+  prefix: string,
+  cluster: boolean,
+  absolute: boolean,
+): () => Op {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   // On a cluster every key of one op shares the op's hash tag.
   let tag = '';
   const key = (type: string) => `${prefix}${tag}${type}:${int(0, keys - 1)}`;
   const anyKey = () =>
     key(pick(random, ['counter', 'float', 'str', 'list', 'hash', 'zset', 'set', 'stream']));
+  const expireIn = (k: string, ms: number): Command =>
+    absolute
+      ? ['PEXPIREAT', k, Date.now() + ms]
+      : ms % 1000 === 0
+        ? ['EXPIRE', k, ms / 1000]
+        : ['PEXPIRE', k, ms];
   const value = (): Arg => (random() < 0.15 ? binaryValue(random) : `v${int(0, 1_000_000)}`);
   const member = (): Arg => (random() < 0.1 ? binaryValue(random) : `m${int(0, 50)}`);
 
@@ -163,14 +181,20 @@ function opGenerator(random: Random, keys: number, prefix: string, cluster: bool
     [6, () => ['ZINCRBY', key('zset'), int(-50, 50), member()]],
     [6, () => ['SADD', key('set'), member()]],
     [4, () => ['SREM', key('set'), member()]],
-    [4, () => ['EXPIRE', anyKey(), int(...LONG_TTL_S)]],
+    [4, () => expireIn(anyKey(), int(...LONG_TTL_S) * 1000)],
     [2, () => ['PERSIST', anyKey()]],
     [2, () => ['DEL', anyKey()]],
     [3, () => ['RENAME', key('str'), key('str')]],
     [6, () => ['XADD', key('stream'), '*', 'f', value(), 'n', int(0, 1000)]],
     [2, () => ['XTRIM', key('stream'), 'MAXLEN', ...(random() < 0.5 ? ['~'] : []), 50]],
-    [2, () => ['SETEX', key('str'), int(...LONG_TTL_S), value()]],
-    [2, () => ['SET', key('str'), value(), 'PX', int(...LONG_TTL_S) * 1000]],
+    [2, () => (absolute ? ['SET', key('str'), value()] : ['SETEX', key('str'), int(...LONG_TTL_S), value()])],
+    [
+      2,
+      () =>
+        absolute
+          ? expireIn(key('str'), int(...LONG_TTL_S) * 1000)
+          : ['SET', key('str'), value(), 'PX', int(...LONG_TTL_S) * 1000],
+    ],
   ];
   const pickSingle = weighted(random, single);
 
@@ -214,7 +238,7 @@ function opGenerator(random: Random, keys: number, prefix: string, cluster: bool
           kind: 'PEXPIRE',
           run: async (client) => {
             await client.callBuffer('SET', k, value());
-            return (await client.callBuffer('PEXPIRE', k, ms)) === 1;
+            return (await client.callBuffer(...expireIn(k, ms))) === 1;
           },
         };
       },

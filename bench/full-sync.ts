@@ -8,12 +8,13 @@
  * and prints keys/s, MB/s, our peak RSS and the ratio ours/native. Figures, not assertions: the
  * target (ratio <= 2.0) is judged by reading them.
  */
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { compareServers } from '../test/support/compare.ts';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
-import { seedManyKeys } from '../test/support/seed.ts';
+import { seedMixedDataset } from './mixed-dataset.ts';
+import { measureNativeReplication, rate } from './native-replication.ts';
+import { runChild } from './run-child.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,20 +30,12 @@ const runs = Number(values.runs);
 
 const source = await startRedis({ args: ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'] });
 try {
-  const t0 = performance.now();
-  await seedManyKeys(source.url, { count: keys, valueBytes, mixed: true });
-  const src = new Redis(source.port, '127.0.0.1');
-  const usedMemory = Number(/used_memory:(\d+)/.exec(await src.info('memory'))![1]);
-  const dbsize = await src.dbsize();
-  console.log(
-    `dataset: ${dbsize.toLocaleString('en-US')} keys (mixed string/hash/list/set/zset, ${valueBytes}-byte values), ` +
-      `used_memory ${(usedMemory / 1e6).toFixed(0)} MB, seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-  );
+  const dbsize = await seedMixedDataset(source.port, keys, valueBytes);
 
   const native: number[] = [];
   const ours: { seconds: number; bytes: number; peakRssMb: number }[] = [];
   for (let run = 1; run <= runs; run++) {
-    native.push(await measureNative(source.port, dbsize));
+    native.push(await measureNativeReplication(source.port, dbsize));
     ours.push(await measureOurs(source.url, dbsize, values.verify && run === 1));
     const n = native[native.length - 1]!;
     const o = ours[ours.length - 1]!;
@@ -61,32 +54,8 @@ try {
       `ratio ours/native ${(bestOurs.seconds / bestNative).toFixed(2)} (target <= 2.0); ` +
       `peak RSS ${Math.max(...ours.map((o) => o.peakRssMb)).toFixed(0)} MB (best of ${runs})`,
   );
-  src.disconnect();
 } finally {
   await stopAllRedis();
-}
-
-function rate(n: number, seconds: number): string {
-  return Math.round(n / seconds).toLocaleString('en-US');
-}
-
-/** Wall time from REPLICAOF to a replica that serves the whole dataset. */
-async function measureNative(sourcePort: number, dbsize: number): Promise<number> {
-  const replica = await startRedis();
-  const r = new Redis(replica.port, '127.0.0.1');
-  try {
-    const t = performance.now();
-    await r.replicaof('127.0.0.1', sourcePort);
-    for (;;) {
-      const info = await r.info('replication');
-      if (info.includes('master_link_status:up') && (await r.dbsize()) === dbsize) break;
-      await new Promise((res) => setTimeout(res, 5));
-    }
-    return (performance.now() - t) / 1000;
-  } finally {
-    r.disconnect();
-    await replica.stop();
-  }
 }
 
 async function measureOurs(
@@ -97,35 +66,22 @@ async function measureOurs(
   const target = await startRedis();
   try {
     const t = performance.now();
-    const child = spawn(
-      process.execPath,
-      [
-        new URL('../bin/redis-dts.ts', import.meta.url).pathname,
-        'sync',
-        '--source',
-        sourceUrl,
-        '--target',
-        target.url,
-        '--sync-type',
-        'full',
-        '--in-memory',
-        '--progress',
-        'json',
-        // Native replication verifies nothing; the copy is checked below, outside the timing.
-        '--verify',
-        'off',
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      err += d.toString();
-    });
-    const code = await new Promise<number | null>((res) => child.once('close', res));
+    const { code, out, err } = await runChild(process.execPath, [
+      new URL('../bin/redis-dts.ts', import.meta.url).pathname,
+      'sync',
+      '--source',
+      sourceUrl,
+      '--target',
+      target.url,
+      '--sync-type',
+      'full',
+      '--in-memory',
+      '--progress',
+      'json',
+      // Native replication verifies nothing; the copy is checked below, outside the timing.
+      '--verify',
+      'off',
+    ]);
     const seconds = (performance.now() - t) / 1000;
     if (code !== 0) throw new Error(`redis-dts exited ${code}: ${err.slice(-2000)}`);
     const summary = err

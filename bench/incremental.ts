@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
+import { pacedWrites } from './paced-writes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -384,39 +385,6 @@ async function runPacedWriter(opsPerSecond: number, durationMs: number): Promise
   const code = await new Promise<number | null>((res) => child.once('close', res));
   if (code !== 0) throw new Error(`paced writer exited ${code}`);
   return Number(out.trim());
-}
-
-/**
- * redis-benchmark cannot hold a rate: every 10 ms this sends, in one pipeline, the SET/INCR commands due
- * by then (rate × elapsed − sent), so a late tick is made up by the next. Returns the achieved ops/s.
- */
-async function pacedWrites(port: number, opsPerSecond: number, durationMs: number): Promise<number> {
-  const w = new Redis(port, '127.0.0.1');
-  // A few pipelines may be in flight, so one slow round trip does not hold back the next tick.
-  const inFlight: Promise<unknown>[] = [];
-  const start = performance.now();
-  let sent = 0;
-  for (let tick = 1; ; tick++) {
-    const elapsed = Math.min(performance.now() - start, durationMs);
-    const due = Math.floor((opsPerSecond * elapsed) / 1000) - sent;
-    if (due > 0) {
-      const p = w.pipeline();
-      for (let i = 0; i < due; i++) {
-        const n = Math.floor(Math.random() * 100_000);
-        if ((sent + i) % 2 === 0) p.set(`paced:key:${n}`, 'xxx');
-        else p.incr(`paced:counter:${n}`);
-      }
-      inFlight.push(p.exec());
-      sent += due;
-      if (inFlight.length >= 4) await inFlight.shift();
-    }
-    if (elapsed >= durationMs) break;
-    await sleep(Math.max(0, start + tick * 10 - performance.now()));
-  }
-  await Promise.all(inFlight);
-  const achieved = sent / ((performance.now() - start) / 1000);
-  w.disconnect();
-  return achieved;
 }
 
 // ---- saturation -------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ import { RedisDtsStack } from './redis-dts-stack.ts';
  * CDK_DEFAULT_ACCOUNT/REGION are set; nothing is looked up, so synth works offline.
  */
 const app = new App();
+const alarmEmail = app.node.tryGetContext('alarmEmail') as string | undefined;
 new RedisDtsStack(app, String(app.node.tryGetContext('stackName') ?? 'RedisDts'), {
+  ...(alarmEmail ? { monitoring: { alarmEmail } } : {}),
   env: process.env.CDK_DEFAULT_ACCOUNT
     ? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION }
     : undefined,

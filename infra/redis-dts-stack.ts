@@ -38,6 +38,8 @@ export class RedisDtsStack extends Stack {
     new CfnOutput(this, 'TableName', { value: this.dts.table.tableName });
     new CfnOutput(this, 'EventBusName', { value: this.dts.eventBus.eventBusName });
     new CfnOutput(this, 'StartTaskRuleName', { value: this.dts.startRule.ruleName });
+    new CfnOutput(this, 'DashboardName', { value: this.dts.monitoring.dashboard.dashboardName });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.dts.monitoring.alarmTopic.topicArn });
   }
 
   private ownVpc(): IVpc {

@@ -18,6 +18,7 @@ import {
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
 import { budgetForMemory, MEMORY_BUDGET_ENV } from '../lib/util/memory-budget.ts';
+import { TaskMonitoring, type TaskMonitoringProps } from './monitoring.ts';
 import { PROJECT_ROOT } from './project-root.ts';
 import { addReplicatorTask, REPLICATOR_CONTAINER, type ReplicatorPasswords } from './replicator-task.ts';
 import { buildTaskDefinition, type StepFunctions } from './task-definition.ts';
@@ -60,6 +61,8 @@ export interface RedisDtsProps {
   eventBusName?: string;
   /** Default RETAIN: task state and checkpoints outlive the stack. */
   tableRemovalPolicy?: RemovalPolicy;
+  /** The dashboard and alarms (monitoring.ts): where alarms go, the lag threshold, the dashboard name. */
+  monitoring?: TaskMonitoringProps;
 }
 
 /**
@@ -121,6 +124,8 @@ export class RedisDts extends Construct {
   readonly secretArns: string;
   /** The replicator tasks the state machine may stop and describe. */
   readonly replicatorTaskArns: string;
+  /** Dashboard, alarms and their SNS topic. */
+  readonly monitoring: TaskMonitoring;
 
   constructor(scope: Construct, id: string, props: RedisDtsProps) {
     super(scope, id);
@@ -257,6 +262,13 @@ export class RedisDts extends Construct {
       eventPattern: { source: [START_EVENT.source], detailType: [START_EVENT.detailType] },
       targets: [new SfnStateMachine(this.stateMachine, { input: RuleTargetInput.fromEventPath('$.detail') })],
     });
+
+    this.monitoring = new TaskMonitoring(
+      this,
+      'Monitoring',
+      { stateMachine: this.stateMachine, cluster: this.cluster, replicatorContainer: REPLICATOR_CONTAINER },
+      props.monitoring,
+    );
   }
 }
 

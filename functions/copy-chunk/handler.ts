@@ -1,8 +1,9 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
 import { copyChunkStep } from '../../lib/orchestration/copy-chunk-step.ts';
 import type { CopyChunkInput } from '../../lib/orchestration/step-types.ts';
-import { metrics } from '../shared/powertools.ts';
 import { stepHandler } from '../shared/step-handler.ts';
+import { publishTaskMetrics } from '../shared/task-metrics.ts';
 import { taskStore } from '../shared/task-store.ts';
 
 /**
@@ -17,6 +18,8 @@ export const handler = stepHandler('CopyChunk', async (event: CopyChunkInput, co
     secrets: context.secretValues,
     deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
   });
-  metrics.addMetric('KeysCopied', MetricUnit.Count, result.keysThisRun);
+  publishTaskMetrics(event.taskId, (m) =>
+    m.addMetric(TASK_METRIC.keysCopied, MetricUnit.Count, result.keysThisRun),
+  );
   return result;
 });

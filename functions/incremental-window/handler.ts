@@ -1,8 +1,7 @@
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import type { TaskStepInput } from '../../lib/orchestration/step-types.ts';
-import { addIncrementalMetrics } from '../shared/incremental-metrics.ts';
-import { metrics } from '../shared/powertools.ts';
 import { stepHandler } from '../shared/step-handler.ts';
+import { addInconsistentKeys, addIncrementalMetrics, publishTaskMetrics } from '../shared/task-metrics.ts';
 import { taskStore } from '../shared/task-store.ts';
 
 /** Time kept back from the Lambda timeout: the batches in flight are confirmed and the marker set. */
@@ -22,8 +21,9 @@ export const handler = stepHandler(
       store: taskStore(),
       secrets: context.secretValues,
       deadline: Date.now() + Math.max(0, context.getRemainingTimeInMillis() - SAFETY_MARGIN_MS),
+      onSampledVerification: (n) => publishTaskMetrics(event.taskId, (m) => addInconsistentKeys(m, n)),
     });
-    addIncrementalMetrics(metrics, outcome.progress);
+    publishTaskMetrics(event.taskId, (m) => addIncrementalMetrics(m, outcome.progress));
     return { iteration: (event.window?.iteration ?? 0) + 1, stopped: outcome.ended !== 'deadline' };
   },
 );

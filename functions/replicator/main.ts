@@ -1,12 +1,13 @@
-import { Metrics } from '@aws-lambda-powertools/metrics';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isDtsError } from '../../lib/errors.ts';
 import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
+import { TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import { REPLICATOR_TASK_ENV } from '../../lib/orchestration/step-types.ts';
 import { TaskStore } from '../../lib/state/task-store.ts';
 import { parseTaskSpec } from '../../lib/task/spec.ts';
-import { addIncrementalMetrics } from '../shared/incremental-metrics.ts';
+import { addInconsistentKeys, addIncrementalMetrics, taskMetrics } from '../shared/task-metrics.ts';
 
 /**
  * Entry of the Fargate replicator (the Incremental state's `ecs:runTask.sync`). The task id comes from
@@ -38,6 +39,7 @@ async function main(): Promise<number> {
       store,
       signal: stop.signal,
       onProgress: (p) => publisher.progress(p),
+      onSampledVerification: (n) => publisher.inconsistentKeys(n),
       progress: {
         update: () => undefined,
         log: (message, fields) => log('info', message, fields),
@@ -67,11 +69,15 @@ class MetricsPublisher {
   private lastAt = 0;
 
   constructor(taskId: string) {
-    this.metrics = new Metrics({
-      namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'RedisDts',
-      serviceName: 'redis-dts-replicator',
-      defaultDimensions: { task: taskId },
-    });
+    this.metrics = taskMetrics(taskId, 'redis-dts-replicator');
+    // More than one start in an execution means ECS or the state machine restarted the container.
+    this.metrics.addMetric(TASK_METRIC.replicatorStarts, MetricUnit.Count, 1);
+    this.metrics.publishStoredMetrics();
+  }
+
+  inconsistentKeys(n: number): void {
+    addInconsistentKeys(this.metrics, n);
+    this.metrics.publishStoredMetrics();
   }
 
   progress(p: IncrementalProgress): void {

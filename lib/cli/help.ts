@@ -56,6 +56,11 @@ written while it was copying, then applies every change in MULTI … EXEC batche
 key on the destination, so nothing is applied twice or lost, whatever crashes or network drops happen.
 Everything is checkpointed: run the same command again after a crash or Ctrl-C and it resumes.
 
+Versions: Redis 6.0 to 7.2 and Valkey 8, into a destination not older. Redis 6.x has no PEXPIRETIME (the
+full sync reads PTTL + TIME) and sends EXPIRE, SETEX, SET … EX and RESTORE ttl with relative times:
+redis-dts turns them into absolute ones at the source's clock (the heartbeat measures it), or re-copies
+the key when the stream is not shown live (after a resume, a paused link; always with --no-heartbeat).
+
 Redis Cluster, on either side: give any node's URL. A cluster source is copied and streamed per master
 (each with its own PSYNC stream and marker, following a master's failover); a cluster destination gets
 each key on the master of its slot, and commands whose keys span slots are split or their keys copied
@@ -68,6 +73,15 @@ Endpoints:
                                REDIS_DTS_SOURCE_PASSWORD / REDIS_DTS_TARGET_PASSWORD are used when set.
   --source-tls-ca FILE         CA bundle (PEM) to trust for rediss:// (also --target-tls-ca)
   --source-tls-insecure        accept any certificate (testing only; also --target-tls-insecure)
+  --source-psync-command NAME  the name PSYNC answers to on the source where the provider renamed it.
+                               ElastiCache: AWS support can enable replication to an external replica
+                               under an account-specific name; give it here. Used by the precheck, the
+                               start-offset capture and every replication link. (A PSYNC renamed with
+                               rename-command on Redis OSS answers as SYNC: redis-dts says so and stops.)
+  --source-replconf-command NAME  the same for REPLCONF, if the provider renamed it too
+                               ACL rules keep the original names: +psync +replconf.
+                               No PSYNC at all (a managed source as it comes):
+                               --incremental-reader notifications, or --sync-type full.
 
 What to copy:
   --sync-type TYPE             full | full+incremental | incremental (default full+incremental);
@@ -86,6 +100,20 @@ Incremental sync:
   --no-heartbeat               do not write redis-dts:heartbeat:<task> to the source every second (for
                                read-only source users; lag is then shown in bytes only)
   --incremental-mode MODE      fargate (default) | lambda: how AWS runs it; locally both run in-process
+  --incremental-reader R       psync (default): the replication stream, every command exactly once.
+                               notifications: for sources that refuse PSYNC (ElastiCache, MemoryDB):
+                               subscribes to keyspace events before the full sync, copies each changed
+                               key's current value again (DUMP/RESTORE, DEL when gone), detects lost
+                               events (dropped subscription, missing heartbeat probes, FLUSHDB/SWAPDB
+                               seen in INFO commandstats) and repairs them by a compare-and-copy round.
+                               Eventually equal; exact at cut-over: --until caught-up ends with a
+                               repair round. Not a per-command replay. Supports --dbs, --db-map,
+                               --include/--exclude-prefix; refuses --incremental-mode lambda. The
+                               source needs notify-keyspace-events with K and A (e.g. KEA)
+  --set-notify-keyspace-events with notifications: add K and A to the source's notify-keyspace-events
+                               by CONFIG SET (where CONFIG is allowed); without it the precheck fails
+                               and names the setting (ElastiCache: the parameter group's
+                               notify-keyspace-events)
   --verify-every MS            while it runs, verify a sample of keys this often (default 300000, 0
                                never) and show the inconsistent count in redis-dts status
   --verify-sample-rate R       the fraction each of those checks compares (default 0.01)
@@ -103,7 +131,8 @@ Pace and state:
                                at a time; status and the summary show the peak RSS and those keys
   --task-id ID                 the task's name in the state (default: derived from the endpoints, so
                                rerunning the same command resumes the same task)
-  --state-dir DIR              where the embedded DynamoDB keeps task state (default .redis-dts)
+  --state-dir DIR              where the embedded DynamoDB keeps task state (default .redis-dts), one store
+                               per task: several tasks run from one folder; a running task is not run twice
   --in-memory                  keep no state on disk (no resume)
   --spec FILE                  a JSON task spec (schema/task-spec.schema.json); flags override it
   --progress MODE              auto (bar on a terminal, JSON lines otherwise) | bar | json | off

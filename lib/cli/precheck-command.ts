@@ -2,13 +2,22 @@ import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import { parseTaskSpec } from '../task/spec.ts';
 import { specInput } from './sync-command.ts';
-import { ENDPOINT_OPTIONS, noPositionals, parseFlags, SELECTION_OPTIONS } from './task-options.ts';
+import {
+  ENDPOINT_OPTIONS,
+  noPositionals,
+  parseFlags,
+  REPLICATION_OPTIONS,
+  SELECTION_OPTIONS,
+} from './task-options.ts';
 
 const OPTIONS = {
   ...ENDPOINT_OPTIONS,
+  ...REPLICATION_OPTIONS,
   ...SELECTION_OPTIONS,
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
+  'incremental-reader': { type: 'string' },
+  'set-notify-keyspace-events': { type: 'boolean' },
   json: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -37,12 +46,22 @@ Options (the same as sync's, so a sync command line can be checked as it is):
   --source-password-env VAR    read the password from environment variable VAR (also --target-…)
   --source-tls-ca FILE         CA bundle (PEM) for rediss:// (also --target-tls-ca)
   --source-tls-insecure        accept any certificate (testing only; also --target-tls-insecure)
+  --source-psync-command NAME  the name PSYNC answers to on the source, where the provider renamed it
+                               (ElastiCache: the name AWS support gives); the PSYNC item checks it
+                               by that name: a wrong-arity call that the server answers without
+                               replicating, and ACL DRYRUN (PSYNC itself is never sent)
+  --source-replconf-command NAME  the same for REPLCONF, if the provider renamed it too
   --sync-type TYPE             full | full+incremental | incremental (default full+incremental)
   --dbs 0,1                    source dbs (default: every non-empty db)
   --db-map 0:2,1:3             write source db 0 into destination db 2, …
   --include-prefix P, --exclude-prefix P   key filter (decides which key is sampled for RESTORE)
   --existing-keys MODE         block (default): keys in the destination dbs fail the check;
                                overwrite: they are a warning
+  --incremental-reader R       psync (default) | notifications: with notifications, PSYNC and the
+                               backlog are skipped and notify-keyspace-events is checked instead (K
+                               and A needed; CONFIG GET, or where CONFIG is refused a probe key whose
+                               events must come back)
+  --set-notify-keyspace-events with notifications: add K and A by CONFIG SET where it is allowed
   --spec FILE                  a JSON task spec; flags override it
   --json                       print the report as JSON
   -h, --help                   this help

@@ -2,7 +2,9 @@ import { awsCallError } from '../aws/aws-call-error.ts';
 import { DtsError } from '../errors.ts';
 import { inPartsText, memorySummary } from '../fullsync/memory-summary.ts';
 import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
+import { hasLocalTask, localTaskIds } from '../state/local-state-dir.ts';
 import {
+  type NotificationStatus,
   type ShardCheckpoint,
   type TaskRecord,
   TaskStore,
@@ -29,20 +31,33 @@ type Values = ReturnType<typeof parse>['values'];
 
 /**
  * Runs `use` on the task store the flags name: the deployed table (--table, AWS credentials of the
- * default chain) or the local state directory. `actions` are the IAM actions named when AWS says no.
+ * default chain), or in the local state directory the store of `taskId` (each task has its own, see
+ * lib/state/local-state-dir.ts); without a task id, locally, the store of the task updated last.
+ * `actions` are the IAM actions named when AWS says no.
  */
 async function withStore<T>(
   values: Values,
   command: string,
   actions: string[],
+  taskId: string | undefined,
   use: (store: TaskStore, where: string) => Promise<T>,
 ): Promise<T> {
   const table = values.table;
   if (table === undefined) {
     if (values.region !== undefined) throw new UsageError('--region goes with --table', command);
-    const local = await openLocalStore({ stateDir: values['state-dir'] ?? DEFAULT_STATE_DIR, shared: true });
+    const stateDir = values['state-dir'] ?? DEFAULT_STATE_DIR;
+    const where = `state dir ${stateDir}`;
+    const id = taskId ?? (await latestLocalTask(stateDir))?.taskId;
+    if (id === undefined || !hasLocalTask(stateDir, id)) {
+      throw new DtsError(
+        'TASK_NOT_FOUND',
+        taskId ? `no task '${taskId}' in ${where}` : `no task in ${where}`,
+        "run 'redis-dts list' to see the tasks, or pass --state-dir",
+      );
+    }
+    const local = await openLocalStore({ stateDir, taskId: id, shared: true });
     try {
-      return await use(local.store, 'the state directory');
+      return await use(local.store, where);
     } finally {
       await local.close();
     }
@@ -75,6 +90,24 @@ async function withStore<T>(
   }
 }
 
+/** Every task of a local state directory, read from its own store (running or not), oldest first. */
+async function localTasks(stateDir: string): Promise<TaskRecord[]> {
+  const tasks: TaskRecord[] = [];
+  for (const taskId of await localTaskIds(stateDir)) {
+    const local = await openLocalStore({ stateDir, taskId, shared: true });
+    try {
+      tasks.push(...(await local.store.listTasks()));
+    } finally {
+      await local.close();
+    }
+  }
+  return tasks.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+}
+
+async function latestLocalTask(stateDir: string): Promise<TaskRecord | undefined> {
+  return (await localTasks(stateDir)).at(-1);
+}
+
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parse(argv, 'status');
   if (values.help) {
@@ -83,7 +116,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
   const taskId = positionals[0];
   const actions = taskId ? ['dynamodb:GetItem', 'dynamodb:Query'] : ['dynamodb:Scan', 'dynamodb:Query'];
-  return withStore(values, 'status', actions, async (store, where) => {
+  return withStore(values, 'status', actions, taskId, async (store, where) => {
     const task = taskId ? (await store.getTask(taskId))?.value : (await store.listTasks()).at(-1);
     if (!task) {
       throw new DtsError(
@@ -111,15 +144,20 @@ export async function listCommand(argv: string[]): Promise<number> {
     process.stdout.write(HELP.list!);
     return 0;
   }
-  return withStore(values, 'list', ['dynamodb:Scan'], async (store) => {
-    const tasks = await store.listTasks();
+  const list = async (tasks: TaskRecord[]) => {
     if (values.json) process.stdout.write(`${JSON.stringify(tasks, null, 2)}\n`);
     else if (tasks.length === 0) process.stdout.write('no tasks\n');
     else
       for (const t of tasks)
         process.stdout.write(`${t.taskId}\t${t.status}\t${t.phase}\t${t.updatedAt}\t${t.name}\n`);
     return 0;
-  });
+  };
+  if (values.table === undefined && values.region === undefined) {
+    return list(await localTasks(values['state-dir'] ?? DEFAULT_STATE_DIR));
+  }
+  return withStore(values, 'list', ['dynamodb:Scan'], undefined, async (store) =>
+    list(await store.listTasks()),
+  );
 }
 
 function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCheckpoint[]): string {
@@ -167,6 +205,7 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCh
         (v.examples.length > 0 ? ` (${v.examples.join(', ')})` : ''),
     );
   }
+  if (task.notifications) lines.push(...notificationLines(task.notifications));
   if (task.lastError) lines.push(`error    ${task.lastError.message}`, `fix      ${task.lastError.fix}`);
   return `${lines.join('\n')}\n`;
 }
@@ -179,7 +218,7 @@ export async function stopCommand(argv: string[]): Promise<number> {
   }
   const taskId = positionals[0];
   if (!taskId) throw new UsageError('name the task to stop (see redis-dts list)', 'stop');
-  return withStore(values, 'stop', ['dynamodb:GetItem', 'dynamodb:PutItem'], async (store, where) => {
+  return withStore(values, 'stop', ['dynamodb:GetItem', 'dynamodb:PutItem'], taskId, async (store, where) => {
     if (!(await store.getTask(taskId))) {
       throw new DtsError(
         'TASK_NOT_FOUND',
@@ -195,4 +234,22 @@ export async function stopCommand(argv: string[]): Promise<number> {
     );
     return 0;
   });
+}
+
+/** The notification reader's lines: subscription, gaps (each a window of possibly lost events), repairs. */
+function notificationLines(n: NotificationStatus): string[] {
+  const lines = [
+    `events   keyspace notifications since ${n.subscribedAt} (${n.subscription}); ` +
+      `${n.keysRecopied} keys re-copied, ${n.dirtyKeys} waiting`,
+    `gaps     ${n.gaps} gap(s) in the events` +
+      (n.recentGaps.length > 0 ? `, last at ${n.recentGaps.at(-1)!.at}: ${n.recentGaps.at(-1)!.cause}` : ''),
+  ];
+  const r = n.lastRepair;
+  lines.push(
+    `repair   ${n.repairRounds} round(s)` +
+      (r
+        ? `, last at ${r.at}: ${r.keysCompared} keys compared, ${r.keysDiffering} differed and were copied again`
+        : ''),
+  );
+  return lines;
 }

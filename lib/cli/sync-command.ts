@@ -13,6 +13,7 @@ import {
   numberish,
   parseFlags,
   progressSink,
+  REPLICATION_OPTIONS,
   SELECTION_OPTIONS,
   withStopSignals,
 } from './task-options.ts';
@@ -20,6 +21,7 @@ import { UsageError } from './usage-error.ts';
 
 const OPTIONS = {
   ...ENDPOINT_OPTIONS,
+  ...REPLICATION_OPTIONS,
   ...SELECTION_OPTIONS,
   name: { type: 'string' },
   'task-id': { type: 'string' },
@@ -38,6 +40,8 @@ const OPTIONS = {
   'verify-sample-rate': { type: 'string' },
   'no-heartbeat': { type: 'boolean' },
   'incremental-mode': { type: 'string' },
+  'incremental-reader': { type: 'string' },
+  'set-notify-keyspace-events': { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -73,17 +77,22 @@ export async function syncCommand(argv: string[]): Promise<number> {
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const copied = `${summary.keysThisRun.toLocaleString('en-US')} keys (${(summary.bytesThisRun / 1e6).toFixed(1)} MB)`;
     const inc = summary.incremental;
+    const fromEvents = spec.incremental.reader === 'notifications';
     const line =
-      (inc
-        ? `sync ended (${inc.phase}): full sync copied ${copied}; incremental applied ` +
-          `${(inc.commandsApplied ?? 0).toLocaleString('en-US')} commands and re-copied ` +
-          `${(inc.keysRecopied ?? 0).toLocaleString('en-US')} keys, ` +
-          (inc.shards === 1
-            ? `up to source offset ${inc.appliedOffset}; `
-            : `over ${inc.shards} source shards; `) +
-          `the task ran ${summary.seconds.toFixed(1)} s`
-        : `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${copied}; the task ran ` +
-          `${summary.seconds.toFixed(1)} s (${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify)`) +
+      (inc && fromEvents
+        ? `sync ended (${inc.phase}): full sync copied ${copied}; incremental (keyspace notifications) ` +
+          `re-copied ${(inc.keysRecopied ?? 0).toLocaleString('en-US')} changed keys; the task ran ` +
+          `${summary.seconds.toFixed(1)} s`
+        : inc
+          ? `sync ended (${inc.phase}): full sync copied ${copied}; incremental applied ` +
+            `${(inc.commandsApplied ?? 0).toLocaleString('en-US')} commands and re-copied ` +
+            `${(inc.keysRecopied ?? 0).toLocaleString('en-US')} keys, ` +
+            (inc.shards === 1
+              ? `up to source offset ${inc.appliedOffset}; `
+              : `over ${inc.shards} source shards; `) +
+            `the task ran ${summary.seconds.toFixed(1)} s`
+          : `${summary.stopped ? 'full sync stopped' : 'full sync done'}: ${copied}; the task ran ` +
+            `${summary.seconds.toFixed(1)} s (${Math.round(rate).toLocaleString('en-US')} keys/s over precheck, copy and verify)`) +
       `; task '${summary.taskId}'` +
       `; peak RSS ${peakRssMb.toFixed(0)} MB` +
       (memory.keysInParts > 0 ? `; ${inPartsText(memory)}` : '') +
@@ -125,6 +134,10 @@ export function specInput(v: Values): Record<string, unknown> {
     set(next, 'passwordEnv', v[`${role}-password-env`]);
     set(next, 'tlsCaFile', v[`${role}-tls-ca`]);
     set(next, 'tlsInsecure', v[`${role}-tls-insecure`]);
+    if (role === 'source') {
+      set(next, 'psyncCommand', v['source-psync-command']);
+      set(next, 'replconfCommand', v['source-replconf-command']);
+    }
     if (Object.keys(next).length > 0) input[role] = next;
   };
   endpoint('source');
@@ -169,10 +182,18 @@ export function specInput(v: Values): Record<string, unknown> {
     verify.duringIncremental = during;
     input.verify = verify;
   }
-  if (v.until !== undefined || v['no-heartbeat'] || v['incremental-mode'] !== undefined) {
+  if (
+    v.until !== undefined ||
+    v['no-heartbeat'] ||
+    v['incremental-mode'] !== undefined ||
+    v['incremental-reader'] !== undefined ||
+    v['set-notify-keyspace-events']
+  ) {
     const inc = { ...((input.incremental ?? {}) as Record<string, unknown>) };
     set(inc, 'until', v.until);
     set(inc, 'mode', v['incremental-mode']);
+    set(inc, 'reader', v['incremental-reader']);
+    if (v['set-notify-keyspace-events']) inc.setNotifyKeyspaceEvents = true;
     if (v['no-heartbeat'])
       inc.heartbeat = { ...((inc.heartbeat ?? {}) as Record<string, unknown>), enabled: false };
     input.incremental = inc;

@@ -18,6 +18,12 @@ export const ENDPOINT_OPTIONS = {
   'target-tls-insecure': { type: 'boolean' },
 } as const;
 
+/** The source's renamed replication commands: sync and precheck (verify does not replicate). */
+export const REPLICATION_OPTIONS = {
+  'source-psync-command': { type: 'string' },
+  'source-replconf-command': { type: 'string' },
+} as const;
+
 export const SELECTION_OPTIONS = {
   dbs: { type: 'string' },
   'db-map': { type: 'string' },

@@ -6,6 +6,7 @@
  * - not in the catalogue → error (never dropped: its keys are unknown, so it can be neither replayed nor re-copied);
  * - PING/REPLCONF → skip; SELECT → select; MULTI/EXEC/DISCARD → transaction; PUBLISH/SPUBLISH → skip 'publish';
  * - FLUSHDB/FLUSHALL/SWAPDB → keyspace (with the dbs it touches, and whether its argv can be replayed as is);
+ *   SWAPDB of a db with itself → skip 'no-op';
  * - FUNCTION LOAD/DELETE/FLUSH/RESTORE, SCRIPT LOAD/FLUSH → apply server-wide, whatever the db;
  * - MOVE/COPY … DB n → the db argument rewritten through dbMap when both dbs are selected, else a
  *   re-copy of the written key in the selected db (or skip when neither is);
@@ -15,12 +16,16 @@
  *   cannot vouch that the destination has the module, or replays it the same; no keys → error;
  * - every other catalogued command: all written keys excluded → skip; all keys included → apply as is
  *   (Redis 7 propagates deterministic effects); a mix, or keys the specs cannot list → re-copy of the
- *   included written keys (the caller copies their state from the source with a stamp).
+ *   included written keys (the caller copies their state from the source with a stamp);
+ * - what is applied goes in the form an ordinary client may send (replica-relaxations.ts: a master's
+ *   XADD … = n LIMIT m loses the LIMIT); without such a form its written keys are re-copied, and a
+ *   command with no keys is an error.
  */
 import { asciiLower, commandLabel, lookupCommand } from './catalogue.ts';
 import type { Catalogue, CommandSpec } from './catalogue-types.ts';
 import { type ExtractedKeys, extractKeys, locateArg } from './key-extraction.ts';
 import { isInternalKey, type KeyPredicate, targetDbFor } from './key-filter.ts';
+import { type ClientFormLimits, clientForm } from './replica-relaxations.ts';
 
 export interface StreamCommand {
   /** The source db the command runs in (after the stream's SELECTs). */
@@ -36,15 +41,44 @@ export interface FilterContext {
   dbMap?: Readonly<Record<number, number>>;
   /** Which keys travel (makeKeyFilter); redis-dts' internal keys never do, whatever it says. */
   keep: KeyPredicate;
+  /** What the destination accepts from a client (replica-relaxations.ts); absent: no limit known. */
+  limits?: ClientFormLimits;
 }
 
-export type SkipReason = 'db' | 'prefix' | 'internal' | 'publish' | 'ping' | 'replconf' | 'readonly';
-export type RecopyReason = 'prefix' | 'incomplete' | 'db' | 'script' | 'server-command' | 'not-replayable';
+export type SkipReason =
+  | 'db'
+  | 'prefix'
+  | 'internal'
+  | 'publish'
+  | 'ping'
+  | 'replconf'
+  | 'readonly'
+  | 'no-op';
+export type RecopyReason =
+  | 'prefix'
+  | 'incomplete'
+  | 'db'
+  | 'script'
+  | 'server-command'
+  | 'not-replayable'
+  /** The master's form of the command is refused from a client and has no client form (replica-relaxations.ts). */
+  | 'replica-only';
 export type KeyspaceWhat = 'flushdb' | 'flushall' | 'swapdb';
 
 export type FilterDecision =
-  /** Run argv in destination db `db`; `serverWide`: keyless server state, to run on every destination node. */
-  | { action: 'apply'; db: number; argv: Buffer[]; keys: Buffer[]; serverWide: boolean }
+  /**
+   * Run argv in destination db `db`; `serverWide`: keyless server state, to run on every destination node.
+   * `otherDb`: MOVE/COPY … DB also write `writes` in source db `otherDb.db` (and, when `writesHere`, in
+   * this db too), so a re-copy ahead of the command in either db must be looked at there.
+   */
+  | {
+      action: 'apply';
+      db: number;
+      argv: Buffer[];
+      keys: Buffer[];
+      serverWide: boolean;
+      otherDb?: { db: number; writes: Buffer[]; writesHere: boolean };
+    }
   | { action: 'skip'; reason: SkipReason }
   /** Copy the current state of `keys` from source db `db` into destination db `targetDb`. */
   | { action: 'recopy'; db: number; targetDb: number; keys: Buffer[]; reason: RecopyReason }
@@ -80,7 +114,7 @@ export function filterCommand(entry: StreamCommand, ctx: FilterContext): FilterD
   if (command.transaction) return { action: 'transaction', what: command.transaction };
   if (command.noReplay) return skip('publish');
   if (command.keyspace) return keyspaceDecision(command.keyspace, entry, ctx);
-  if (command.serverWide) return apply(ctx, db, argv, [], true);
+  if (command.serverWide) return applyAsClient(command, ctx, db, argv, undefined, true);
 
   const ex = extractKeys(ctx.catalogue, argv);
   if (ex.kind === 'unknown') return error(`${label(argv, ctx)}: ${ex.reason}; it was not applied`);
@@ -97,11 +131,32 @@ export function filterCommand(entry: StreamCommand, ctx: FilterContext): FilterD
   if (command.origin === 'server') return serverCommandDecision(command, ex, entry, ctx);
   if (command.neverReplay) return recopyOrSkip(ex, entry.db, ctx, 'not-replayable');
 
-  if (ex.keys.length === 0) return command.write ? apply(ctx, db, argv, [], false) : skip('readonly');
+  if (ex.keys.length === 0)
+    return command.write ? applyAsClient(command, ctx, db, argv, ex) : skip('readonly');
   if (ex.writes.length === 0) return skip('readonly');
   if (!ex.complete) return recopyOrSkip(ex, db, ctx, 'incomplete');
-  if (ex.keys.every((k) => kept(ctx, k))) return apply(ctx, db, argv, ex.keys, false);
+  if (ex.keys.every((k) => kept(ctx, k))) return applyAsClient(command, ctx, db, argv, ex);
   return recopyOrSkip(ex, db, ctx, 'prefix');
+}
+
+/**
+ * Applies argv in the form an ordinary client may send (replica-relaxations.ts); where none exists, its
+ * written keys are re-copied, and a command without keys (server-wide or keyless) cannot be, so it stops.
+ */
+function applyAsClient(
+  command: CommandSpec,
+  ctx: FilterContext,
+  db: number,
+  argv: Buffer[],
+  ex: ExtractedKeys | undefined,
+  serverWide = false,
+): FilterDecision {
+  const form = clientForm(command.name, argv, ctx.limits ?? {});
+  if (form.kind === 'send') return apply(ctx, db, form.argv, ex?.keys ?? [], serverWide);
+  if (!ex || ex.writes.length === 0) {
+    return error(`${label(argv, ctx)}: ${form.why}, and it has no keys to copy from the source instead`);
+  }
+  return recopyOrSkip(ex, db, ctx, 'replica-only');
 }
 
 /** SELECT n (the caller tracks the db); any case. */
@@ -139,6 +194,8 @@ function keyspaceDecision(what: KeyspaceWhat, entry: StreamCommand, ctx: FilterC
   if (typeof a !== 'number' || typeof b !== 'number') {
     return error(`${label(argv, ctx)} in the replication stream does not name two db numbers`);
   }
+  // SWAPDB n n changes nothing, but the source propagates it; replayed, it would move our marker onto itself.
+  if (a === b) return skip('no-op');
   const dbs = [a, b].filter((n) => selected(ctx, n));
   if (dbs.length === 0) return skip('db');
   if (dbs.length === 1) return { action: 'keyspace', what, dbs, replayable: false, db: target, argv };
@@ -168,7 +225,15 @@ function dbChangeDecision(
     if (from === to) return error(sameTarget(argv, ctx, db, other, from));
     const rewritten = [...argv];
     rewritten[dbArgAt] = Buffer.from(String(to));
-    return apply(ctx, db, rewritten, ex.keys, false);
+    const writesHere = command.dbChange?.writesIn === 'both';
+    return {
+      action: 'apply',
+      db: from,
+      argv: rewritten,
+      keys: ex.keys,
+      serverWide: false,
+      otherDb: { db: other, writes: uniqueKeys(ex.writes), writesHere },
+    };
   }
   const reason: RecopyReason = here && there ? 'prefix' : 'db';
   // COPY changes only the other db; MOVE changes both, but one of them is unselected here.

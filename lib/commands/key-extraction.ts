@@ -96,6 +96,9 @@ function specPositions(spec: KeySpec, argv: readonly Buffer[]): number[] | undef
     return undefined;
   }
 
+  // Optional trailing keys absent (PFMERGE destkey with no sourcekey, Redis 7.2+): the server accepted the
+  // command, so this spec has no keys here (getKeysUsingKeySpecs skips it the same way).
+  if (first >= argc && spec.find.type === 'range') return [];
   let last: number;
   let step: number;
   const find = spec.find;

@@ -4,6 +4,8 @@ import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { printableKey } from './copy-key-in-parts.ts';
 
 const NAMED = 10;
+/** The precheck's temporary keys (TEMP_KEY_PREFIX + 'precheck:'), never the user's. */
+const PRECHECK_PROBE = Buffer.from('redis-dts:tmp:precheck:');
 
 /** Keys already in the given destination dbs: count per db and up to ten names. */
 export async function existingKeys(
@@ -14,15 +16,23 @@ export async function existingKeys(
   try {
     for (const db of dbs) {
       await target.select(db);
-      const count = await target.dbsize();
+      let count = await target.dbsize();
       if (count === 0) continue;
       const examples: string[] = [];
+      let probes = 0;
       let cursor = '0';
       do {
         const [next, keys] = await target.scanBuffer(cursor, 'COUNT', 100);
         cursor = String(next);
-        for (const k of keys) if (examples.length < NAMED) examples.push(printableKey(k));
+        for (const k of keys) {
+          if (k.subarray(0, PRECHECK_PROBE.length).equals(PRECHECK_PROBE)) probes++;
+          else if (examples.length < NAMED) examples.push(printableKey(k));
+        }
       } while (cursor !== '0' && examples.length < NAMED);
+      // A precheck's probe keys (left to their 60 s TTL where DEL was refused) are not the user's data;
+      // they are only subtracted when the whole db was scanned, i.e. when it is small.
+      if (cursor === '0') count -= probes;
+      if (count <= 0) continue;
       found.push({ db, count, examples });
     }
   } finally {

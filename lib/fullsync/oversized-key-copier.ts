@@ -98,15 +98,28 @@ export class OversizedKeyCopier {
   }
 }
 
-const DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
+/** Redis' default proto-max-bulk-len, which ElastiCache and MemoryDB keep unless a parameter group changes it. */
+export const DEFAULT_PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;
 
-/** The destination's largest accepted bulk; Redis' default when CONFIG is disabled (managed services). */
-export async function protoMaxBulkLen(tgt: Redis): Promise<number> {
+/** The destination's largest accepted bulk, and whether it was read (CONFIG GET) or assumed. */
+export interface BulkLimit {
+  bytes: number;
+  assumed: boolean;
+}
+
+/**
+ * The destination's largest accepted bulk. Where CONFIG is disabled (managed services) it cannot be
+ * read and Redis' default is assumed; the precheck's "Destination bulk limit" item says so as a warning
+ * (lib/precheck/bulk-limit.ts), and the errors of a value over the real limit say it (key-errors.ts).
+ */
+export async function protoMaxBulkLen(tgt: Redis): Promise<BulkLimit> {
   try {
     const reply = (await tgt.config('GET', 'proto-max-bulk-len')) as string[];
     const n = Number(reply[1]);
-    return Number.isFinite(n) && n > 0 ? n : DEFAULT_PROTO_MAX_BULK_LEN;
+    return Number.isFinite(n) && n > 0
+      ? { bytes: n, assumed: false }
+      : { bytes: DEFAULT_PROTO_MAX_BULK_LEN, assumed: true };
   } catch {
-    return DEFAULT_PROTO_MAX_BULK_LEN;
+    return { bytes: DEFAULT_PROTO_MAX_BULK_LEN, assumed: true };
   }
 }

@@ -3,6 +3,7 @@ import { classifyRedisError } from '../redis/classify-error.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { RespError, type RespValue } from '../redis/resp.ts';
+import { type ClockEstimate, ClockOffset } from './clock-offset.ts';
 
 export interface HeartbeatStartOptions {
   taskId: string;
@@ -50,6 +51,8 @@ export function heartbeatKey(prefix: string, taskId: string, shardTag?: string):
  * streak is reported through onError.
  */
 export class HeartbeatWriter {
+  /** Dbs a SWAPDB moved the key into: stop() clears them as well. */
+  private readonly swappedWith = new Set<number>();
   private readonly onError: ((err: DtsError) => void) | undefined;
   private readonly maxFailures: number;
   private readonly connectTimeoutMs: number | undefined;
@@ -65,6 +68,7 @@ export class HeartbeatWriter {
   private lastFailure: DtsError | undefined;
   private written = 0;
   private lastValue: number | undefined;
+  private readonly clock = new ClockOffset();
 
   constructor(options: HeartbeatWriterOptions = {}) {
     this.onError = options.onError;
@@ -97,6 +101,11 @@ export class HeartbeatWriter {
     return this.lastValue;
   }
 
+  /** The source's clock minus ours, from the beats' TIME (see ClockOffset); undefined before the first. */
+  get clockOffset(): ClockEstimate | undefined {
+    return this.clock.estimate;
+  }
+
   /** Writes the first heartbeat (its failure only counts, as any other), then one every intervalMs. */
   async start(source: RedisEndpoint, o: HeartbeatStartOptions): Promise<void> {
     if (this.opts) throw new Error('HeartbeatWriter: already started');
@@ -125,7 +134,12 @@ export class HeartbeatWriter {
     if (!this.heartbeatKeyBuf || !this.source) return;
     try {
       const conn = await this.connection();
-      await conn.call(['DEL', this.heartbeatKeyBuf]);
+      // A SWAPDB racing a beat can leave a copy in a db it swapped with: those are cleared too.
+      const strays = [...this.swappedWith].flatMap((db) => [
+        ['SELECT', db],
+        ['DEL', this.heartbeatKeyBuf!],
+      ]);
+      await conn.pipeline([['DEL', this.heartbeatKeyBuf], ...strays, ['SELECT', this.opts!.db]]);
     } catch (e) {
       this.lastFailure = this.classify(e);
     }
@@ -140,6 +154,7 @@ export class HeartbeatWriter {
    */
   async removeFrom(db: number): Promise<void> {
     if (!this.heartbeatKeyBuf || !this.source || this.stopped || db === this.opts!.db) return;
+    this.swappedWith.add(db);
     try {
       const conn = await this.connection();
       // One write: no beat can run between the SELECTs.
@@ -168,7 +183,11 @@ export class HeartbeatWriter {
   private async beat(): Promise<void> {
     try {
       const conn = await this.connection();
-      const ms = timeToMs(await conn.call(['TIME']));
+      const before = Date.now();
+      const us = timeToUs(await conn.call(['TIME']));
+      const after = Date.now();
+      const ms = Math.floor(us / 1000);
+      this.clock.add(us, before, after);
       await conn.call(['SET', this.heartbeatKeyBuf!, String(ms), 'PX', this.opts!.ttlMs]);
       this.written++;
       this.lastValue = ms;
@@ -236,12 +255,12 @@ function firstWord(message: string): string {
   return /^[A-Z]+/.exec(message)?.[0] ?? 'error';
 }
 
-/** TIME's [seconds, microseconds] as whole milliseconds. */
-function timeToMs(reply: RespValue): number {
+/** TIME's [seconds, microseconds] as microseconds. */
+function timeToUs(reply: RespValue): number {
   if (Array.isArray(reply) && reply.length === 2) {
     const s = Number(String(reply[0]));
     const us = Number(String(reply[1]));
-    if (Number.isSafeInteger(s) && Number.isSafeInteger(us)) return s * 1000 + Math.floor(us / 1000);
+    if (Number.isSafeInteger(s) && Number.isSafeInteger(us)) return s * 1_000_000 + us;
   }
   throw new Error(`unexpected TIME reply: ${String(reply)}`);
 }

@@ -12,13 +12,18 @@ import { parseInfo } from '../redis/admin-client.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
+import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import { openApplier } from './cluster-marker-applier.ts';
 import { DirtySet } from './dirty-set.ts';
+import { ExpiryPlacer, LOOK_AHEAD_COMMANDS, relativeExpiryKeysAhead } from './expiry-placer.ts';
+import { copyFunctions, isFunctionCommand } from './function-copier.ts';
 import { HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
+import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { type BigKeyOptions, KeyRecopier } from './key-recopier.ts';
 import { LagMeter, type LagSnapshot } from './lag-meter.ts';
 import { ALL_NODES, type Applier, type ApplyCommand, type MarkerPosition } from './marker-applier.ts';
+import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { splitBySlot } from './slot-split.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
@@ -121,6 +126,8 @@ export class IncrementalSync {
   private source: RedisEndpoint;
   private following: Promise<void> | undefined;
   private heartbeat: HeartbeatWriter | undefined;
+  /** A pre-7.0 source: its relative expiries are made absolute (or their keys re-copied). */
+  private readonly expiries: ExpiryPlacer | undefined;
   private sourceConn: RawConnection | undefined;
   private carry: StreamItem | undefined;
   private phase: IncrementalPhase = 'catch-up';
@@ -140,6 +147,8 @@ export class IncrementalSync {
   private readonly pending: Pending[] = [];
   private fatal: Error | undefined;
   private appliedOffset: number;
+  /** The stream's FUNCTION commands up to here are in the libraries copied at the catch-up's end. */
+  private functionsStamp = -1;
 
   private commandsApplied = 0;
   private commandsSkipped = 0;
@@ -157,6 +166,9 @@ export class IncrementalSync {
     this.replid = o.start.replid;
     this.processed = o.start.offset;
     this.appliedOffset = o.start.offset;
+    if (propagatesRelativeExpiries(o.sourceVersion)) {
+      this.expiries = new ExpiryPlacer(() => this.heartbeat?.clockOffset);
+    }
   }
 
   async run(): Promise<IncrementalOutcome> {
@@ -201,6 +213,7 @@ export class IncrementalSync {
       return outcome;
     } finally {
       for (const t of this.timers) clearInterval(t);
+      this.expiries?.close();
       await this.following;
       await this.feed?.close().catch(() => undefined);
       await this.heartbeat?.stop();
@@ -281,8 +294,18 @@ export class IncrementalSync {
       }
     }
     await this.drain();
-    this.batch = serverWide;
-    this.batchCommands = serverWide.length;
+    // Its own connection: sharing the offset poller's, opened concurrently, leaked one (and kept the process alive).
+    const conn = await RawConnection.open(this.source, { clientName: 'redis-dts-functions' });
+    const fn = await copyFunctions(conn, {
+      sourceVersion: o.sourceVersion,
+      markerDb: this.applier.markerDb,
+      log: o.log,
+      cluster: this.cluster,
+      replid: this.replid,
+    }).finally(() => conn.destroy());
+    if (fn) this.functionsStamp = fn.stampOffset;
+    this.batch = fn ? [...fn.commands, ...serverWide.filter((c) => !isFunctionCommand(c.argv))] : serverWide;
+    this.batchCommands = this.batch.length;
     this.flush(true);
     await this.drain();
   }
@@ -428,6 +451,7 @@ export class IncrementalSync {
         // Our own write tells the db when no SELECT has yet.
         this.db ??= hb.db;
         this.batchHeartbeats.push(ms);
+        this.expiries?.observeHeartbeat(ms, item.at);
         return undefined;
       }
     }
@@ -449,11 +473,13 @@ export class IncrementalSync {
         return undefined;
       case 'apply': {
         // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
+        if (d.serverWide && item.end <= this.functionsStamp && isFunctionCommand(d.argv)) return undefined;
         if (d.serverWide || d.keys.length === 0 || item.end > this.stamps.maxStamp) {
-          return this.pushApplied(d, item, db);
+          return this.pushPlaced(d, item, db);
         }
+        if (d.otherDb) return this.applyAcrossDbs(d, item, db);
         const behind = d.keys.filter((k) => !this.stamps.covers(db, k, item.end));
-        if (behind.length === d.keys.length) return this.pushApplied(d, item, db);
+        if (behind.length === d.keys.length) return this.pushPlaced(d, item, db);
         this.lastDataAt = Date.now();
         if (behind.length === 0) {
           this.commandsSkipped++;
@@ -473,6 +499,19 @@ export class IncrementalSync {
       case 'error':
         throw unsupported(d.message);
     }
+  }
+
+  /**
+   * MOVE/COPY … DB with a re-copy ahead of it in either db: replaying it would act on a state that already
+   * holds its effect, so the keys it writes are copied again in both dbs (found by the property test).
+   */
+  private applyAcrossDbs(d: Extract<FilterDecision, { action: 'apply' }>, item: StreamItem, db: number) {
+    const other = d.otherDb!;
+    const covered = (x: number, keys: Buffer[]) => keys.some((k) => this.stamps.covers(x, k, item.end));
+    if (!covered(db, d.keys) && !covered(other.db, other.writes)) return this.pushApplied(d, item, db);
+    this.lastDataAt = Date.now();
+    const here = other.writesHere ? this.recopyInto(db, other.writes) : Promise.resolve();
+    return here.then(() => this.recopyInto(other.db, other.writes));
   }
 
   /**
@@ -504,6 +543,8 @@ export class IncrementalSync {
       }
       const keys = d.action === 'apply' ? d.keys : d.action === 'recopy' ? d.keys : [];
       const from = d.action === 'recopy' ? d.db : db;
+      // MOVE/COPY … DB write in the db they name as well.
+      if (d.action === 'apply' && d.otherDb) await this.recopyInto(d.otherDb.db, d.otherDb.writes);
       const behind = keys.filter((k) => !this.stamps.covers(from, k, item.end));
       if (behind.length === 0) continue;
       this.lastDataAt = Date.now();
@@ -591,6 +632,24 @@ export class IncrementalSync {
     return undefined;
   }
 
+  /** pushApplied, with a pre-7.0 source's relative expiry made absolute, or its keys re-copied. */
+  private pushPlaced(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    const placed = d.serverWide ? undefined : this.expiries?.place(d.argv, item.end, item.at);
+    if (placed === undefined) return this.pushApplied(d, item, db);
+    if (placed === 'recopy') {
+      this.lastDataAt = Date.now();
+      const ahead = relativeExpiryKeysAhead(this.feed?.peek(LOOK_AHEAD_COMMANDS) ?? [], db, this.o.filter);
+      return this.recopyInto(db, uniqueKeys([...d.keys, ...ahead]));
+    }
+    // One key each: none needs the cross-slot handling that could return a promise.
+    for (const argv of placed) this.pushApplied({ ...d, argv }, item, db);
+    return undefined;
+  }
+
   private push(c: ApplyCommand): undefined {
     this.batch.push(c);
     this.batchCommands++;
@@ -609,8 +668,9 @@ export class IncrementalSync {
   }
 
   private async recopy(db: number, keys: Buffer[]) {
-    const r = await this.recopier.read(db, keys);
-    if (r.stamp.replid !== this.replid) {
+    const follow = this.o.resolveSource ? () => this.followSource() : undefined;
+    const r = await readFollowingMaster(() => this.recopier.read(db, keys), follow);
+    if (r.stamp.replid !== this.replid && !(await this.continuesOurHistory(r.stamp.replid))) {
       throw new DtsError(
         'SOURCE_CHANGED',
         `the source's replication id changed from ${this.replid} to ${r.stamp.replid} while keys were re-copied ` +
@@ -696,9 +756,10 @@ export class IncrementalSync {
    * Heartbeats, re-copies and offset polls go to the new master from now on; the stream itself keeps
    * flowing from the demoted one (it relays the new master's history) or moves on its next reconnect.
    */
-  private followSource(): void {
+  private followSource(): Promise<void> {
     const resolve = this.o.resolveSource;
-    if (!resolve || this.following) return;
+    if (!resolve) return Promise.resolve();
+    if (this.following) return this.following;
     this.following = (async () => {
       const ep = await resolve();
       if (ep.host === this.source.host && ep.port === this.source.port) return;
@@ -717,6 +778,19 @@ export class IncrementalSync {
       .finally(() => {
         this.following = undefined;
       });
+    return this.following;
+  }
+
+  /**
+   * A re-copy read on a promoted master carries its new replid before the stream shows it: the stamp
+   * still counts when that master continues our history (its replid2 is ours), as PSYNC2 does.
+   */
+  private async continuesOurHistory(replid: string): Promise<boolean> {
+    if (!this.o.resolveSource) return false;
+    this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
+    const reply = await this.sourceConn.call(['INFO', 'replication']);
+    const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
+    return info.master_replid === replid && info.master_replid2 === this.replid;
   }
 
   private async openFeed(from: { replid: string; offset: number }): Promise<StreamFeed> {
@@ -724,9 +798,12 @@ export class IncrementalSync {
       source: this.source,
       replid: from.replid,
       offset: from.offset,
+      stampArrival: this.expiries !== undefined,
+      onPause: () => this.expiries?.notLive(),
       onReconnect: (attempt, cause) => {
+        this.expiries?.notLive();
         this.o.log?.(`replication link lost (${cause.message}); reconnecting (attempt ${attempt})`);
-        this.followSource();
+        void this.followSource();
       },
       ...(this.o.resolveSource ? { resolveSource: this.o.resolveSource } : {}),
     });
@@ -772,6 +849,7 @@ export class IncrementalSync {
         if (offset === undefined) return;
         this.sourceOffset = { offset, at };
         this.lag.observeSourceOffset(offset);
+        this.expiries?.observeSourceOffset(offset, Date.now());
       })
       .catch(() => {
         // A dropped connection is reopened at the next poll; the stream itself reports a lost source.
@@ -787,30 +865,8 @@ export class IncrementalSync {
     this.sourceConn ??= await RawConnection.open(this.source, { clientName: 'redis-dts-offset' });
     const reply = await this.sourceConn.call(['INFO', 'replication']);
     const info = parseInfo(Buffer.isBuffer(reply) ? reply.toString('latin1') : String(reply));
-    if (info.role === 'slave') this.followSource();
+    if (info.role === 'slave') void this.followSource();
     const offset = Number(info.master_repl_offset);
     return Number.isSafeInteger(offset) ? offset : undefined;
   }
-}
-
-/**
- * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
- * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
- * slots there is not built.
- */
-function keyspaceOnClusterShard(shardId: string, what: string): DtsError {
-  return new DtsError(
-    'KEYSPACE_ON_CLUSTER_SOURCE',
-    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task; emptying only that ` +
-      "shard's slots on the destination is not built, so the change cannot be replayed (nothing of it was applied)",
-    'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
-  );
-}
-
-function unsupported(message: string): DtsError {
-  return new DtsError(
-    'UNSUPPORTED_COMMAND',
-    message,
-    'exclude the keys or db it writes from the task (keyFilter, dbs), or run that workload after the migration',
-  );
 }

@@ -36,7 +36,8 @@ export interface KeyRecopierOptions extends BigKeyOptions {
   dbMap?: Readonly<Record<number, number>>;
   /** Where the skip entries go: the marker's db and skip hash. */
   markerDb: number;
-  skipKey: Buffer;
+  /** Absent: no skip entries (the notification reader replays no stream to skip). */
+  skipKey?: Buffer;
   /** The source is a cluster master: keys are read in one transaction per slot (it refuses more). */
   clusterSource?: boolean;
 }
@@ -150,10 +151,12 @@ export class KeyRecopier {
 
   /** The key's skip entry at `stamp`, written in the re-copy's transaction. */
   private skip(out: Recopy, sourceDb: number, key: Buffer, stamp: Stamp, text: Buffer): void {
-    out.commands.push({
-      db: this.o.markerDb,
-      argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), text],
-    });
+    if (this.o.skipKey) {
+      out.commands.push({
+        db: this.o.markerDb,
+        argv: [HSET, this.o.skipKey, SkipStamps.field(sourceDb, key), text],
+      });
+    }
     out.keyStamps.push({ key, offset: stamp.offset });
     out.keys++;
     if (stamp.offset > out.stamp.offset) out.stamp = stamp;

@@ -390,8 +390,11 @@ export class MarkerApplier implements Applier {
           `at ${at}; Redis does not roll back, so the rest of the batch was applied, ` +
           `${markerMoved ? 'the marker was moved to its end' : 'the marker was not moved'}, and the ` +
           'destination may differ from the source',
-        'find why the destination disagrees with the source about that key (e.g. a write made directly on the ' +
-          'destination), then run the task again with a fresh full sync',
+        /proto-max-bulk-len/.test(error.message)
+          ? "raise the destination's proto-max-bulk-len to at least the source's (see the precheck item " +
+              'target-bulk-limit), then run the task again with a fresh full sync'
+          : 'find why the destination disagrees with the source about that key (e.g. a write made directly on the ' +
+              'destination), then run the task again with a fresh full sync',
       );
     }
     if (this.broken) {

@@ -11,6 +11,8 @@ export interface StreamItem {
   replid: string;
   /** Estimated memory of the item, for the queue's bound. */
   bytes: number;
+  /** Date.now() when the command was read from the socket (with stampArrival; else 0). */
+  at: number;
 }
 
 export interface StreamFeedOptions {
@@ -27,6 +29,13 @@ export interface StreamFeedOptions {
   reconnectAttempts?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /** Stamp each item with its arrival time (a clock read per command: only when someone needs it). */
+  stampArrival?: boolean;
+  /**
+   * Told when reading pauses (too much queued): what the master sends meanwhile waits in its buffers,
+   * so commands then arrive later than the source ran them.
+   */
+  onPause?: () => void;
   /** Told of each reconnect (progress output). */
   onReconnect?: (attempt: number, cause: Error) => void;
   /** A cluster shard: where its master is now, asked before each reconnect (a failover moves it). */
@@ -72,6 +81,11 @@ export class StreamFeed {
     const feed = new StreamFeed(o);
     await feed.connect();
     return feed;
+  }
+
+  /** Up to `max` queued commands after the next one to take, without taking them. */
+  peek(max: number): readonly StreamItem[] {
+    return this.queue.slice(this.head, this.head + max);
   }
 
   /** The next command if one is queued; throws the feed's failure once the queue is drained. */
@@ -142,10 +156,19 @@ export class StreamFeed {
     // thousand commands), so it pins a bounded number of chunks, and a copy per command would double the
     // garbage the GC has to collect at 100k+ commands per second.
     const weight = bytes + ITEM_OVERHEAD + ARG_OVERHEAD * argv.length;
-    this.queue.push({ argv, end, replid: this.replid, bytes: weight });
+    this.queue.push({
+      argv,
+      end,
+      replid: this.replid,
+      bytes: weight,
+      at: this.o.stampArrival ? Date.now() : 0,
+    });
     this.queuedBytes += weight;
     this.lastQueued = end;
-    if (this.queuedBytes > this.maxQueuedBytes) this.client?.pause();
+    if (this.queuedBytes > this.maxQueuedBytes && this.client && !this.client.paused) {
+      this.client.pause();
+      this.o.onPause?.();
+    }
     this.wake();
   }
 

@@ -1,3 +1,4 @@
+import { notificationStart } from '../notifications/notification-start.ts';
 import { type CaptureStartResult, captureStart } from '../replication/capture-start.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { sourceShards } from './source-shards.ts';
@@ -24,7 +25,10 @@ export async function captureStartStep(
   const shards = await sourceShards(source);
   const starts: CaptureStartResult[] = [];
   for (const shard of shards) {
-    const start = await captureStart(shard.endpoint);
+    const start =
+      input.spec.incremental.reader === 'notifications'
+        ? await notificationStart(shard.endpoint)
+        : await captureStart(shard.endpoint);
     starts.push(start);
     await o.store.putShard(
       input.taskId,

@@ -1,7 +1,7 @@
 import { DtsError } from '../errors.ts';
 import { CheckpointWriter } from '../fullsync/checkpoint-writer.ts';
 import { copyUnit } from '../fullsync/copy-unit.ts';
-import { keyErrorsError } from '../fullsync/key-errors.ts';
+import { keyErrorsError, withAssumedBulkLimit } from '../fullsync/key-errors.ts';
 import { unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
@@ -79,6 +79,8 @@ export async function copyChunkStep(
       keysWritten: outcome.progress.keysWritten,
       keysThisRun: outcome.progress.keysWritten - saved.value.keysWritten,
     };
+  } catch (e) {
+    throw withAssumedBulkLimit(e, context?.maxBulkAssumed ? context.maxBulk : undefined);
   } finally {
     stop.close();
     await writer.flush().catch(() => undefined);

@@ -1,10 +1,12 @@
 import { type DtsError, isDtsError } from '../errors.ts';
+import type { HeldWatches } from '../notifications/held-watches.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
 import { captureStartStep } from './capture-start-step.ts';
 import { cleanupStep } from './cleanup-step.ts';
 import { copyChunkStep } from './copy-chunk-step.ts';
+import { holdKeyspaceWatch } from './keyspace-watch-start.ts';
 import { planUnitsStep } from './plan-units-step.ts';
 import { type PrecheckStepResult, precheckStep } from './precheck-step.ts';
 import { recordFailureStep } from './record-failure-step.ts';
@@ -46,6 +48,11 @@ export interface LocalHandlerOptions {
   onPrecheck?: (result: PrecheckStepResult) => void;
   /** Told the verification report (the CLI prints its summary). */
   onVerify?: (report: VerifyReport) => void;
+  /**
+   * reader notifications: where CaptureStart leaves the keyspace subscription it opens before the full
+   * sync, for the Incremental state to take over (one per run, shared by its continued executions).
+   */
+  watches?: HeldWatches;
 }
 
 type Handler = (input: never) => Promise<unknown>;
@@ -77,9 +84,10 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
     const spec = specs.get(taskId);
     if (!spec) throw new Error(`no spec for task '${taskId}' in this process`);
     try {
+      const watch = o.watches?.take(taskId);
       return await replicateStep(
         { taskId, spec },
-        { store, progress: o.progress, deadline, signal: o.signal },
+        { store, progress: o.progress, deadline, signal: o.signal, ...(watch ? { watch } : {}) },
       );
     } catch (e) {
       if (isDtsError(e) && !TRANSIENT_CODES.has(e.code)) o.onPermanentFailure?.(e);
@@ -97,7 +105,13 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
       o.onPrecheck?.(result);
       return result;
     },
-    CaptureStart: (e: TaskStepInput) => captureStartStep(e, { store }),
+    CaptureStart: async (e: TaskStepInput) => {
+      const result = await captureStartStep(e, { store });
+      if (o.watches && e.spec.incremental.reader === 'notifications' && e.spec.syncType !== 'full') {
+        await o.watches.hold(e.taskId, await holdKeyspaceWatch(e, result.via, o.progress));
+      }
+      return result;
+    },
     PlanUnits: (e: TaskStepInput) => planUnitsStep(e, { store }),
     CheckFullSync: (e: TaskStepInput) => planUnitsStep(e, { store }),
     CopyChunk: (e: CopyChunkInput) =>

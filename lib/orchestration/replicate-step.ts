@@ -19,24 +19,16 @@ import { RawConnection } from '../redis/raw-connection.ts';
 import { refreshClusterRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { notificationReplicateStep } from './notification-replicate-step.ts';
+import type { ReplicateOptions } from './replicate-options.ts';
 import { SampledVerification } from './sampled-verification.ts';
 import { STANDALONE_SHARD_ID, shardMaster, sourceAt } from './source-shards.ts';
-import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
+import { stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 import { StopFlag } from './stop-flag.ts';
 import { UnitCopyContext } from './unit-copy-context.ts';
 
-export interface ReplicateOptions {
-  store: TaskStore;
-  secrets?: SecretValues;
-  /** A Lambda window ends here (checkpointed); absent: run until stopped or caught up. */
-  deadline?: number;
-  progress?: ProgressSink;
-  /** Every second, the incremental figures (the Fargate replicator turns them into metrics). */
-  onProgress?: (p: IncrementalProgress) => void;
-  /** Aborted: stop cleanly, as the task's stop flag does (SIGTERM of the Fargate task). */
-  signal?: AbortSignal;
-}
+export type { ReplicateOptions };
 
 const PROGRESS_LOG_MS = 2000;
 
@@ -46,6 +38,7 @@ const PROGRESS_LOG_MS = 2000;
  * offset and the full sync's largest stamp, or from the destination's marker when there is one.
  */
 export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): Promise<IncrementalOutcome> {
+  if (input.spec.incremental.reader === 'notifications') return notificationReplicateStep(input, o);
   const { spec, taskId } = input;
   const { source, target } = stepEndpoints(spec, o.secrets);
   const shards = await o.store.listShards(taskId);
@@ -72,6 +65,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
     const filter: FilterContext = {
       catalogue,
       keep: makeKeyFilter(spec.keyFilter),
+      limits: { maxBulkLen: context.maxBulk },
       ...(spec.dbs ? { selectedDbs: new Set(spec.dbs) } : {}),
       ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     };
@@ -83,6 +77,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       target,
       store: o.store,
       log: (m) => progress.log(m, { phase: 'incremental' }),
+      ...(o.onSampledVerification ? { onResult: o.onSampledVerification } : {}),
     });
     sampled.start();
     const latest = new Map<string, IncrementalProgress>();

@@ -1,5 +1,6 @@
 import { StateMachine } from 'aws-local-stepfunctions';
 import type { DtsError } from '../errors.ts';
+import { HeldWatches } from '../notifications/held-watches.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { type LocalHandlerOptions, localExecutionContext, localTaskHandlers } from './local-handlers.ts';
 import { recordFailureStep } from './record-failure-step.ts';
@@ -29,6 +30,20 @@ export async function runTaskMachine(
   input: unknown,
   o: RunTaskMachineOptions,
 ): Promise<{ output: unknown; executions: number }> {
+  const watches = new HeldWatches();
+  try {
+    return await runExecutions(definition, input, o, watches);
+  } finally {
+    await watches.closeAll();
+  }
+}
+
+async function runExecutions(
+  definition: object,
+  input: unknown,
+  o: RunTaskMachineOptions,
+  watches: HeldWatches,
+): Promise<{ output: unknown; executions: number }> {
   let next: unknown = input;
   for (let index = 0; ; index++) {
     o.onExecution?.(index, next);
@@ -44,6 +59,7 @@ export async function runTaskMachine(
           onPrecheck: o.onPrecheck,
           onVerify: o.onVerify,
           signal: o.signal,
+          watches,
           onContinue: (c) => {
             continued.push(c);
           },

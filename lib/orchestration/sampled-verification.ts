@@ -18,6 +18,8 @@ export class SampledVerification {
     target: RedisEndpoint;
     store: TaskStore;
     log: (message: string) => void;
+    /** Told each run's count of inconsistent keys (the compute shape publishes it as a metric). */
+    onResult?: (inconsistentKeys: number) => void;
   };
   private readonly abort = new AbortController();
   private timer: NodeJS.Timeout | undefined;
@@ -64,6 +66,7 @@ export class SampledVerification {
       });
       if (this.abort.signal.aborted) return;
       await store.updateTask(taskId, { sampledVerification: summary(report) });
+      this.o.onResult?.(report.keysDiffering);
       this.o.log(
         `sampled verification: ${report.keysDiffering} inconsistent of ${report.keysCompared} keys compared ` +
           `(${report.sampleRate * 100}% sample, ${report.rounds} round(s))`,

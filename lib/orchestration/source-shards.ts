@@ -16,6 +16,8 @@ export interface SourceShard {
   endpoint: RedisEndpoint;
   /** Cluster only: a hash tag on one of the shard's slots (its heartbeat key carries it). */
   tag?: string;
+  /** Cluster only: whether the shard served this slot when the layout was read. */
+  ownsSlot?: (slot: number) => boolean;
 }
 
 /** The source's shards, read now (a cluster's masters from CLUSTER SLOTS). */
@@ -26,6 +28,7 @@ export async function sourceShards(source: RedisEndpoint): Promise<SourceShard[]
     shardId: shardIdOf(m),
     endpoint: m.endpoint,
     tag: tagForSlots((slot) => topology.slotOwner[slot] === index),
+    ownsSlot: (slot: number) => topology.slotOwner[slot] === index,
   }));
 }
 

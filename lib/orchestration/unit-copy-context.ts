@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import type { CopyUnitOptions, FullSyncUnit } from '../fullsync/copy-unit.ts';
-import { OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
+import { type BulkLimit, OversizedKeyCopier, protoMaxBulkLen } from '../fullsync/oversized-key-copier.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { connectAdmin, type ServerInfo, serverInfo } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
@@ -22,6 +22,8 @@ export class UnitCopyContext {
   readonly target: RedisEndpoint;
   readonly info: ServerInfo;
   readonly maxBulk: number;
+  /** CONFIG GET proto-max-bulk-len was refused (managed service): maxBulk is Redis' default. */
+  readonly maxBulkAssumed: boolean;
   /** The destination's nodes: one server, or a cluster's masters. */
   readonly routing: TargetRouting;
   /** The process's memory budget, from the spec or the compute it runs on. */
@@ -34,7 +36,7 @@ export class UnitCopyContext {
   private constructor(
     o: { source: RedisEndpoint; target: RedisEndpoint; spec: TaskSpec; taskId: string },
     info: ServerInfo,
-    maxBulk: number,
+    bulk: BulkLimit,
     routing: TargetRouting,
     admins: Redis[],
   ) {
@@ -43,7 +45,8 @@ export class UnitCopyContext {
     this.spec = o.spec;
     this.taskId = o.taskId;
     this.info = info;
-    this.maxBulk = maxBulk;
+    this.maxBulk = bulk.bytes;
+    this.maxBulkAssumed = bulk.assumed;
     this.routing = routing;
     this.admins = admins;
     this.budget = processMemoryBudget(resolveMemoryBudget(o.spec.limits.memoryBudget));

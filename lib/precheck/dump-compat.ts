@@ -2,8 +2,8 @@ import type { Redis } from 'ioredis';
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { printableKey } from '../fullsync/copy-key-in-parts.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
+import { payloadRdbVersion, rdbVersionOfRelease } from '../redis/server-versions.ts';
 import { nodeForKey } from './cluster-nodes.ts';
-import { payloadRdbVersion, rdbVersionOfRelease } from './rdb-version.ts';
 import {
   addressOf,
   failedFrom,
@@ -13,6 +13,7 @@ import {
   productVersion,
   TEMP_KEY_PREFIX,
   TEMP_KEY_TTL_MS,
+  transactionCause,
 } from './server-facts.ts';
 import { type CheckResult, nodesOf, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
 
@@ -39,7 +40,9 @@ export const dumpCompat: PrecheckCheck = {
     // Any master of a cluster source will do: a replica seed would answer DUMP with MOVED.
     let sample: DumpSample | undefined;
     for (const node of nodesOf(source)) {
-      sample = await sampleDump(node.client, dbs, filter);
+      // A standalone source's chunks are read in MULTI/EXEC: the sample is too, so a user lacking
+      // them fails here rather than in the middle of the full sync.
+      sample = await sampleDump(node.client, dbs, filter, !source.topology);
       if (sample) break;
     }
     if (!sample) return predictFromVersions(source, target);
@@ -119,6 +122,7 @@ export async function sampleDump(
   client: Redis,
   dbs: readonly number[],
   filter: (key: Buffer) => boolean,
+  inTransaction = false,
 ): Promise<DumpSample | undefined> {
   try {
     for (const db of dbs) {
@@ -131,7 +135,7 @@ export async function sampleDump(
         scans++;
         for (const key of keys) {
           if (!filter(key) || !(await looksSmall(client, key))) continue;
-          const payload = await client.dumpBuffer(key);
+          const payload = inTransaction ? await dumpInTransaction(client, key) : await client.dumpBuffer(key);
           if (payload && payload.length <= MAX_SAMPLE_BYTES) return { db, key, payload };
         }
       } while (cursor !== '0' && scans < MAX_SCANS_PER_DB);
@@ -142,6 +146,19 @@ export async function sampleDump(
   } finally {
     await client.select(0).catch(() => undefined);
   }
+}
+
+async function dumpInTransaction(client: Redis, key: Buffer): Promise<Buffer | null> {
+  const replies = await client
+    .multi()
+    .dumpBuffer(key)
+    .exec()
+    .catch((e: unknown) => {
+      throw transactionCause(e);
+    });
+  const [err, payload] = replies?.[0] ?? [new Error('EXECABORT the transaction was discarded'), null];
+  if (err) throw err;
+  return payload as Buffer | null;
 }
 
 /** MEMORY USAGE keeps a huge key from being DUMPed (which would block the source); unknown counts as small. */

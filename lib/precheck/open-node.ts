@@ -9,6 +9,11 @@ export async function openNode(ep: RedisEndpoint): Promise<PrecheckSide> {
   const client = await connectAdmin(ep);
   try {
     const info = await serverInfo(client);
+    // The data-plane connections check the link with PING: a user without it fails here, by name
+    // (and before the INFO below, whose counters start the write-rate sample).
+    await client.ping().catch((e: unknown) => {
+      throw classifyAdminError(client, e, 'PING');
+    });
     const fieldsAt = performance.now();
     let text: string;
     try {
@@ -17,7 +22,17 @@ export async function openNode(ep: RedisEndpoint): Promise<PrecheckSide> {
       throw classifyAdminError(client, e, 'INFO');
     }
     const fields = parseInfo(text);
-    return { ep, client, info, fields, fieldsAt, config: configGetter(client) };
+    const sentBytes = () => (client.stream as { bytesWritten?: number } | undefined)?.bytesWritten ?? 0;
+    return {
+      ep,
+      client,
+      info,
+      fields,
+      fieldsAt,
+      sentBytes,
+      fieldsSent: sentBytes(),
+      config: configGetter(client),
+    };
   } catch (e) {
     client.disconnect();
     throw e;

@@ -1,12 +1,20 @@
 import type { Redis } from 'ioredis';
 import { classifyAdminError } from '../redis/admin-client.ts';
+import { type RedisEndpoint, replicationCommand } from '../redis/endpoint.ts';
+import { hasAcl, hasAclDryrun } from '../redis/server-versions.ts';
+import { renamedPsyncFix } from '../replication/without-psync.ts';
 import { aclRulesAllow, REPLICATION_COMMAND_CATEGORIES } from './acl-rules.ts';
 import { combineNodeResults } from './cluster-nodes.ts';
+import {
+  type ProbeOutcome,
+  probeReplicationCommand,
+  type ReplicationCommand,
+} from './replication-command-probe.ts';
 import { addressOf, isCommandUnavailable, listWords } from './server-facts.ts';
 import { type CheckResult, nodesOf, type PrecheckCheck, type PrecheckSide, sideOf } from './types.ts';
 
 /** What incremental sync sends to the source, with the arguments it sends them with. */
-const REPLICATION_COMMANDS: readonly (readonly [string, ...string[]])[] = [
+const REPLICATION_COMMANDS: readonly (readonly [ReplicationCommand, ...string[]])[] = [
   ['PSYNC', '?', '-1'],
   ['REPLCONF', 'capa', 'eof'],
 ];
@@ -16,9 +24,13 @@ export const psyncPermission: PrecheckCheck = {
   title: 'PSYNC permitted on the source',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full' ? 'syncType full does not replicate, so PSYNC is not used' : undefined,
+    spec.syncType === 'full'
+      ? 'syncType full does not replicate, so PSYNC is not used'
+      : spec.incremental.reader === 'notifications'
+        ? 'incremental.reader notifications reads keyspace events, so PSYNC is not used'
+        : undefined,
   // PSYNC itself is never sent: it would make the source fork for an RDB, the very cost the check is
-  // meant to foresee. The server's command table and its ACL answer the question instead.
+  // meant to foresee. A call the server refuses before running it, and its ACL, answer instead.
   async run(ctx): Promise<CheckResult> {
     const source = sideOf(ctx, 'source');
     if (!source.topology) return psyncVerdict(source);
@@ -37,20 +49,28 @@ export const psyncPermission: PrecheckCheck = {
 
 async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
   const user = source.ep.username ?? 'default';
-  const names = REPLICATION_COMMANDS.map(([name]) => name);
+  const names = REPLICATION_COMMANDS.map(([command]) => command);
+  const sent = (command: ReplicationCommand) => replicationCommand(source.ep, command);
 
-  const table = await commandsInTable(source.client, names);
-  if ('missing' in table && table.missing.length > 0) {
+  const problems: { detail: string; fix: string }[] = [];
+  for (const command of names) {
+    const outcome = await probeReplicationCommand(source.client, command, sent(command));
+    if (outcome.is !== 'it') problems.push(probeProblem(source.ep, command, outcome));
+  }
+  if (problems.length > 0) {
     return {
       status: 'failed',
-      detail: `${listWords(table.missing)} ${table.missing.length === 1 ? 'is' : 'are'} renamed or disabled on the source (rename-command): incremental sync cannot read the replication stream`,
-      fix: `remove the rename-command lines for ${listWords(table.missing)} from the source's redis.conf and restart it; where the provider disables them, use --sync-type full`,
+      detail: problems.map((p) => p.detail).join('; '),
+      fix: [...new Set(problems.map((p) => p.fix))].join('; '),
     };
   }
-  const present = REPLICATION_COMMANDS.filter(
-    ([name]) => !('missing' in table) || !table.missing.includes(name),
+  // ACL DRYRUN looks the command up by the name it has now; ACL rules (GETUSER) keep the original name.
+  const acl = await aclVerdict(
+    source.client,
+    user,
+    source.info.versionNum,
+    REPLICATION_COMMANDS.map(([command, ...args]) => ({ command, sentAs: sent(command), args })),
   );
-  const acl = await aclVerdict(source.client, user, source.info.versionNum, present);
   if ('denied' in acl && acl.denied.length > 0) {
     return {
       status: 'failed',
@@ -58,52 +78,62 @@ async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
       fix: `grant ${acl.denied.length === 1 ? 'it' : 'them'}: ACL SETUSER ${user} ${acl.denied.map((c) => `+${c.toLowerCase()}`).join(' ')} (or use a user with replication permission)`,
     };
   }
-  const unknown = ['unknown' in table ? table.unknown : undefined, 'unknown' in acl ? acl.unknown : undefined]
-    .filter((r): r is string => r !== undefined)
-    .join('; ');
-  if (unknown) {
+  const renamed = names
+    .filter((c) => sent(c) !== c)
+    .map((c) => `${c} as '${sent(c)}'`)
+    .join(', ');
+  const known = `${listWords(names)} answer as themselves${renamed ? ` (${renamed})` : ''}`;
+  if ('unknown' in acl) {
     return {
       status: 'warning',
-      detail: `could not verify that ACL user '${user}' may run ${listWords(names)}: ${unknown}`,
-      fix: `make sure the user has +psync +replconf (ACL SETUSER ${user} +psync +replconf), or run the precheck as a user allowed to run COMMAND INFO and ACL DRYRUN`,
+      detail: `${known}, but could not verify that ACL user '${user}' may run them: ${acl.unknown}`,
+      fix: `make sure the user has +psync +replconf (ACL SETUSER ${user} +psync +replconf), or run the precheck as a user allowed to run ACL DRYRUN`,
     };
   }
   return {
     status: 'passed',
-    detail: `${listWords(names)} are enabled (COMMAND INFO) and user '${user}' may run them (${'how' in acl ? acl.how : 'ACL'}); PSYNC itself was not sent, so the source did not start a full resync`,
+    detail: `${known} and user '${user}' may run them (${acl.how}); PSYNC itself was not sent, so the source did not start a full resync`,
   };
 }
 
-/** Commands missing from the server's table: `rename-command X ""` (or renamed away) removes them. */
-async function commandsInTable(
-  client: Redis,
-  names: readonly string[],
-): Promise<{ missing: string[] } | { unknown: string }> {
-  let reply: unknown;
-  try {
-    reply = await client.call('COMMAND', 'INFO', ...names);
-  } catch (e) {
-    if (isCommandUnavailable(e)) return { unknown: `COMMAND INFO is not available (${firstLine(e)})` };
-    throw classifyAdminError(client, e, 'COMMAND INFO');
+/** Why a name is not the replication command it should be, and what to do. */
+function probeProblem(
+  ep: RedisEndpoint,
+  command: ReplicationCommand,
+  outcome: Exclude<ProbeOutcome, { is: 'it' }>,
+): { detail: string; fix: string } {
+  const given = command === 'PSYNC' ? ep.replicationCommands?.psync : ep.replicationCommands?.replconf;
+  const flag = command === 'PSYNC' ? '--source-psync-command' : '--source-replconf-command';
+  if (outcome.is === 'unknown') {
+    return {
+      detail:
+        given === undefined
+          ? `${command} is renamed or disabled on the source (rename-command): incremental sync cannot read the replication stream (ElastiCache and MemoryDB disable it unless AWS support enables it under another name)`
+          : `the source knows no command '${given}' (${flag}): the name is wrong, or ${command} is disabled there`,
+      fix: renamedPsyncFix(command, given),
+    };
   }
-  const entries = Array.isArray(reply) ? reply : [];
-  return { missing: names.filter((_, i) => entries[i] === null || entries[i] === undefined) };
+  const name = given ?? command;
+  return {
+    detail: `'${name}'${given !== undefined ? ` (${flag})` : ''} is not ${command} on the source: it answered ${outcome.command ? `as ${outcome.command}` : `'${outcome.reply}'`}`,
+    fix: `give ${flag} the name ${command} answers to on the source`,
+  };
 }
 
 async function aclVerdict(
   client: Redis,
   user: string,
   versionNum: number,
-  commands: readonly (readonly [string, ...string[]])[],
+  commands: readonly { command: ReplicationCommand; sentAs: string; args: readonly string[] }[],
 ): Promise<{ denied: string[]; how: string } | { unknown: string }> {
   // Before Redis 6 there are no ACL users: whoever logs in may run every enabled command.
-  if (versionNum > 0 && versionNum < 60000) return { denied: [], how: 'no ACL before Redis 6' };
+  if (!hasAcl(versionNum)) return { denied: [], how: 'no ACL before Redis 6' };
   try {
-    if (versionNum >= 70000) {
+    if (hasAclDryrun(versionNum)) {
       const denied: string[] = [];
-      for (const [name, ...args] of commands) {
-        const reply = await client.call('ACL', 'DRYRUN', user, name, ...args);
-        if (String(reply) !== 'OK') denied.push(name);
+      for (const { command, sentAs, args } of commands) {
+        const reply = await client.call('ACL', 'DRYRUN', user, sentAs, ...args);
+        if (String(reply) !== 'OK') denied.push(command);
       }
       return { denied, how: 'ACL DRYRUN' };
     }
@@ -114,7 +144,7 @@ async function aclVerdict(
     if (typeof rules !== 'string') return { unknown: 'ACL GETUSER gave no command rules' };
     return {
       denied: commands
-        .map(([name]) => name)
+        .map(({ command }) => command)
         .filter((name) => !aclRulesAllow(rules, name, REPLICATION_COMMAND_CATEGORIES)),
       how: 'ACL GETUSER',
     };

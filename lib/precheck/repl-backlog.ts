@@ -17,7 +17,11 @@ export const replBacklog: PrecheckCheck = {
   title: 'Source replication backlog',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full' ? 'syncType full does not replicate, so the backlog is not used' : undefined,
+    spec.syncType === 'full'
+      ? 'syncType full does not replicate, so the backlog is not used'
+      : spec.incremental.reader === 'notifications'
+        ? 'incremental.reader notifications reads keyspace events, not the backlog'
+        : undefined,
   async run(ctx) {
     const source = sideOf(ctx, 'source');
     const nodes = nodesOf(source);
@@ -91,7 +95,9 @@ async function measure(node: PrecheckSide, windowS: number): Promise<BacklogSamp
   // one, the bytes of incoming commands stand in (reads included: an overestimate).
   const byOffset = after.repl_backlog_active === '1' && before.repl_backlog_active === '1';
   const field = byOffset ? 'master_repl_offset' : 'total_net_input_bytes';
-  const delta = Math.max(0, Number(after[field]) - Number(before[field]) || 0);
+  // Input bytes include the precheck's own commands on this connection (DUMP sample, probes, this INFO).
+  const own = byOffset ? 0 : node.sentBytes() - node.fieldsSent;
+  const delta = Math.max(0, Number(after[field]) - Number(before[field]) - own || 0);
   const rate = seconds > 0 ? delta / seconds : 0;
   const needed = Math.ceil(rate * windowS * SAFETY);
   const size = Number(after.repl_backlog_size ?? (await node.config('repl-backlog-size')));

@@ -4,6 +4,7 @@ import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import type { ServerInfo } from '../redis/admin-client.ts';
 import { describeTopology } from '../redis/cluster-topology.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { bulkLimit } from './bulk-limit.ts';
 import { CONNECT_TITLES, connectSide } from './connect-side.ts';
 import { dbsExist } from './dbs-exist.ts';
 import { dumpCompat } from './dump-compat.ts';
@@ -11,6 +12,7 @@ import { evictionPolicy } from './eviction-policy.ts';
 import { existingKeysCheck } from './existing-keys-check.ts';
 import { heartbeatWritable } from './heartbeat-writable.ts';
 import { modulesCheck } from './modules.ts';
+import { notifyKeyspaceEvents } from './notify-keyspace-events.ts';
 import { closeSide } from './open-node.ts';
 import { psyncPermission } from './psync-permission.ts';
 import { replBacklog } from './repl-backlog.ts';
@@ -41,11 +43,13 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   targetWritable,
   sameInstance,
   dumpCompat,
+  bulkLimit,
   targetMemory,
   evictionPolicy,
   dbsExist,
   existingKeysCheck,
   psyncPermission,
+  notifyKeyspaceEvents,
   replBacklog,
   modulesCheck,
   sourceTopology,
@@ -72,7 +76,10 @@ export async function runPrecheck(spec: TaskSpec, opts: RunPrecheckOptions = {})
   };
   const items: PrecheckItem[] = [src.item, dst.item];
   try {
-    for (const check of PRECHECKS) items.push(await runCheck(check, ctx));
+    for (const check of PRECHECKS) {
+      if (check.listedFor?.(spec) === false) continue;
+      items.push(await runCheck(check, ctx));
+    }
   } finally {
     if (ctx.source) closeSide(ctx.source);
     if (ctx.target) closeSide(ctx.target);

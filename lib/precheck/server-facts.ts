@@ -3,11 +3,11 @@ import type { Redis } from 'ioredis';
 import { isDtsError } from '../errors.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { serverVersionOf } from '../redis/server-versions.ts';
 
 /** `Valkey 8.0.1` or `Redis 7.0.15`: Valkey reports a frozen redis_version, so its own is the one to name. */
 export function productVersion(fields: Record<string, string>): string {
-  if (fields.server_name === 'valkey' && fields.valkey_version) return `Valkey ${fields.valkey_version}`;
-  return `Redis ${fields.redis_version ?? 'unknown'}`;
+  return serverVersionOf(fields).label;
 }
 
 /**
@@ -17,6 +17,15 @@ export function productVersion(fields: Record<string, string>): string {
 export function isCommandUnavailable(err: unknown): boolean {
   const msg = err instanceof Error ? err.message : String(err);
   return /^ERR unknown (sub)?command|^NOPERM/i.test(msg);
+}
+
+/**
+ * The reply that sank a MULTI/EXEC: ioredis rejects with EXECABORT and keeps the queued command's own
+ * error (NOPERM, OOM…) in `previousErrors`; that one names the cause.
+ */
+export function transactionCause(e: unknown): unknown {
+  const previous = (e as { previousErrors?: unknown[] } | undefined)?.previousErrors;
+  return Array.isArray(previous) && previous.length > 0 ? previous[0] : e;
 }
 
 /** CONFIG GET with a cache; undefined when CONFIG is unavailable, other errors are DtsErrors. */

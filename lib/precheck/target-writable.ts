@@ -13,7 +13,8 @@ export const targetWritable: PrecheckCheck = {
     const probes = probeKeysByNode(target, precheckKey(TEMP_KEY_PREFIX));
     for (const { node, key } of probes) {
       try {
-        await writeAndRemove(node.client, key);
+        // Incremental batches on a standalone destination are MULTI/EXEC; a cluster's are plain pipelines.
+        await writeAndRemove(node.client, key, ctx.spec.syncType !== 'full' && !target.topology);
       } catch (e) {
         const on = target.topology ? ` on master ${addressOf(node.ep)}` : '';
         return failedFrom(e, `cannot write a key${on}`);

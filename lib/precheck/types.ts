@@ -54,6 +54,13 @@ export interface PrecheckSide {
   fields: Record<string, string>;
   /** performance.now() when `fields` was read: the first sample of the write rate. */
   fieldsAt: number;
+  /**
+   * Bytes `client` has sent to the server so far (its socket's bytesWritten): the precheck's own
+   * commands, which total_net_input_bytes counts as input and the write-rate estimate must leave out.
+   */
+  sentBytes(): number;
+  /** sentBytes() when `fields` was read. */
+  fieldsSent: number;
   /** CONFIG GET of one parameter; undefined when CONFIG is unavailable (managed services rename it). */
   config(name: string): Promise<string | undefined>;
   /** Cluster mode: the slot map, read from this (seed) node when connecting. */
@@ -94,6 +101,8 @@ export interface PrecheckCheck {
   needs: readonly Role[];
   /** Why the check does not apply to this task (the item is then skipped with this reason). */
   notApplicable?(spec: TaskSpec): string | undefined;
+  /** Only for tasks of one kind (another incremental reader): left out of other tasks' reports. */
+  listedFor?(spec: TaskSpec): boolean;
   /**
    * Reads only the node the URL names, so it also runs on a cluster side whose layout could not be read;
    * any other check is skipped there, since it would look at the seed alone and miss the other masters.

@@ -1,16 +1,28 @@
 import type { Redis } from 'ioredis';
 import { classifyAdminError } from '../redis/admin-client.ts';
-import { TEMP_KEY_TTL_MS } from './server-facts.ts';
+import { TEMP_KEY_TTL_MS, transactionCause } from './server-facts.ts';
 
 /**
  * Writes `key` with a TTL and removes it again. Throws the classified DtsError of a refused write
- * (NOPERM, READONLY, OOM…); a refused DEL is ignored because the TTL removes the key anyway.
+ * (NOPERM, READONLY, OOM…). A DEL the ACL refuses is an error too: the sync deletes keys (a key gone
+ * from the source, its own markers and heartbeat); any other failure of the DEL is left to the TTL.
  */
-export async function writeAndRemove(client: Redis, key: string): Promise<void> {
+export async function writeAndRemove(client: Redis, key: string, inTransaction = false): Promise<void> {
   try {
-    await client.set(key, 'redis-dts precheck', 'PX', TEMP_KEY_TTL_MS);
+    if (inTransaction) {
+      // As incremental sync applies its batches (with the marker) on a standalone destination.
+      const replies = await client.multi().set(key, 'redis-dts precheck', 'PX', TEMP_KEY_TTL_MS).exec();
+      const err = replies?.[0]?.[0];
+      if (err) throw err;
+    } else {
+      await client.set(key, 'redis-dts precheck', 'PX', TEMP_KEY_TTL_MS);
+    }
   } catch (e) {
-    throw classifyAdminError(client, e, 'SET');
+    throw classifyAdminError(client, transactionCause(e), inTransaction ? 'MULTI/SET/EXEC' : 'SET');
   }
-  await client.del(key).catch(() => undefined);
+  try {
+    await client.del(key);
+  } catch (e) {
+    if (e instanceof Error && /^NOPERM/.test(e.message)) throw classifyAdminError(client, e, 'DEL');
+  }
 }

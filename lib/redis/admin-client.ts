@@ -3,6 +3,7 @@ import { TLSSocket } from 'node:tls';
 import { Redis, type RedisOptions } from 'ioredis';
 import { classifyRedisError } from './classify-error.ts';
 import type { RedisEndpoint } from './endpoint.ts';
+import { versionNumber } from './server-versions.ts';
 
 export interface ConnectAdminOptions {
   /** Database to select (default 0). */
@@ -198,12 +199,6 @@ export function parseInfo(text: string): Record<string, string> {
     out[line.slice(0, colon)] = line.slice(colon + 1);
   }
   return out;
-}
-
-function versionNumber(version: string): number {
-  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
-  if (!m) return 0;
-  return Number(m[1]) * 10000 + Number(m[2]) * 100 + Number(m[3]);
 }
 
 function num(value: string | undefined): number {

@@ -1,5 +1,6 @@
 import { DtsError } from '../errors.ts';
 import { describeEndpoint, type RedisEndpoint } from './endpoint.ts';
+import { MINIMAL_ACL_RULES } from './minimal-acl.ts';
 
 /**
  * Turns whatever a Redis connection or command threw into a DtsError that names the server, the cause and
@@ -350,9 +351,8 @@ function classifyReply(info: ErrorInfo, ep: RedisEndpoint, make: Make): DtsError
 }
 
 function roleRules(role: RedisEndpoint['role']): string {
-  return role === 'source'
-    ? '+@read +info +psync +replconf +select +ping'
-    : '+@write +@read +info +restore +select +ping';
+  // The full+incremental rules: the widest of a side's tested minimal sets (README "ACL users").
+  return MINIMAL_ACL_RULES[role].psync.replace(/^~\* -@all /, '');
 }
 
 function classifyClient(info: ErrorInfo, ep: RedisEndpoint, make: Make): DtsError {

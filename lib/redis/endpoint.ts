@@ -9,6 +9,24 @@ export interface RedisEndpoint {
   username?: string;
   password?: string;
   tls?: RedisTls;
+  /**
+   * Source only: the names PSYNC and REPLCONF answer to where the provider renamed them (rename-command;
+   * AWS support enables replication to an external replica under an account-specific PSYNC name). Every
+   * replication command the product sends uses these; ACL rules keep the original names.
+   */
+  replicationCommands?: ReplicationCommandNames;
+}
+
+/** What PSYNC and REPLCONF are called on a server; absent fields keep their own name. */
+export interface ReplicationCommandNames {
+  psync?: string;
+  replconf?: string;
+}
+
+/** The name to send PSYNC (or REPLCONF) under on this endpoint. */
+export function replicationCommand(ep: RedisEndpoint, command: 'PSYNC' | 'REPLCONF'): string {
+  const names = ep.replicationCommands;
+  return (command === 'PSYNC' ? names?.psync : names?.replconf) ?? command;
 }
 
 export interface RedisTls {

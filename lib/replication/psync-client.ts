@@ -1,13 +1,14 @@
 import type net from 'node:net';
 import { DtsError } from '../errors.ts';
 import { classifyRedisError } from '../redis/classify-error.ts';
-import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { type RedisEndpoint, replicationCommand } from '../redis/endpoint.ts';
 import { openSocket } from '../redis/open-socket.ts';
 import { type CommandArg, encodeCommand, encodeCommands } from '../redis/resp.ts';
 import { CommandStreamParser } from './command-stream-parser.ts';
 import {
   classifyReplicationReply,
   type ReplicationPhase,
+  renamedPsyncActsAsSync,
   replicationLinkLost,
   replicationProtocolError,
   replicationTimeout,
@@ -219,10 +220,12 @@ export class PsyncClient {
       if (ep.password !== undefined) {
         commands.push(ep.username ? ['AUTH', ep.username, ep.password] : ['AUTH', ep.password]);
       }
-      commands.push(['REPLCONF', 'listening-port', this.opts.listeningPort ?? 0]);
+      const replconf = replicationCommand(ep, 'REPLCONF');
+      commands.push([replconf, 'listening-port', this.opts.listeningPort ?? 0]);
       // eof: we accept the diskless `$EOF:` framing; psync2: we understand `+CONTINUE <new replid>`.
-      commands.push(['REPLCONF', 'capa', 'eof', 'capa', 'psync2']);
-      this.handshakeNames = commands.map((c) => String(c[0]));
+      commands.push([replconf, 'capa', 'eof', 'capa', 'psync2']);
+      // Errors name the command by what it is; classifyReplicationReply adds the name it was sent under.
+      this.handshakeNames = commands.map((c) => (c[0] === replconf ? 'REPLCONF' : String(c[0])));
       // Pipelined like a Redis replica does; PSYNC waits for every +OK.
       this.socket.write(encodeCommands(commands));
     });
@@ -349,8 +352,8 @@ export class PsyncClient {
       throw classifyReplicationReply(message, this.endpoint, failed);
     }
     const { replid, offset } = this.opts;
-    const psync =
-      replid !== undefined && offset !== undefined ? ['PSYNC', replid, offset + 1] : ['PSYNC', '?', -1];
+    const name = replicationCommand(this.endpoint, 'PSYNC');
+    const psync = replid !== undefined && offset !== undefined ? [name, replid, offset + 1] : [name, '?', -1];
     this.phase = 'psync';
     this.lastDataAt = Date.now();
     this.socket.write(encodeCommand(psync));
@@ -362,6 +365,8 @@ export class PsyncClient {
     // Before answering, a master may send bare newlines to keep the link alive.
     if (line === '') return;
     if (line.startsWith('-')) throw classifyReplicationReply(line.slice(1), this.endpoint, 'PSYNC');
+    const renamed = this.endpoint.replicationCommands?.psync;
+    if (line.startsWith('$') && renamed !== undefined) throw renamedPsyncActsAsSync(this.endpoint, renamed);
     const words = line.split(' ');
     if (words[0] === '+FULLRESYNC' && words.length === 3 && /^\d+$/.test(words[2]!)) {
       this.psyncResult = { mode: 'fullresync', replid: words[1]!, startOffset: Number(words[2]) };
@@ -430,7 +435,7 @@ export class PsyncClient {
 
   private sendAck(): void {
     if (this.phase !== 'stream') return;
-    this.socket.write(encodeCommand(['REPLCONF', 'ACK', this.ackOffset]));
+    this.socket.write(encodeCommand([replicationCommand(this.endpoint, 'REPLCONF'), 'ACK', this.ackOffset]));
   }
 
   private tick(): void {

@@ -2,6 +2,7 @@ import { DtsError } from '../errors.ts';
 import { classifyRedisError } from '../redis/classify-error.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RespError } from '../redis/resp.ts';
+import { orWithoutPsync, renamedPsyncFix } from './without-psync.ts';
 
 /** Where a replication connection was when something went wrong (named in messages). */
 export type ReplicationPhase = 'handshake' | 'psync' | 'rdb' | 'stream';
@@ -13,15 +14,20 @@ const PHASE_TEXT: Record<ReplicationPhase, string> = {
   stream: 'in the replication stream',
 };
 
-const FULL_SYNC_ONLY = 'or run a full sync only (--sync-type full), which needs no replication access';
-
 /**
  * An error reply to AUTH, REPLCONF or PSYNC on a replication connection. Replication-specific causes get
  * their own fix; the rest (WRONGPASS, NOAUTH, LOADING, …) are classified like any other reply.
+ * `command` is what the command is (PSYNC, REPLCONF), whatever name it was sent under.
  */
 export function classifyReplicationReply(message: string, ep: RedisEndpoint, command: string): DtsError {
   const reply = new RespError(message);
-  const where = `${describeEndpoint(ep)}: ${command}: `;
+  const sentAs =
+    command === 'PSYNC'
+      ? ep.replicationCommands?.psync
+      : command === 'REPLCONF'
+        ? ep.replicationCommands?.replconf
+        : undefined;
+  const where = `${describeEndpoint(ep)}: ${command}${sentAs !== undefined ? ` (sent as '${sentAs}')` : ''}: `;
   const make = (code: string, cause: string, fix: string) =>
     new DtsError(code, where + cause, fix, { cause: reply });
   const user = ep.username ?? 'default';
@@ -37,17 +43,35 @@ export function classifyReplicationReply(message: string, ep: RedisEndpoint, com
     return make(
       'NO_PERMISSION',
       `ACL user '${user}' may not run '${command}', which incremental sync needs (NOPERM)`,
-      `grant it: ACL SETUSER ${user} +psync +replconf, ${FULL_SYNC_ONLY}`,
+      // ACL rules name the commands by their own names, also where they are renamed.
+      `grant it: ACL SETUSER ${user} +psync +replconf, ${orWithoutPsync()}`,
     );
   }
   if (/^ERR unknown command/i.test(message) && (command === 'PSYNC' || command === 'REPLCONF')) {
     return make(
       'REPLICATION_UNAVAILABLE',
-      `the source does not accept '${command}': it is renamed or disabled (rename-command), as managed services often do`,
-      `enable ${command} on the source (remove its rename-command, or ask the provider), ${FULL_SYNC_ONLY}`,
+      sentAs !== undefined
+        ? `the source knows no command '${sentAs}': the name is wrong, or ${command} is disabled`
+        : `the source does not accept '${command}': it is renamed or disabled (rename-command), as managed services do`,
+      renamedPsyncFix(command, sentAs),
     );
   }
   return classifyRedisError(reply, ep, command);
+}
+
+/**
+ * The source answered the PSYNC we sent under a renamed name with an RDB straight away, as it answers
+ * SYNC: Redis tells PSYNC from SYNC by the name the client sent, so `rename-command PSYNC x` on Redis
+ * OSS makes `x` a SYNC, which gives no replication id or offset and can never continue a stream. A
+ * provider's renamed PSYNC (ElastiCache's, enabled by AWS support) keeps PSYNC's behaviour.
+ */
+export function renamedPsyncActsAsSync(ep: RedisEndpoint, sentAs: string): DtsError {
+  return new DtsError(
+    'RENAMED_PSYNC_IS_SYNC',
+    `${describeEndpoint(ep)}: '${sentAs}' answered like SYNC (an RDB without +FULLRESYNC): a PSYNC renamed with ` +
+      'rename-command on Redis OSS loses its PSYNC behaviour, so it gives no offset to resume from and no exact incremental sync can run on it',
+    `remove the rename-command line for PSYNC on the source (keep it out of reach with ACL rules instead), or give the name your provider enabled as PSYNC, ${orWithoutPsync()}`,
+  );
 }
 
 /** The replication connection closed or failed without being asked to. */

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DtsError } from '../errors.ts';
 import { runningEndpoint, startEmbeddedDynamo } from './embedded-dynamo.ts';
+import { refuseSharedLayout, taskStoreDir } from './local-state-dir.ts';
 import { TaskStore } from './task-store.ts';
 
 export const DEFAULT_TABLE_NAME = 'redis-dts-tasks';
@@ -33,28 +34,42 @@ export interface LocalStore {
   close(): Promise<void>;
 }
 
-/** The task store of local mode: embedded dynalite (in memory, or under `<stateDir>/dynamodb`) with the table ready. */
+/**
+ * The task store of local mode: embedded dynalite, in memory, or on disk for one task of a state
+ * directory (`<stateDir>/tasks/<taskId>/`, see local-state-dir.ts), with the table ready. A reader
+ * (`shared`: status, list, stop) joins the store a live run of that task serves; a run refuses a task
+ * that another live run already has, naming its pid.
+ */
 export async function openLocalStore(
-  opts: { stateDir?: string; tableName?: string; shared?: boolean } = {},
+  opts: { stateDir?: string; taskId?: string; tableName?: string; shared?: boolean } = {},
 ): Promise<LocalStore> {
-  if (opts.shared && opts.stateDir !== undefined) {
-    // Readers (status, list, stop) join the store of a run in progress instead of waiting for its lock.
-    const endpoint = await runningEndpoint(opts.stateDir);
-    if (endpoint !== undefined) {
-      const client = createDynamoClient({ endpoint });
+  let storeDir: string | undefined;
+  if (opts.stateDir !== undefined) {
+    if (opts.taskId === undefined)
+      throw new Error('openLocalStore: a state dir holds one store per task: name the task');
+    refuseSharedLayout(opts.stateDir);
+    storeDir = taskStoreDir(opts.stateDir, opts.taskId);
+    const running = await runningEndpoint(storeDir);
+    if (running !== undefined && opts.shared) {
+      const client = createDynamoClient({ endpoint: running.endpoint });
       return {
         store: new TaskStore(client, opts.tableName ?? DEFAULT_TABLE_NAME),
-        endpoint,
+        endpoint: running.endpoint,
         close: async () => client.destroy(),
       };
     }
+    if (running !== undefined) throw taskRunning(opts.stateDir, opts.taskId, running.pid);
   }
-  const dynamo = await startEmbeddedDynamo({ stateDir: opts.stateDir }).catch((e: unknown) => {
-    if (e instanceof DtsError && e.code === 'STATE_DIR_LOCKED' && opts.shared) {
+  const dynamo = await startEmbeddedDynamo({ stateDir: storeDir }).catch((e: unknown) => {
+    if (e instanceof DtsError && e.code === 'STATE_DIR_LOCKED' && opts.stateDir !== undefined) {
+      // Held, but its endpoint not published (yet): a run of this task is starting or ending.
       throw new DtsError(
         e.code,
-        e.message,
-        'the run holding it did not publish its endpoint: wait for it to finish',
+        `task '${opts.taskId}' is in use by another redis-dts run in state dir ${opts.stateDir}`,
+        opts.shared
+          ? 'wait a moment and try again'
+          : 'wait for that run to finish, or give this one another --task-id',
+        { cause: e },
       );
     }
     throw e;
@@ -73,4 +88,12 @@ export async function openLocalStore(
     throw e;
   }
   return { store, endpoint: dynamo.endpoint, close };
+}
+
+function taskRunning(stateDir: string, taskId: string, pid: number): DtsError {
+  return new DtsError(
+    'TASK_RUNNING',
+    `task '${taskId}' is already running from state dir ${stateDir} (pid ${pid})`,
+    `let it run (redis-dts status ${taskId}), stop it (redis-dts stop ${taskId}), or start this one with another --task-id`,
+  );
 }

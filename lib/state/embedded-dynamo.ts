@@ -57,13 +57,15 @@ export async function startEmbeddedDynamo(opts: EmbeddedDynamoOptions = {}): Pro
 
 const ENDPOINT_FILE = 'dynamodb.endpoint';
 
-/** The endpoint of the embedded DynamoDB another live process serves for this state dir, if any. */
-export async function runningEndpoint(stateDir: string): Promise<string | undefined> {
+/** The embedded DynamoDB a live process serves for this store directory, if any: its endpoint and pid. */
+export async function runningEndpoint(
+  stateDir: string,
+): Promise<{ endpoint: string; pid: number } | undefined> {
   try {
     const text = await readFile(join(resolve(stateDir), ENDPOINT_FILE), 'utf8');
     const { endpoint, pid } = JSON.parse(text) as { endpoint: string; pid: number };
     process.kill(pid, 0); // throws when that process is gone
-    return endpoint;
+    return { endpoint, pid };
   } catch {
     return undefined;
   }

@@ -53,11 +53,27 @@ export interface TaskRecord {
   progress?: Record<string, number>;
   /** The latest sampled verification during incremental sync. */
   sampledVerification?: { at: string; keysCompared: number; inconsistentKeys: number; examples: string[] };
+  /** Incremental sync from keyspace notifications: how the subscription started, its gaps and repairs. */
+  notifications?: NotificationStatus;
   /** The last precheck report (items with status, detail and fix). */
   precheck?: {
     status: string;
     items: { id: string; title: string; status: string; detail: string; fix?: string }[];
   };
+}
+
+/** What `status` shows of the notification reader (incremental.reader notifications). */
+export interface NotificationStatus {
+  /** When this run's subscription started, and whether it was held from before the full sync. */
+  subscribedAt: string;
+  subscription: 'held since before the full sync' | 'fresh: a repair round covers what came before';
+  gaps: number;
+  recentGaps: { at: string; shardId: string; cause: string }[];
+  repairRounds: number;
+  lastRepair?: { at: string; keysCompared: number; keysDiffering: number; seconds: number };
+  keysRecopied: number;
+  dirtyKeys: number;
+  updatedAt: string;
 }
 
 /** Where a source shard's replication stands: what incremental sync resumes from. */

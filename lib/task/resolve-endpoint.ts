@@ -1,9 +1,8 @@
 import { DtsError } from '../errors.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { parseRedisUrl, passwordFromEnv } from '../redis/url.ts';
-import type { TaskSpec } from './spec.ts';
+import type { EndpointSpec } from './spec.ts';
 
-type EndpointSpec = TaskSpec['source'];
 type Role = RedisEndpoint['role'];
 
 /** Environment variables read when a spec names no password source: handy for local runs and CI. */
@@ -17,6 +16,17 @@ export const DEFAULT_PASSWORD_ENV: Record<Role, string> = {
  * by the AWS handlers before this is called (they pass `secretValue`); locally they cannot be.
  */
 export function resolveEndpoint(spec: EndpointSpec, role: Role, secretValue?: string): RedisEndpoint {
+  const ep = connectionOf(spec, role, secretValue);
+  const names = {
+    ...('psyncCommand' in spec && spec.psyncCommand !== undefined ? { psync: spec.psyncCommand } : {}),
+    ...('replconfCommand' in spec && spec.replconfCommand !== undefined
+      ? { replconf: spec.replconfCommand }
+      : {}),
+  };
+  return Object.keys(names).length > 0 ? { ...ep, replicationCommands: names } : ep;
+}
+
+function connectionOf(spec: EndpointSpec, role: Role, secretValue: string | undefined): RedisEndpoint {
   const password = passwordOf(spec, role, secretValue);
   if ('url' in spec && spec.url !== undefined) {
     return parseRedisUrl(spec.url, role, {

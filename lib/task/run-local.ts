@@ -52,7 +52,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
   resolveEndpoint(spec.target, 'target');
   const taskId = spec.taskId ?? defaultTaskId(spec);
   const progress = o.progress ?? silentProgress;
-  const local = await openLocalStore(o.stateDir !== undefined ? { stateDir: o.stateDir } : {});
+  const local = await openLocalStore(o.stateDir !== undefined ? { stateDir: o.stateDir, taskId } : {});
   const stop = () => void local.store.requestStop(taskId).catch(() => undefined);
   o.signal?.addEventListener('abort', stop, { once: true });
   try {

@@ -173,6 +173,56 @@ const EndpointSchema = z
       '(password, passwordEnv, passwordSecretArn) and optional TLS settings.',
   });
 
+const COMMAND_NAME = /^[!-~]{1,128}$/;
+
+/** A name given to rename-command: one token of printable ASCII, no spaces or quotes to parse. */
+const commandName = (original: string) => {
+  const what = `the name ${original} answers to on the source: one word of 1..128 printable characters, no spaces`;
+  return z.string({ error: what }).regex(COMMAND_NAME, { error: what });
+};
+
+const sourceReplicationFields = {
+  psyncCommand: commandName('PSYNC')
+    .optional()
+    .meta({
+      description:
+        'The name PSYNC answers to on the source, where the provider renamed it (rename-command). ' +
+        'ElastiCache: AWS support can enable replication to an external replica under an ' +
+        'account-specific PSYNC name; give that name here. Used for the replication handshake, the ' +
+        'capture of the start offset and the precheck. Absent: PSYNC.',
+      examples: ['psync-ec-1a2b3c'],
+    }),
+  replconfCommand: commandName('REPLCONF')
+    .optional()
+    .meta({
+      description:
+        'The name REPLCONF answers to on the source, where the provider renamed it too (sent during ' +
+        'the replication handshake and as the replica acknowledgements). Absent: REPLCONF.',
+    }),
+};
+
+const SourceEndpointSchema = z
+  .xor(
+    [
+      UrlEndpointSchema.extend(sourceReplicationFields).meta({
+        title: 'Source endpoint by URL',
+        description: 'The source named by a redis:// or rediss:// URL, with renamed replication commands.',
+      }),
+      HostEndpointSchema.extend(sourceReplicationFields).meta({
+        title: 'Source endpoint by host',
+        description: 'The source named by host and port, with renamed replication commands.',
+      }),
+    ],
+    { error: ENDPOINT_WHAT },
+  )
+  .superRefine((_, ctx) => checkEndpoint(ctx.value, ctx), always)
+  .meta({
+    id: 'SourceEndpoint',
+    description:
+      'The source: an Endpoint, plus the names of PSYNC and REPLCONF where the provider renamed them ' +
+      '(psyncCommand, replconfCommand).',
+  });
+
 const KeyFilterSchema = z
   .strictObject(
     {
@@ -279,6 +329,24 @@ const IncrementalSchema = z
             'lambda: a loop of short Lambda windows, each reading the stream for a while (no container; ' +
             'higher lag). Locally both run in-process.',
         }),
+      reader: oneOf(['psync', 'notifications'])
+        .default('psync')
+        .meta({
+          description:
+            'How changes are read from the source. psync: the replication stream, every command exactly ' +
+            'once. notifications: for sources without PSYNC (ElastiCache, MemoryDB): keyspace events ' +
+            '(notify-keyspace-events KA) mark keys, whose current values are copied again; lost events are ' +
+            'found (reconnects, heartbeat probes) and repaired by a compare-and-copy round. Eventually ' +
+            'equal, exact at cut-over (until caught-up ends with a repair round); not a per-command replay. ' +
+            'Supports dbs, dbMap, keyFilter and heartbeat; needs mode fargate (or a local run).',
+        }),
+      setNotifyKeyspaceEvents: flag()
+        .default(false)
+        .meta({
+          description:
+            "reader notifications: when the source's notify-keyspace-events lacks K and A, add them with " +
+            'CONFIG SET (where CONFIG is allowed). Without it, the precheck fails and names the setting.',
+        }),
       heartbeat: HeartbeatSchema.prefault({}),
       until: oneOf(['stopped', 'caught-up'])
         .default('stopped')
@@ -299,6 +367,7 @@ const IncrementalSchema = z
     },
     { error: 'an object' },
   )
+  .superRefine(checkNotificationReader, always)
   .meta({
     description: 'Settings of the incremental sync (the continuous replay of changes after the full sync).',
   });
@@ -409,7 +478,7 @@ export const TaskSpecSchema = z
             'resumes it. 1..64 characters from A-Z a-z 0-9 _ . -. Absent: derived from the endpoints ' +
             '(<srcHost>-<srcPort>-to-<dstHost>-<dstPort>).',
         }),
-      source: EndpointSchema.meta({
+      source: SourceEndpointSchema.meta({
         description:
           'The Redis server to copy from: {"url": "redis://host:port"} or {"host": "…", "port": 6379}. Its ' +
           'data is only read (a heartbeat key is written during incremental sync: see incremental.heartbeat).',
@@ -489,8 +558,9 @@ export const TaskSpecSchema = z
 
 export type TaskSpecInput = z.input<typeof TaskSpecSchema>;
 export type TaskSpec = z.output<typeof TaskSpecSchema>;
-export type EndpointSpec = TaskSpec['source'];
-export type EndpointSpecInput = TaskSpecInput['source'];
+/** Either side's endpoint (the source's also may name renamed replication commands). */
+export type EndpointSpec = TaskSpec['source'] | TaskSpec['target'];
+export type EndpointSpecInput = TaskSpecInput['source'] | TaskSpecInput['target'];
 
 export interface ParseTaskSpecOptions {
   /** 'aws' refuses plain passwords and password variables: they would ride in the execution input. */
@@ -576,6 +646,22 @@ function checkEndpoint(value: unknown, ctx: z.core.$RefinementCtx): void {
     }
   } else if (value.url === undefined && value.tls === false) {
     for (const f of tlsOptions) lineIssue(ctx, [f], 'contradicts tls: false (drop one of them)');
+  }
+}
+
+/** The combinations the notification reader cannot honour, refused rather than silently ignored. */
+function checkNotificationReader(inc: unknown, ctx: z.core.$RefinementCtx): void {
+  if (!isRecord(inc) || inc.reader !== 'notifications') return;
+  if (inc.mode === 'lambda') {
+    lineIssue(
+      ctx,
+      ['mode'],
+      'lambda cannot run reader "notifications": a subscription does not outlive a Lambda window, and ' +
+        'events between windows would be lost (use mode fargate, the default)',
+    );
+  }
+  if (inc.onBacklogLost === 'resync') {
+    lineIssue(ctx, ['onBacklogLost'], 'has no meaning for reader "notifications", which reads no backlog');
   }
 }
 

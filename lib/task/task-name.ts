@@ -1,6 +1,12 @@
 import { createHash } from 'node:crypto';
 import { parseRedisUrl } from '../redis/url.ts';
-import type { EndpointSpecInput } from './spec.ts';
+
+/**
+ * What naming needs of an endpoint of the spec (spec.ts's EndpointSpecInput has this shape): its URL, or
+ * its host and port. Declared here, not imported, so the spec module can re-export these helpers
+ * without the two importing each other.
+ */
+export type EndpointSpecInput = { url: string } | { host: string; port?: number | undefined };
 
 const DEFAULT_PORT = 6379;
 const MAX_TASK_ID = 64;

@@ -29,9 +29,14 @@ export function readFailed(conn: RawConnection, err: RespError, command: string)
   );
 }
 
-/** Throws readFailed for an error reply other than WRONGTYPE (a key that changed type meanwhile). */
+/**
+ * Throws readFailed for an error reply other than WRONGTYPE or XINFO's "no such key": a key that changed
+ * type or vanished meanwhile, which a verify beside live writes (a sampled or repair round) meets.
+ */
 export function checkReply(conn: RawConnection, v: RespValue, command: string): RespValue {
-  if (v instanceof RespError && v.prefix !== 'WRONGTYPE') throw readFailed(conn, v, command);
+  if (v instanceof RespError && v.prefix !== 'WRONGTYPE' && !/^ERR no such key/.test(v.message)) {
+    throw readFailed(conn, v, command);
+  }
   return v;
 }
 

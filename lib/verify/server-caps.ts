@@ -3,12 +3,13 @@ import { parseInfo } from '../redis/admin-client.ts';
 import { describeEndpoint } from '../redis/endpoint.ts';
 import type { RawConnection } from '../redis/raw-connection.ts';
 import { RespError, type RespValue } from '../redis/resp.ts';
+import { serverVersionOf } from '../redis/server-versions.ts';
 
 /** What one server can answer, probed once: the verifier adapts instead of failing on older servers. */
 export interface ServerCaps {
   /** redis_version; '' when INFO is not allowed. */
   version: string;
-  /** major.minor of redis_version: the proxy for "writes the same DUMP format". */
+  /** Product and major.minor (server-versions.ts dumpFamily): servers of one family write the same DUMP bytes. */
   rdbFamily: string;
   clusterEnabled: boolean;
   /** Keys per db from INFO keyspace; undefined when INFO is not allowed. */
@@ -51,7 +52,7 @@ export async function probeServer(conn: RawConnection): Promise<ServerCaps> {
   ]);
   return {
     version,
-    rdbFamily: /^(\d+\.\d+)\./.exec(version)?.[1] ?? '',
+    rdbFamily: serverVersionOf(fields).dumpFamily,
     clusterEnabled: fields.cluster_enabled === '1',
     keyspace: info instanceof Error || info === null ? undefined : keyspace,
     pexpiretime,

@@ -87,7 +87,11 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
     try {
       await forEachBatch(session.scans('source'), select, count(o), stopped, async (keys) => {
         const results = await session.compare(keys, 'skip');
-        for (let i = 0; i < keys.length; i++) if (results[i]) tracker.set(index, keys[i]!, results[i]);
+        for (let i = 0; i < keys.length; i++) {
+          if (!results[i]?.length) continue;
+          tracker.set(index, keys[i]!, results[i]);
+          await o.onDifference?.(unit, keys[i]!);
+        }
         stats.keysCompared += keys.length;
         keysDone += keys.length;
         report('verify', unit);
@@ -95,7 +99,9 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
       await forEachBatch(session.scans('target'), select, count(o), stopped, async (keys) => {
         const extra = await session.findExtras(keys);
         for (let i = 0; i < keys.length; i++) {
-          if (extra[i]) tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
+          if (!extra[i]) continue;
+          tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
+          await o.onDifference?.(unit, keys[i]!);
         }
         stats.keysOnTarget += keys.length;
         keysDone += keys.length;

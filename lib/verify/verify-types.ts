@@ -40,8 +40,9 @@ export interface VerifyOptions {
   /** Keys per SCAN and per pipelined batch (default 1000). */
   scanCount?: number;
   /**
-   * Compare DUMP payloads first (equal bytes are equal values). Default: when both servers run the same
-   * major.minor version, the proxy for the same RDB format; false compares every value as data.
+   * Compare DUMP payloads first (equal bytes are equal values). Default: when both servers are of one
+   * DUMP family (same product and major.minor, server-versions.ts; Valkey 8 is not Redis 7.2 there);
+   * false compares every value as data.
    */
   dumpPayloads?: boolean;
   /** Keys whose MEMORY USAGE exceeds this on either side are compared in pages (default 8 MB). */
@@ -49,6 +50,11 @@ export interface VerifyOptions {
   /** Estimated reply bytes of one pipelined batch of small keys, per side (default 16 MB). */
   maxBatchBytes?: number;
   progress?: ProgressSink;
+  /**
+   * Told each key round 1 finds differing (extra keys included), awaited before the scan goes on: the
+   * notification reader's repair round copies them again, and its back-pressure slows the scan.
+   */
+  onDifference?: (unit: FullSyncUnit, key: Buffer) => void | Promise<void>;
   /** Aborting stops after the batches in flight; the report then covers what was compared. */
   signal?: AbortSignal;
 }

@@ -3,6 +3,7 @@ import { Secret } from 'aws-cdk-lib/aws-secretsmanager';
 import { App, Stack, Validations } from 'aws-cdk-lib/core';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { type Definition, definitionFromTemplate, type StateJson } from '../../infra/definition-json.ts';
+import type { TaskMonitoringProps } from '../../infra/monitoring.ts';
 import { RedisDtsStack } from '../../infra/redis-dts-stack.ts';
 
 export const TEST_ENV = { account: '123456789012', region: 'eu-west-1' };
@@ -13,7 +14,14 @@ export const SOURCE_SECRET_ARN =
  * The stack as tests see it: in-process, with a test VPC from a separate stack (the user's VPC), and
  * NodejsFunction bundling skipped (`aws:cdk:bundling-stacks: []`) so no esbuild runs per test.
  */
-export function synthTestStack(opts: { nag?: boolean; bundle?: boolean } = {}) {
+export function synthTestStack(
+  opts: {
+    nag?: boolean;
+    bundle?: boolean;
+    /** The monitoring props; a function gets the user's stack, to make their own resources (a topic) in. */
+    monitoring?: TaskMonitoringProps | ((network: Stack) => TaskMonitoringProps);
+  } = {},
+) {
   const app = new App({
     context: opts.bundle ? {} : { 'aws:cdk:bundling-stacks': [] },
   });
@@ -35,6 +43,9 @@ export function synthTestStack(opts: { nag?: boolean; bundle?: boolean } = {}) {
     env: TEST_ENV,
     vpc,
     replicatorPasswords: { source: sourcePassword },
+    ...(opts.monitoring
+      ? { monitoring: typeof opts.monitoring === 'function' ? opts.monitoring(network) : opts.monitoring }
+      : {}),
   });
   if (opts.nag) Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
   return { app, stack, network, vpc, sourcePassword };

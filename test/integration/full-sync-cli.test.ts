@@ -168,10 +168,9 @@ describe('resume after kill -9', () => {
     const killed = await collect(child);
     expect(killed.signal).toBe('SIGKILL');
 
-    const local = await openLocalStore({ stateDir: dir });
-    const [cp] = (
-      await local.store.listCheckpoints(`127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`)
-    ).map((c) => c.value);
+    const taskId = `127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`;
+    const local = await openLocalStore({ stateDir: dir, taskId });
+    const [cp] = (await local.store.listCheckpoints(taskId)).map((c) => c.value);
     await local.close();
     expect(cp?.done).toBe(false);
     expect(cp?.cursor).not.toBe('0');

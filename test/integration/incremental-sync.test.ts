@@ -1,57 +1,21 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
-import { seedManyKeys } from '../support/seed.ts';
+import { assertNoInternalKeys, seedDbs as seed, settle, sleep, stateDirs } from '../support/sync-helpers.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
-import { startWriters, type Writers } from '../support/writers.ts';
+import { startWriters } from '../support/writers.ts';
 
-const dirs: string[] = [];
-function stateDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'redis-dts-inc-'));
-  dirs.push(d);
-  return d;
-}
+const dirs = stateDirs('redis-dts-inc-');
+const stateDir = dirs.make;
 
 afterAll(async () => {
   await stopAllRedis();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  dirs.removeAll();
 });
 
 /** Writers run at full speed for seconds: the default 1 MB backlog would not hold the catch-up. */
 const BIG_BACKLOG = { args: ['--repl-backlog-size', '256mb'] };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function seed(source: RedisProcess, dbs: number[], count: number): Promise<void> {
-  for (const db of dbs) await seedManyKeys(source.url, { db, count, mixed: true, prefix: `seed:${db}:` });
-}
-
-/** No redis-dts key (marker, skip hash, heartbeat) is left on either side once a task ended. */
-async function assertNoInternalKeys(...servers: RedisProcess[]): Promise<void> {
-  for (const s of servers) {
-    const c = new Redis(s.url);
-    try {
-      for (let db = 0; db < 16; db++) {
-        await c.select(db);
-        expect(await c.keys('redis-dts:*'), `redis-dts keys in db ${db} of ${s.url}`).toEqual([]);
-      }
-    } finally {
-      c.disconnect();
-    }
-  }
-}
-
-/** Writers have stopped: waits for short-lived keys to expire on the source, so both sides agree. */
-async function settle(writers: Writers): Promise<void> {
-  const stats = await writers.stop();
-  expect(stats.ops).toBeGreaterThan(0);
-  await sleep(700);
-}
 
 describe('redis-dts sync, full+incremental', () => {
   it('ends with equal data after concurrent non-idempotent writes during and after the full sync', async () => {
@@ -69,7 +33,7 @@ describe('redis-dts sync, full+incremental', () => {
     // The task's own Verify state, after incremental sync ended, found nothing either.
     expect(cli.output()).toContain('verify: consistent');
     await assertSameData(source.url, target.url);
-    await assertNoInternalKeys(source, target);
+    await assertNoInternalKeys(source.url, target.url);
   }, 180_000);
 
   it('copies dbs again after FLUSHDB and SWAPDB on the source during the full sync', async () => {
@@ -128,7 +92,7 @@ describe('redis-dts sync, full+incremental', () => {
     expect(await target.cli('-n', '2', 'GET', 'moved')).toBe('m');
     expect(await target.cli('-n', '0', 'DBSIZE')).toBe('0');
     // The SWAPDB carried the marker and the heartbeat into the other db: both were taken back.
-    await assertNoInternalKeys(source, target);
+    await assertNoInternalKeys(source.url, target.url);
   }, 120_000);
 
   it('verifies a sample on a schedule while it runs and reports inconsistent keys in the status', async () => {

@@ -214,6 +214,7 @@ describe('an incomplete cluster', () => {
       'target-memory',
       'target-eviction',
       'dump-compat',
+      'target-bulk-limit',
     ]) {
       expect(item(report, id)).toMatchObject({
         status: 'skipped',

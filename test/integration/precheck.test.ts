@@ -5,9 +5,9 @@ import { UsageError } from '../../lib/cli/usage-error.ts';
 import { aclRulesAllow, REPLICATION_COMMAND_CATEGORIES } from '../../lib/precheck/acl-rules.ts';
 import { connectSide } from '../../lib/precheck/connect-side.ts';
 import { restoreSample } from '../../lib/precheck/dump-compat.ts';
-import { payloadRdbVersion, rdbVersionOfRelease } from '../../lib/precheck/rdb-version.ts';
 import { type RunPrecheckOptions, runPrecheck } from '../../lib/precheck/run-precheck.ts';
 import type { PrecheckItem, PrecheckReport } from '../../lib/precheck/types.ts';
+import { payloadRdbVersion, rdbVersionOfRelease } from '../../lib/redis/server-versions.ts';
 import { parseTaskSpec, type TaskSpecInput } from '../../lib/task/spec.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 
@@ -69,6 +69,7 @@ describe('a clean pair', () => {
       'target-writable',
       'same-instance',
       'dump-compat',
+      'target-bulk-limit',
       'target-memory',
       'target-eviction',
       'dbs-exist',
@@ -482,7 +483,7 @@ describe('PSYNC permission', () => {
     });
   });
 
-  it('a renamed PSYNC fails, checked with COMMAND INFO', async () => {
+  it('a renamed PSYNC fails, checked without sending it', async () => {
     const report = await check({ source: renamed.url, target: dst.url });
     expect(item(report, 'source-psync')).toMatchObject({
       status: 'failed',

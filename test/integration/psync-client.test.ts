@@ -393,6 +393,24 @@ describe('errors', () => {
     );
     expect(e.message).toMatch(/does not accept 'PSYNC'/);
     expect(e.fix).toMatch(/--sync-type full/);
+    expect(e.fix).toMatch(/--source-psync-command NAME/);
+  });
+
+  it('a --source-psync-command name the source does not know', async () => {
+    const s = await server(['--rename-command', 'PSYNC', '']);
+    const ep = { ...endpoint(s), replicationCommands: { psync: 'psync-typo' } };
+    const e = expectDtsError(await failure(PsyncClient.connect(ep, opts)), 'REPLICATION_UNAVAILABLE');
+    expect(e.message).toMatch(/PSYNC \(sent as 'psync-typo'\): the source knows no command 'psync-typo'/);
+    expect(e.fix).toMatch(/correct --source-psync-command/);
+  });
+
+  it('a PSYNC renamed with rename-command answers as SYNC, and the client says so', async () => {
+    // Redis tells PSYNC from SYNC by the name sent: under another name it streams an RDB at once.
+    const s = await server(['--rename-command', 'PSYNC', 'psync-oss-renamed']);
+    const ep = { ...endpoint(s), replicationCommands: { psync: 'psync-oss-renamed' } };
+    const e = expectDtsError(await failure(PsyncClient.connect(ep, opts)), 'RENAMED_PSYNC_IS_SYNC');
+    expect(e.message).toMatch(/'psync-oss-renamed' answered like SYNC/);
+    expect(e.fix).toMatch(/--sync-type full/);
   });
 
   it('a replica that lost its master', async () => {

@@ -208,6 +208,8 @@ async function expectCleanStop(
   // The last figures went out as CloudWatch metrics (EMF) before the exit.
   const emf = emfMetrics(replicator.stdout());
   expect(emf.length).toBeGreaterThan(0);
+  // The start is counted (restarts show on the dashboard), with the task dimension every task metric has.
+  expect(emf[0]).toMatchObject({ task: taskId, service: 'redis-dts-replicator', ReplicatorStarts: 1 });
   const last = emf.at(-1)!;
   expect(last).toMatchObject({ task: taskId, OpsPerSecond: expect.any(Number) });
   expect(last.CommandsApplied).toBeGreaterThan(0);

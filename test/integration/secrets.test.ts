@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDynamoClient, openLocalStore } from '../../lib/state/dynamo-client.ts';
+import { localTaskIds } from '../../lib/state/local-state-dir.ts';
 import { runCli } from '../support/cli.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
 
@@ -71,12 +72,19 @@ describe('secrets', () => {
     const status = await runCli(['status', '--json', '--state-dir', dir]);
     const list = await runCli(['list', '--json', '--state-dir', dir]);
 
-    const local = await openLocalStore({ stateDir: dir });
-    const items = await createDynamoClient({ endpoint: local.endpoint }).send(
-      new ScanCommand({ TableName: local.store.tableName }),
-    );
-    await local.close();
-    const stored = JSON.stringify(items.Items);
+    // Every item of every task's store (each task of a state dir has its own).
+    const taskIds = await localTaskIds(dir);
+    expect(taskIds).toEqual([`127.0.0.1-${source.port}-to-127.0.0.1-${target.port}`, 'failing'].sort());
+    const items: unknown[] = [];
+    for (const taskId of taskIds) {
+      const local = await openLocalStore({ stateDir: dir, taskId });
+      const scanned = await createDynamoClient({ endpoint: local.endpoint }).send(
+        new ScanCommand({ TableName: local.store.tableName }),
+      );
+      await local.close();
+      items.push(...(scanned.Items ?? []));
+    }
+    const stored = JSON.stringify(items);
     expect(stored).toContain('"failing"');
     expect(stored).toContain('"source"');
 

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StampedChunkReader } from '../../lib/fullsync/stamped-chunk-reader.ts';
 import { RawConnection } from '../../lib/redis/raw-connection.ts';
+import { versionNumber } from '../../lib/redis/server-versions.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
+import { SERVER_BUILDS } from '../support/server-builds.ts';
 
 describe('StampedChunkReader', () => {
   let source: RedisProcess;
@@ -49,3 +51,46 @@ describe('StampedChunkReader', () => {
     expect((await reader.read({ cursorAfter: '0', keys })).expireAt).toEqual([4102444800555, 0, 0]);
   });
 });
+
+/**
+ * Before 7.0 there is no PEXPIRETIME: the chunk reads PTTL and TIME right after it for each key, in the
+ * same transaction, so an expiry comes out late only by the truncation of both to the ms (TIME once
+ * per chunk was late by however long the chunk's later DUMPs took).
+ */
+describe.each(SERVER_BUILDS.filter((b) => b.version[0] < 7))(
+  'StampedChunkReader on $name (PTTL + TIME)',
+  (build) => {
+    const FEW_MS = 1;
+    const CHUNK = 1000;
+    it.skipIf(!build.present)(
+      `places every absolute expiry of a ${CHUNK}-key chunk within ${FEW_MS} ms${build.present ? '' : ` (skipped: ${build.binary} absent)`}`,
+      async () => {
+        const source = await startRedis({ binary: build.binary });
+        const conn = await RawConnection.open({ role: 'source', host: source.host, port: source.port });
+        try {
+          const base = Date.now() + 3_600_000;
+          const keys = Array.from({ length: CHUNK }, (_, i) => Buffer.from(`k:${i}`));
+          await conn.pipeline(
+            keys.flatMap((k, i) => [
+              ['SET', k, 'v'.repeat(100)],
+              ['PEXPIREAT', k, base + i],
+            ]),
+          );
+          const version = versionNumber(build.name.replace(/^redis-/, ''));
+          const reader = new StampedChunkReader(conn, {
+            sourceVersion: version,
+            db: 0,
+            dbHasExpiringKeys: true,
+          });
+          const chunk = await reader.read({ cursorAfter: '0', keys });
+          const late = chunk.expireAt.map((at, i) => at - (base + i));
+          expect(Math.min(...late)).toBeGreaterThanOrEqual(0);
+          expect(Math.max(...late)).toBeLessThanOrEqual(FEW_MS);
+        } finally {
+          await conn.close();
+          await source.stop();
+        }
+      },
+    );
+  },
+);

@@ -8,6 +8,7 @@ import { DtsError } from '../../lib/errors.ts';
 import { freshProgress } from '../../lib/fullsync/copy-unit.ts';
 import { createDynamoClient, type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
 import { startEmbeddedDynamo } from '../../lib/state/embedded-dynamo.ts';
+import { localTaskIds } from '../../lib/state/local-state-dir.ts';
 import {
   type TaskRecord,
   TaskStore,
@@ -333,7 +334,7 @@ describe('embedded dynalite on disk', () => {
 
   it('keeps data across close and reopen of the same state dir', async () => {
     const stateDir = join(tempStateDir(), 'nested', 'state');
-    const first = await openLocalStore({ stateDir });
+    const first = await openLocalStore({ stateDir, taskId: 't-disk' });
     open.push(first);
     await first.store.putTask(task('t-disk'));
     await first.store.updateTask('t-disk', { status: 'running' });
@@ -342,7 +343,7 @@ describe('embedded dynalite on disk', () => {
     await first.store.requestStop('t-disk');
     await first.close();
 
-    const second = await openLocalStore({ stateDir });
+    const second = await openLocalStore({ stateDir, taskId: 't-disk' });
     open.push(second);
     const t = await second.store.getTask('t-disk');
     expect(t?.version).toBe(2);
@@ -351,6 +352,29 @@ describe('embedded dynalite on disk', () => {
     expect(await second.store.isStopRequested('t-disk')).toBe(true);
     // Versions carry on where the first run left them.
     expect(await second.store.putCheckpoint('t-disk', { ...cp, done: true }, 1)).toBe(2);
+  });
+
+  it('keeps each task of a state dir in its own store: two open at once, a second run of one refused', async () => {
+    const stateDir = tempStateDir();
+    const a = await openLocalStore({ stateDir, taskId: 't-a' });
+    open.push(a);
+    const b = await openLocalStore({ stateDir, taskId: 't-b' });
+    open.push(b);
+    await a.store.putTask(task('t-a'));
+    await b.store.putTask(task('t-b'));
+    expect((await a.store.listTasks()).map((t) => t.taskId)).toEqual(['t-a']);
+    expect(await localTaskIds(stateDir)).toEqual(['t-a', 't-b']);
+    const twice = await openLocalStore({ stateDir, taskId: 't-a' }).catch((e: unknown) => e);
+    expect((twice as DtsError).code).toBe('TASK_RUNNING');
+    expect((twice as DtsError).message).toBe(
+      `task 't-a' is already running from state dir ${stateDir} (pid ${process.pid})`,
+    );
+    // A reader joins the store the run serves and sees what it wrote.
+    const reader = await openLocalStore({ stateDir, taskId: 't-a', shared: true });
+    open.push(reader);
+    expect((await reader.store.getTask('t-a'))?.value.taskId).toBe('t-a');
+    const dots = await openLocalStore({ stateDir, taskId: '..' }).catch((e: unknown) => e);
+    expect((dots as DtsError).code).toBe('BAD_TASK_SPEC');
   });
 
   it('in-memory stores do not share data', async () => {

@@ -1,4 +1,9 @@
 import { Redis } from 'ioredis';
+import {
+  hasPexpiretime as serverHasPexpiretime,
+  versionNumber,
+  zsetDigestScores,
+} from '../../lib/redis/server-versions.ts';
 import { debugCommandFor } from './redis-server.ts';
 
 export type DifferenceReason = 'missing' | 'extra' | 'value' | 'ttl';
@@ -43,7 +48,19 @@ export interface CompareOptions {
    * datasets, but blind to TTL values and stream consumer groups, which DEBUG DIGEST does not cover.
    */
   digestOnly?: boolean;
+  /**
+   * Expiries may differ by this many ms (default 0: exactly equal). For a relative expiry of a pre-7.0
+   * source, which can only be placed within the estimate of the source's clock.
+   */
+  ttlToleranceMs?: number;
 }
+
+/**
+ * How far apart two expiries may be when a server before 7.0 (no PEXPIRETIME) is involved: redis-dts
+ * copies its expiries as PTTL + TIME, each truncated to the ms (up to 1 ms late), and this comparison
+ * reads them the same way (up to 1 ms early per server). Between two servers with PEXPIRETIME: 0.
+ */
+export const PTTL_READ_TOLERANCE_MS = 3;
 
 const SCAN_COUNT = 1000;
 
@@ -53,13 +70,25 @@ local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('PEXPIRETIME', key) end
 return out`;
 
+/** The same before Redis 7.0: PTTL plus TIME read just before it, per key (-1 none, -2 missing). */
+export const LEGACY_EXPIRES_SCRIPT = `
+local out = {}
+for i, key in ipairs(KEYS) do
+  local t = redis.call('TIME')
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then out[i] = ttl else out[i] = t[1] * 1000 + math.floor(t[2] / 1000) + ttl end
+end
+return out`;
+
 /**
  * Compares source and target: the whole server by default, or the given dbs / db mapping key by key.
  *
  * DEBUG DIGEST covers keys, types and values, but of expiries only whether a key has one (measured on
  * 7.0: changing a TTL leaves it unchanged), and of streams only the entries, not groups, consumers, PEL
  * or last id. So equal digests alone do not prove an exact copy: a key-by-key pass adds PEXPIRETIME and
- * XINFO STREAM FULL. Needs Redis >= 7.0 (PEXPIRETIME) started with --enable-debug-command.
+ * XINFO STREAM FULL. Servers before 7.0 (no PEXPIRETIME) have their expiries read as PTTL + TIME and
+ * compared within PTTL_READ_TOLERANCE_MS; streams are compared on the XINFO fields both servers report
+ * (7.0 added entries-added, max-deleted-entry-id, recorded-first-entry-id, a group's entries-read and lag).
  */
 export async function compareServers(
   sourceUrl: string,
@@ -82,6 +111,16 @@ export async function compareServers(
     targetKeys: targetSpace[targetDb]?.keys ?? 0,
   }));
   const found = new Differences(opts.maxNamed ?? 20);
+  // A later test may start another server version on the same port: ask again for each comparison.
+  versionByUrl.clear();
+  const [sourceExact, targetExact] = await Promise.all([
+    hasPexpiretime(sourceUrl),
+    hasPexpiretime(targetUrl),
+  ]);
+  const tolerance = (opts.ttlToleranceMs ?? 0) + (sourceExact && targetExact ? 0 : PTTL_READ_TOLERANCE_MS);
+  // Across 7.2 DEBUG DIGEST hashes sorted-set scores differently: equal data can have unequal digests,
+  // so then every key is compared (sorted sets by their members and scores) and the digests are not.
+  const comparable = await digestsComparable(sourceUrl, targetUrl);
   const digestsEqual = sourceDigest === targetDigest;
   if (!(whole && opts.digestOnly)) {
     for (const p of perDb) {
@@ -89,11 +128,14 @@ export async function compareServers(
       // unless neither side has any.
       const proven = whole && digestsEqual;
       const volatile = (sourceSpace[p.db]?.expires ?? 0) + (targetSpace[p.targetDb]?.expires ?? 0) > 0;
-      await compareDb({ sourceUrl, targetUrl, ...p, values: !proven, ttls: !proven || volatile }, found);
+      await compareDb(
+        { sourceUrl, targetUrl, ...p, values: !proven, ttls: !proven || volatile, tolerance, comparable },
+        found,
+      );
     }
   }
   const countsEqual = perDb.every((p) => p.sourceKeys === p.targetKeys);
-  const equal = found.count === 0 && countsEqual && (!whole || digestsEqual);
+  const equal = found.count === 0 && countsEqual && (!whole || digestsEqual || !comparable);
   const comparison: Comparison = {
     equal,
     digests: { source: sourceDigest, target: targetDigest },
@@ -212,6 +254,10 @@ interface DbPass {
   values: boolean;
   /** Compare every expiry time (PEXPIRETIME). */
   ttls: boolean;
+  /** ms two expiry times may differ by. */
+  tolerance: number;
+  /** DEBUG DIGEST-VALUE means the same on both servers (see digestsComparable). */
+  comparable: boolean;
 }
 
 async function compareDb(pass: DbPass, found: Differences): Promise<void> {
@@ -256,9 +302,9 @@ async function compareSourceKeys(
         found.add(db, key, 'missing');
         continue;
       }
-      if (sk.digest !== tk.digest)
+      if (sk.digest !== tk.digest && (pass.comparable || !(await sameSortedSet(source, target, key))))
         found.add(db, key, 'value', await describeValueDifference(source, target, key));
-      if (sk.expireAt !== tk.expireAt) {
+      if (!sameExpiry(sk.expireAt, tk.expireAt, pass.tolerance)) {
         found.add(
           db,
           key,
@@ -306,6 +352,60 @@ async function compareStreams(source: Redis, target: Redis, db: number, found: D
 
 const MISSING = -2;
 
+function sameExpiry(a: number, b: number, tolerance: number): boolean {
+  if (a < 0 || b < 0) return a === b;
+  return Math.abs(a - b) <= tolerance;
+}
+
+const versionByUrl = new Map<string, Promise<number>>();
+
+/** The server's redis_version as a number, asked once per URL and comparison. */
+function serverVersion(url: string): Promise<number> {
+  let known = versionByUrl.get(url);
+  if (!known) {
+    const client = connect(url, 0);
+    known = client
+      .info('server')
+      .then((info) => versionNumber(/^redis_version:(\S+)/m.exec(info)?.[1] ?? ''))
+      .finally(() => client.disconnect());
+    versionByUrl.set(url, known);
+  }
+  return known;
+}
+
+/** Whether the server has PEXPIRETIME (7.0+). */
+async function hasPexpiretime(url: string): Promise<boolean> {
+  return serverHasPexpiretime(await serverVersion(url));
+}
+
+/** Both servers' DEBUG DIGEST print sorted-set scores alike (both before 7.2, or both after). */
+async function digestsComparable(sourceUrl: string, targetUrl: string): Promise<boolean> {
+  const [a, b] = await Promise.all([serverVersion(sourceUrl), serverVersion(targetUrl)]);
+  return zsetDigestScores(a) === zsetDigestScores(b);
+}
+
+/** A ZRANGE WITHSCORES score as a double ('inf' and '-inf' included). */
+function score(reply: Buffer): number {
+  const text = reply.toString().toLowerCase();
+  if (text === 'inf' || text === '+inf') return Number.POSITIVE_INFINITY;
+  if (text === '-inf') return Number.NEGATIVE_INFINITY;
+  return Number(text);
+}
+
+/** Sorted sets of servers whose digests differ by design: the same members with the same scores (as doubles). */
+async function sameSortedSet(source: Redis, target: Redis, key: Buffer): Promise<boolean> {
+  if ((await source.type(key)) !== 'zset' || (await target.type(key)) !== 'zset') return false;
+  const [a, b] = (await Promise.all([
+    source.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES'),
+    target.callBuffer('ZRANGE', key, '0', '-1', 'WITHSCORES'),
+  ])) as [Buffer[], Buffer[]];
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i += 2) {
+    if (!a[i]!.equals(b[i]!) || score(a[i + 1]!) !== score(b[i + 1]!)) return false;
+  }
+  return true;
+}
+
 interface KeyState {
   /** PEXPIRETIME: absolute ms, -1 without expiry, -2 when missing. */
   expireAt: number;
@@ -315,7 +415,11 @@ interface KeyState {
 
 async function inspect(client: Redis, keys: Buffer[], withDigest: boolean): Promise<KeyState[]> {
   const pipeline = client.pipeline();
-  pipeline.eval(EXPIRES_SCRIPT, keys.length, ...keys);
+  pipeline.eval(
+    (await hasPexpiretime(urlOf(client))) ? EXPIRES_SCRIPT : LEGACY_EXPIRES_SCRIPT,
+    keys.length,
+    ...keys,
+  );
   if (withDigest) pipeline.call(debugName(client), 'DIGEST-VALUE', ...keys);
   const results = (await pipeline.exec()) ?? [];
   for (const [err] of results) if (err) throw err;
@@ -331,25 +435,37 @@ async function describeValueDifference(source: Redis, target: Redis, key: Buffer
 
 /** Seen/active times are left out: a replica sets them when it applies the commands, not the source. */
 const VOLATILE_STREAM_FIELDS = new Set(['seen-time', 'active-time', 'radix-tree-keys', 'radix-tree-nodes']);
+/** XINFO STREAM FULL fields Redis 7.0 added (of the stream, and of each group). */
+const STREAM_FIELDS_SINCE_7 = [
+  'entries-added',
+  'max-deleted-entry-id',
+  'recorded-first-entry-id',
+  'entries-read',
+  'lag',
+];
 
 async function compareStreamMetadata(source: Redis, target: Redis, key: Buffer): Promise<string | undefined> {
   // Not a stream on the target: already reported as missing or as a value difference.
   if ((await target.type(key)) !== 'stream') return undefined;
-  const [a, b] = await Promise.all([streamMetadata(source, key), streamMetadata(target, key)]);
+  // A server before 7.0 does not report 7.0's fields: they are left out of both sides then.
+  const both = (await hasPexpiretime(urlOf(source))) && (await hasPexpiretime(urlOf(target)));
+  const skip = both ? VOLATILE_STREAM_FIELDS : new Set([...VOLATILE_STREAM_FIELDS, ...STREAM_FIELDS_SINCE_7]);
+  const [a, b] = await Promise.all([streamMetadata(source, key, skip), streamMetadata(target, key, skip)]);
   return firstDifference(a, b, 'stream metadata');
 }
 
-async function streamMetadata(client: Redis, key: Buffer): Promise<unknown> {
+async function streamMetadata(client: Redis, key: Buffer, skip: ReadonlySet<string>): Promise<unknown> {
   // COUNT 0 lists the whole PEL; the entries themselves are already covered by the digest.
   const reply = await client.callBuffer('XINFO', 'STREAM', key, 'FULL', 'COUNT', 0);
   const info = toObject(plain(reply) as unknown[]);
   delete info.entries;
-  for (const field of VOLATILE_STREAM_FIELDS) delete info[field];
+  for (const field of skip) delete info[field];
   info.groups = ((info.groups ?? []) as unknown[][]).map((g) => {
     const group = toObject(g);
+    for (const field of skip) delete group[field];
     group.consumers = ((group.consumers ?? []) as unknown[][]).map((c) => {
       const consumer = toObject(c);
-      for (const field of VOLATILE_STREAM_FIELDS) delete consumer[field];
+      for (const field of skip) delete consumer[field];
       return consumer;
     });
     return group;
@@ -444,11 +560,19 @@ function summarize(c: Comparison, whole: boolean): string {
 
 /** The name DEBUG answers to behind each client (a managed profile renames it; see redis-server.ts). */
 const debugNames = new WeakMap<Redis, string>();
+const urls = new WeakMap<Redis, string>();
 
 function connect(url: string, db: number): Redis {
   const client = new Redis(url, { db, protocol: 2, maxRetriesPerRequest: 0, retryStrategy: () => null });
   debugNames.set(client, debugCommandFor(url));
+  urls.set(client, url);
   return client;
+}
+
+function urlOf(client: Redis): string {
+  const url = urls.get(client);
+  if (!url) throw new Error('compare.ts: a client not opened by connect()');
+  return url;
 }
 
 function debugName(client: Redis): string {

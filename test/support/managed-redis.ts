@@ -1,4 +1,10 @@
-import { type RedisProcess, type StartRedisOptions, startRedis } from './redis-server.ts';
+import { startPsyncRenameProxy } from './psync-rename-proxy.ts';
+import {
+  type RedisProcess,
+  registerDebugCommand,
+  type StartRedisOptions,
+  startRedis,
+} from './redis-server.ts';
 
 /** The name DEBUG answers to on a managed-profile server: for the tests' own DEBUG DIGEST only. */
 export const TEST_DEBUG_COMMAND = 'testdebug';
@@ -15,14 +21,15 @@ export interface ManagedProfile {
 
 /**
  * redis.conf lines that make a server look, from a client, like a managed service: CONFIG, SYNC,
- * REPLICAOF/SLAVEOF and MONITOR refused, PSYNC disabled or renamed, DEBUG only under a test-only name
- * (so a test can still prove exactness with DEBUG DIGEST; the product must never rely on it).
+ * REPLICAOF/SLAVEOF and MONITOR refused, PSYNC disabled, DEBUG only under a test-only name (so a test
+ * can still prove exactness with DEBUG DIGEST; the product must never rely on it). A renamed PSYNC is
+ * not a redis.conf line: see startManagedRedis.
  */
 export function managedConfigLines(profile: ManagedProfile): string[] {
   const rename = (command: string, to: 'disabled' | { renamedTo: string }) =>
     `rename-command ${command} ${to === 'disabled' ? '""' : to.renamedTo}`;
   return [
-    rename('PSYNC', profile.psync),
+    ...(profile.psync === 'disabled' ? [rename('PSYNC', 'disabled')] : []),
     ...(profile.replconf ? [rename('REPLCONF', profile.replconf)] : []),
     'rename-command CONFIG ""',
     'rename-command SYNC ""',
@@ -33,14 +40,31 @@ export function managedConfigLines(profile: ManagedProfile): string[] {
   ];
 }
 
-/** A real redis-server with a managed-service profile; compare.ts finds its DEBUG by itself. */
-export function startManagedRedis(
+/**
+ * A real redis-server with a managed-service profile; compare.ts finds its DEBUG by itself. With PSYNC
+ * renamed, `url` and `port` are those of a proxy that gives the server AWS' renamed PSYNC (see
+ * psync-rename-proxy.ts: `rename-command` would turn it into SYNC); `cli()` talks to the server itself.
+ */
+export async function startManagedRedis(
   profile: ManagedProfile,
   options: StartRedisOptions = {},
 ): Promise<RedisProcess> {
-  return startRedis({
+  const server = await startRedis({
     ...options,
     configLines: [...managedConfigLines(profile), ...(options.configLines ?? [])],
     debugCommand: TEST_DEBUG_COMMAND,
   });
+  if (profile.psync === 'disabled') return server;
+  const proxy = await startPsyncRenameProxy(server, profile.psync.renamedTo);
+  registerDebugCommand(proxy.port, TEST_DEBUG_COMMAND);
+  return {
+    ...server,
+    port: proxy.port,
+    url: server.url.replace(`:${server.port}`, `:${proxy.port}`),
+    async stop() {
+      registerDebugCommand(proxy.port, undefined);
+      await proxy.close();
+      await server.stop();
+    },
+  };
 }

@@ -68,6 +68,12 @@ export function debugCommandFor(url: string): string {
   return debugCommands.get(port) ?? 'DEBUG';
 }
 
+/** Makes DEBUG DIGEST of the server at `port` (a proxy in front of a server, say) go by `name`. */
+export function registerDebugCommand(port: number, name: string | undefined): void {
+  if (name === undefined) debugCommands.delete(port);
+  else debugCommands.set(port, name);
+}
+
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();

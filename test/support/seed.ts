@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import { smallEncodings, versionNumber } from '../../lib/redis/server-versions.ts';
 
 /** What seedEveryType wrote: distinct key names per db (the server's DBSIZE on a fresh server). */
 export interface SeedSummary {
@@ -49,8 +50,7 @@ export interface ExpectedEncoding {
 
 /** `OBJECT ENCODING` every listed key must report after seedEveryType, on the given Redis version. */
 export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
-  // Redis 7.2 gave small lists and small sets of strings their own listpack encoding.
-  const v72 = versionAtLeast(redisVersion, 7, 2);
+  const small = smallEncodings(versionNumber(redisVersion));
   return [
     { key: 'str:raw', encoding: 'raw' },
     { key: 'str:large', encoding: 'raw' },
@@ -60,20 +60,20 @@ export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
     { key: 'str:empty', encoding: 'embstr' },
     { key: '', encoding: 'embstr' },
     { key: BINARY_KEY, encoding: 'embstr' },
-    { key: 'list:small', encoding: v72 ? 'listpack' : 'quicklist' },
+    { key: 'list:small', encoding: small.list },
     { key: 'list:quicklist', encoding: 'quicklist' },
     { key: 'list:large-elements', encoding: 'quicklist' },
     { key: 'set:intset', encoding: 'intset' },
     { key: 'set:hashtable', encoding: 'hashtable' },
     { key: 'set:large-intset', encoding: 'hashtable' },
-    { key: 'set:listpack', encoding: v72 ? 'listpack' : 'hashtable' },
-    { key: 'zset:listpack', encoding: 'listpack' },
+    { key: 'set:listpack', encoding: small.stringSet },
+    { key: 'zset:listpack', encoding: small.zset },
     { key: 'zset:skiplist', encoding: 'skiplist' },
     { key: 'zset:long-member', encoding: 'skiplist' },
-    { key: 'hash:listpack', encoding: 'listpack' },
+    { key: 'hash:listpack', encoding: small.hash },
     { key: 'hash:hashtable', encoding: 'hashtable' },
     { key: 'hash:long-value', encoding: 'hashtable' },
-    { key: 'hash:binary', encoding: 'listpack' },
+    { key: 'hash:binary', encoding: small.hash },
     { key: 'stream:groups', encoding: 'stream' },
     { key: 'stream:deleted', encoding: 'stream' },
     { key: 'stream:trimmed', encoding: 'stream' },
@@ -81,7 +81,7 @@ export function expectedEncodings(redisVersion: string): ExpectedEncoding[] {
     { key: 'hll:sparse', encoding: 'raw' },
     { key: 'hll:dense', encoding: 'raw' },
     { key: 'bitmap:far', encoding: 'raw' },
-    { key: 'geo:places', encoding: 'listpack' },
+    { key: 'geo:places', encoding: small.zset },
   ];
 }
 
@@ -97,9 +97,10 @@ export async function seedEveryType(url: string, opts: SeedOptions = {}): Promis
     try {
       const keys = new Set<string>();
       const w = new Writer(client, keys);
+      const version = versionNumber(/^redis_version:(\S+)/m.exec(await client.info('server'))?.[1] ?? '');
       writeStrings(w, db);
       writeCollections(w, db);
-      writeStreams(w, db);
+      writeStreams(w, db, version);
       writeTtlsAndPrefixes(w, db);
       await w.flush();
       if (opts.big && i === 0) await writeBig(client, keys);
@@ -172,14 +173,18 @@ function writeCollections(w: Writer, db: number): void {
   w.cmd('geoadd', 'geo:places', -0.1275 + db / 100, 51.507222, tag);
 }
 
-function writeStreams(w: Writer, db: number): void {
+/** `version`: the server's redis_version as a number; before 6.2 no XGROUP CREATECONSUMER, no XTRIM `=`. */
+function writeStreams(w: Writer, db: number, version: number): void {
+  const since62 = version === 0 || version >= 60200;
   const tag = `db${db}`;
   const base = 1_700_000_000_000 + db;
   for (let i = 0; i < 50; i++) w.cmd('xadd', 'stream:groups', `${base}-${i}`, 'n', i, 'db', tag);
   w.call('xgroup', 'create', 'stream:groups', 'readers', '0');
   w.call('xgroup', 'create', 'stream:groups', 'late', '$');
-  w.call('xgroup', 'createconsumer', 'stream:groups', 'readers', 'idle-carol');
-  w.call('xgroup', 'createconsumer', 'stream:groups', 'late', 'waiting-dave');
+  if (since62) {
+    w.call('xgroup', 'createconsumer', 'stream:groups', 'readers', 'idle-carol');
+    w.call('xgroup', 'createconsumer', 'stream:groups', 'late', 'waiting-dave');
+  }
   // Read without ACK so both consumers keep pending entries; ACK a few so the PEL has holes.
   w.call('xreadgroup', 'GROUP', 'readers', 'alice', 'COUNT', 10, 'STREAMS', 'stream:groups', '>');
   w.call('xreadgroup', 'GROUP', 'readers', 'bob', 'COUNT', 5, 'STREAMS', 'stream:groups', '>');
@@ -192,7 +197,7 @@ function writeStreams(w: Writer, db: number): void {
   w.cmd('xdel', 'stream:deleted', `${base}-1`, `${base}-5`, `${base}-6`, `${base}-20`);
 
   for (let i = 1; i <= 100; i++) w.cmd('xadd', 'stream:trimmed', `${base}-${i}`, 'n', i);
-  w.cmd('xtrim', 'stream:trimmed', 'MAXLEN', '=', 10);
+  w.cmd('xtrim', 'stream:trimmed', 'MAXLEN', ...(since62 ? ['='] : []), 10);
   w.cmd('pexpire', 'stream:trimmed', 4 * HOUR_MS);
 
   w.call('xgroup', 'create', 'stream:empty-with-group', 'g', '$', 'MKSTREAM');
@@ -380,11 +385,6 @@ function parseUrl(url: string): ParsedUrl {
 /** A client that fails instead of reconnecting forever: test helpers should surface a dead server. */
 function connect(url: string, db: number): Redis {
   return new Redis(url, { db, protocol: 2, maxRetriesPerRequest: 0, retryStrategy: () => null });
-}
-
-function versionAtLeast(version: string, major: number, minor: number): boolean {
-  const [a = 0, b = 0] = version.split('.').map(Number);
-  return a > major || (a === major && b >= minor);
 }
 
 function range(n: number): number[] {

@@ -25,6 +25,12 @@ export interface WritersOptions {
    * destination by its own clock, the limit the README names.
    */
   longTtlSeconds?: readonly [number, number];
+  /**
+   * 'relative' (default): EXPIRE, SETEX, SET … PX, PEXPIRE, as clients write them. 'absolute': the same
+   * expiries as PEXPIREAT at the writer's clock (SETEX becomes a plain SET), so that a pre-7.0 source,
+   * which propagates relative expiries as they are, has nothing to place by its clock.
+   */
+  expiries?: 'relative' | 'absolute';
 }
 
 export interface WriterStats {
@@ -102,7 +108,14 @@ export function startWriters(o: WritersOptions): Writers {
       clients.push(client);
       return client;
     });
-    const gen = opGenerator(random, keys, prefix, o.cluster === true, o.longTtlSeconds);
+    const gen = opGenerator(
+      random,
+      keys,
+      prefix,
+      o.cluster === true,
+      o.expiries === 'absolute',
+      o.longTtlSeconds,
+    );
     let next = Date.now();
     while (!stopping) {
       const client = pick(random, perDb);
@@ -153,6 +166,7 @@ function opGenerator(
   keys: number,
   prefix: string,
   cluster: boolean,
+  absolute: boolean,
   longTtl: readonly [number, number] = LONG_TTL_S,
 ): () => Op {
   const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
@@ -161,6 +175,12 @@ function opGenerator(
   const key = (type: string) => `${prefix}${tag}${type}:${int(0, keys - 1)}`;
   const anyKey = () =>
     key(pick(random, ['counter', 'float', 'str', 'list', 'hash', 'zset', 'set', 'stream']));
+  const expireIn = (k: string, ms: number): Command =>
+    absolute
+      ? ['PEXPIREAT', k, Date.now() + ms]
+      : ms % 1000 === 0
+        ? ['EXPIRE', k, ms / 1000]
+        : ['PEXPIRE', k, ms];
   const value = (): Arg => (random() < 0.15 ? binaryValue(random) : `v${int(0, 1_000_000)}`);
   const member = (): Arg => (random() < 0.1 ? binaryValue(random) : `m${int(0, 50)}`);
 
@@ -175,14 +195,20 @@ function opGenerator(
     [6, () => ['ZINCRBY', key('zset'), int(-50, 50), member()]],
     [6, () => ['SADD', key('set'), member()]],
     [4, () => ['SREM', key('set'), member()]],
-    [4, () => ['EXPIRE', anyKey(), int(...longTtl)]],
+    [4, () => expireIn(anyKey(), int(...longTtl) * 1000)],
     [2, () => ['PERSIST', anyKey()]],
     [2, () => ['DEL', anyKey()]],
     [3, () => ['RENAME', key('str'), key('str')]],
     [6, () => ['XADD', key('stream'), '*', 'f', value(), 'n', int(0, 1000)]],
     [2, () => ['XTRIM', key('stream'), 'MAXLEN', ...(random() < 0.5 ? ['~'] : []), 50]],
-    [2, () => ['SETEX', key('str'), int(...longTtl), value()]],
-    [2, () => ['SET', key('str'), value(), 'PX', int(...longTtl) * 1000]],
+    [2, () => (absolute ? ['SET', key('str'), value()] : ['SETEX', key('str'), int(...longTtl), value()])],
+    [
+      2,
+      () =>
+        absolute
+          ? expireIn(key('str'), int(...longTtl) * 1000)
+          : ['SET', key('str'), value(), 'PX', int(...longTtl) * 1000],
+    ],
   ];
   const pickSingle = weighted(random, single);
 
@@ -226,7 +252,7 @@ function opGenerator(
           kind: 'PEXPIRE',
           run: async (client) => {
             await client.callBuffer('SET', k, value());
-            return (await client.callBuffer('PEXPIRE', k, ms)) === 1;
+            return (await client.callBuffer(...expireIn(k, ms))) === 1;
           },
         };
       },
@@ -275,7 +301,8 @@ function binaryValue(random: Random): Buffer {
   return Buffer.from([0x00, 0xff, ...extra, 0xfe, 0x00]);
 }
 
-function mulberry32(seed: number): Random {
+/** A seeded PRNG: the same sequence for a seed on every platform (the property generator uses it too). */
+export function mulberry32(seed: number): Random {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

@@ -84,6 +84,8 @@ const CASES: Case[] = [
   [['PEXPIREAT', 'k', '1900000000000'], ['k']],
   [['PFADD', 'hll', 'a', 'b'], ['hll']],
   [['PFMERGE', 'dst', 's1', 's2'], ['dst', 's1', 's2'], ['dst']],
+  // Redis 7.2 made PFMERGE's source keys optional (found by the property test on 7.2.6).
+  [['PFMERGE', 'dst'], ['dst']],
   [['PSETEX', 'k', '100', 'v'], ['k']],
   [
     ['RENAME', 'a', 'b'],
@@ -552,6 +554,8 @@ describe('filterCommand', () => {
       reason: 'db',
     });
     expect(decide(['SWAPDB', '0', '1'], { dbMap: { 0: 2, 1: 2 } }).action).toBe('error');
+    // The source propagates SWAPDB n n (found by the replication property test): it changes nothing.
+    expect(decide(['SWAPDB', '1', '1'])).toEqual({ action: 'skip', reason: 'no-op' });
   });
 
   it('rewrites MOVE through dbMap, or re-copies the key in the one selected db', () => {
@@ -561,6 +565,8 @@ describe('filterCommand', () => {
       argv: ['MOVE', 'k', '5'],
       keys: ['k'],
       serverWide: false,
+      // MOVE writes the key in the db it names too (a re-copy ahead there is looked for).
+      otherDb: { db: 1, writes: [Buffer.from('k')], writesHere: true },
     });
     expect(decideText(['MOVE', 'k', '1'], { selectedDbs: new Set([0]) })).toMatchObject({
       action: 'recopy',
@@ -586,6 +592,7 @@ describe('filterCommand', () => {
       action: 'apply',
       db: 0,
       argv: ['COPY', 's', 'd', 'db', '3', 'REPLACE'],
+      otherDb: { db: 1, writes: [Buffer.from('d')], writesHere: false },
     });
     expect(decideText(['COPY', 's', 'd', 'DB', '1'], { selectedDbs: new Set([1]) })).toMatchObject({
       action: 'recopy',

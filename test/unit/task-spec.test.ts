@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import { specInput } from '../../lib/cli/sync-command.ts';
 import { DtsError } from '../../lib/errors.ts';
+import { resolveEndpoint } from '../../lib/task/resolve-endpoint.ts';
 import {
   defaultTaskId,
   generateTaskName,
@@ -58,6 +60,19 @@ describe('parseTaskSpec rejects', () => {
     ['a db out of range', spec({ dbs: [0, 1, 300] }), ['dbs[2]: expected an integer 0..255, got 300']],
     ['a fractional db', spec({ dbs: [1.5] }), ['dbs[0]: expected an integer 0..255, got 1.5']],
     ['a db listed twice', spec({ dbs: [3, 1, 3] }), ['dbs: expected each db once, got 3 more than once']],
+    [
+      'renamed replication commands that are not one word',
+      spec({ source: { url: 'redis://src-host:6379', psyncCommand: 'psync ec', replconfCommand: '' } }),
+      [
+        'source.psyncCommand: expected the name PSYNC answers to on the source: one word of 1..128 printable characters, no spaces, got "psync ec"',
+        'source.replconfCommand: expected the name REPLCONF answers to on the source: one word of 1..128 printable characters, no spaces, got ""',
+      ],
+    ],
+    [
+      'a renamed PSYNC on the target, which is never replicated from',
+      spec({ target: { url: 'redis://dst-host:6380', psyncCommand: 'psync-ec-1' } }),
+      ['target.psyncCommand: unknown field'],
+    ],
     [
       'an empty dbs',
       spec({ dbs: [] }),
@@ -348,6 +363,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: false,
         heartbeat: { enabled: true, prefix: 'redis-dts:heartbeat:', intervalMs: 1000 },
         until: 'stopped',
         onBacklogLost: 'fail',
@@ -415,6 +432,8 @@ describe('parseTaskSpec accepts', () => {
       fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
       incremental: {
         mode: 'lambda',
+        reader: 'psync',
+        setNotifyKeyspaceEvents: true,
         heartbeat: { enabled: true, prefix: 'hb:', intervalMs: 250 },
         until: 'caught-up',
         onBacklogLost: 'resync',
@@ -448,6 +467,39 @@ describe('parseTaskSpec accepts', () => {
       '1': 0,
       '2': 2,
     });
+  });
+
+  it('renamed replication commands on the source, by URL or by host, and carries them to the endpoint', () => {
+    const byUrl = parseTaskSpec(
+      spec({
+        source: { url: 'redis://src-host:6379', psyncCommand: 'psync-ec-1a2b', replconfCommand: 'rc-1' },
+      }),
+    );
+    expect(resolveEndpoint(byUrl.source, 'source').replicationCommands).toEqual({
+      psync: 'psync-ec-1a2b',
+      replconf: 'rc-1',
+    });
+    const byHost = parseTaskSpec(spec({ source: { host: 'src-host', psyncCommand: 'psync-ec-1a2b' } }));
+    expect(resolveEndpoint(byHost.source, 'source')).toMatchObject({
+      host: 'src-host',
+      replicationCommands: { psync: 'psync-ec-1a2b' },
+    });
+    expect(resolveEndpoint(parseTaskSpec(BASE).source, 'source').replicationCommands).toBeUndefined();
+  });
+
+  it('--source-psync-command and --source-replconf-command as the spec fields', () => {
+    const input = specInput({
+      source: 'redis://src-host:6379',
+      target: 'redis://dst-host:6380',
+      'source-psync-command': 'psync-ec-9',
+      'source-replconf-command': 'replconf-ec-9',
+    });
+    expect(parseTaskSpec(input).source).toEqual({
+      url: 'redis://src-host:6379',
+      psyncCommand: 'psync-ec-9',
+      replconfCommand: 'replconf-ec-9',
+    });
+    expect(parseTaskSpec(input).target).toEqual({ url: 'redis://dst-host:6380' });
   });
 
   it('the same input through TaskSpecSchema directly', () => {

@@ -1,0 +1,94 @@
+import type { RedisEndpoint } from '../../redis/endpoint.ts';
+import { PsyncClient } from '../psync-client.ts';
+import { type RdbEntry, RdbParser, type RdbSummary } from './rdb-parser.ts';
+
+export interface RdbSnapshotOptions {
+  /**
+   * Each key and function library, in RDB order. Returning a promise holds the link (no more RDB is
+   * read after the current socket piece) until it settles; a rejection ends the snapshot with its error.
+   */
+  onEntry: (entry: RdbEntry, source: RdbSource) => undefined | Promise<unknown>;
+  /** See RdbParserOptions.maxValueBytes. */
+  maxValueBytes?: number;
+  connectTimeoutMs?: number;
+  readTimeoutMs?: number;
+}
+
+/** What the RDB has said about its writer so far (its header and AUX fields come before any key). */
+export interface RdbSource {
+  readonly rdbVersion: number;
+  readonly serverVersion: string | undefined;
+}
+
+export interface RdbSnapshot extends RdbSummary {
+  /** From `+FULLRESYNC <replid> <offset>`: the snapshot is the dataset at this replication offset. */
+  replid: string;
+  offset: number;
+  /** True when the master streamed the RDB diskless (`$EOF:` framing). */
+  diskless: boolean;
+}
+
+/**
+ * Takes the source's RDB the way a new replica does (`REPLCONF capa eof capa psync2`, `PSYNC ? -1`,
+ * `+FULLRESYNC`, the RDB disk-based or diskless) and hands every key over as a RESTORE payload.
+ * The link closes after the RDB: continuing incrementally on it is not built yet.
+ */
+export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOptions): Promise<RdbSnapshot> {
+  let client: PsyncClient | undefined;
+  let settle: { resolve: (s: RdbSnapshot) => void; reject: (e: unknown) => void } | undefined;
+  const done = new Promise<RdbSnapshot>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  const fail = (e: unknown) => {
+    settle?.reject(e);
+    settle = undefined;
+    void client?.close();
+  };
+  /** Promises returned by onEntry and not settled yet; the link stays paused while there are any. */
+  let unsettled = 0;
+  let whenSettled: (() => void) | undefined;
+  const parser = new RdbParser({
+    maxValueBytes: opts.maxValueBytes,
+    onEntry: (entry) => {
+      const p = opts.onEntry(entry, parser);
+      if (!p) return;
+      unsettled++;
+      // Every promise gets its handler at once: an early one that rejects must end the snapshot.
+      p.then(() => {
+        if (--unsettled === 0) whenSettled?.();
+      }, fail);
+    },
+  });
+  const afterSettled = (then: () => void) => {
+    if (unsettled === 0) return then();
+    client?.pause();
+    whenSettled = () => {
+      whenSettled = undefined;
+      then();
+    };
+  };
+
+  client = await PsyncClient.connect(ep, {
+    connectTimeoutMs: opts.connectTimeoutMs,
+    readTimeoutMs: opts.readTimeoutMs,
+    rdb: (chunk) => {
+      parser.push(chunk);
+      afterSettled(() => client?.resume());
+    },
+    onRdbEnd: ({ diskless }) => {
+      const summary = parser.end();
+      const { replid, startOffset } = client!.result;
+      client!.pause();
+      afterSettled(() => {
+        const s = settle;
+        settle = undefined;
+        void client!.close().then(() => s?.resolve({ ...summary, replid, offset: startOffset, diskless }));
+      });
+    },
+    onCommand: () => undefined,
+    onClose: (err) => {
+      if (err) fail(err);
+    },
+  });
+  return done;
+}

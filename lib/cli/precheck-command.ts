@@ -1,7 +1,7 @@
 import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import { parseTaskSpec } from '../task/spec.ts';
-import { specInput } from './sync-command.ts';
+import { specInput } from './spec-input.ts';
 import {
   ENDPOINT_OPTIONS,
   noPositionals,

@@ -4,7 +4,7 @@ import { resolveEndpoint } from '../task/resolve-endpoint.ts';
 import { parseTaskSpec } from '../task/spec.ts';
 import { exampleLines, summaryLine } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
-import { specInput } from './sync-command.ts';
+import { specInput } from './spec-input.ts';
 import {
   ENDPOINT_OPTIONS,
   noPositionals,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { specInput } from '../../lib/cli/sync-command.ts';
+import { specInput } from '../../lib/cli/spec-input.ts';
 import { DtsError } from '../../lib/errors.ts';
 import { resolveEndpoint } from '../../lib/task/resolve-endpoint.ts';
 import {

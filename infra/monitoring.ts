@@ -229,6 +229,18 @@ export class TaskMonitoring extends Construct {
       ),
     );
     this.dashboard.addWidgets(
+      graph(
+        'Keyspace notifications reader: gaps and repair rounds (so far)',
+        [oneTask(TASK_METRIC.eventGaps, 'Maximum'), oneTask(TASK_METRIC.repairRounds, 'Maximum')],
+        'count',
+      ),
+      graph(
+        'Keyspace notifications reader: keys waiting to be copied',
+        [oneTask(TASK_METRIC.dirtyKeys, 'Maximum')],
+        'keys',
+      ),
+    );
+    this.dashboard.addWidgets(
       new AlarmStatusWidget({
         title: 'Alarms',
         alarms: [this.lagAlarm, this.executionsFailedAlarm, this.inconsistentKeysAlarm],

@@ -1,6 +1,7 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
 import { METRICS_NAMESPACE, TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
+import type { NotificationProgress } from '../../lib/notifications/notification-sync.ts';
 
 /**
  * A metrics buffer with the task dimensions (service, task; lib/metrics/task-metrics.ts): the stack's
@@ -29,6 +30,16 @@ export function addIncrementalMetrics(m: Metrics, p: IncrementalProgress): void 
   m.addMetric(TASK_METRIC.opsPerSecond, MetricUnit.CountPerSecond, p.opsPerSecond);
   m.addMetric(TASK_METRIC.commandsApplied, MetricUnit.Count, p.commandsApplied);
   m.addMetric(TASK_METRIC.keysRecopied, MetricUnit.Count, p.keysRecopied);
+  // The notifications reader's figures: at-most-once events make its gaps what an operator watches.
+  if (isNotificationProgress(p)) {
+    m.addMetric(TASK_METRIC.eventGaps, MetricUnit.Count, p.gaps);
+    m.addMetric(TASK_METRIC.repairRounds, MetricUnit.Count, p.repairRounds);
+    m.addMetric(TASK_METRIC.dirtyKeys, MetricUnit.Count, p.dirtyKeys);
+  }
+}
+
+function isNotificationProgress(p: IncrementalProgress): p is NotificationProgress {
+  return (p as Partial<NotificationProgress>).reader === 'notifications';
 }
 
 export function addInconsistentKeys(m: Metrics, inconsistentKeys: number): void {

@@ -27,6 +27,12 @@ export const TASK_METRIC = {
   inconsistentKeys: 'InconsistentKeys',
   /** One per start of the replicator container (Sum; above one per execution, it was restarted). */
   replicatorStarts: 'ReplicatorStarts',
+  /** Notifications reader: gaps in the keyspace events seen so far (lost subscription, silent probes…) (Maximum). */
+  eventGaps: 'EventGaps',
+  /** Notifications reader: repair rounds run so far, each a compare-and-copy pass (Maximum). */
+  repairRounds: 'RepairRounds',
+  /** Notifications reader: keys marked by events and not yet copied (Maximum). */
+  dirtyKeys: 'DirtyKeys',
 } as const;
 
 export type TaskMetricName = (typeof TASK_METRIC)[keyof typeof TASK_METRIC];

@@ -6,6 +6,7 @@ import {
   publishTaskMetrics,
 } from '../../functions/shared/task-metrics.ts';
 import { METRICS_NAMESPACE, TASK_DIMENSIONS, TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
+import type { NotificationProgress } from '../../lib/notifications/notification-sync.ts';
 
 /** The EMF records written to stdout while `fn` runs. */
 function emfOf(fn: () => void): Record<string, unknown>[] {
@@ -69,6 +70,38 @@ describe('task metrics (what the stack dashboard and alarms read)', () => {
       [TASK_METRIC.opsPerSecond]: 5,
       [TASK_METRIC.commandsApplied]: 7,
       [TASK_METRIC.keysRecopied]: 2,
+    });
+  });
+
+  it('add the gaps, repair rounds and waiting keys when the notifications reader runs', () => {
+    const progress: NotificationProgress = {
+      phase: 'incremental',
+      sourceOffset: undefined,
+      commandsApplied: 0,
+      commandsSkipped: 0,
+      keysRecopied: 9,
+      dbsResynced: 0,
+      reconnects: 0,
+      lagMs: 4,
+      p50LagMs: 3,
+      p99LagMs: 4,
+      bytesBehind: undefined,
+      appliedOffset: undefined,
+      opsPerSecond: 2,
+      reader: 'notifications',
+      eventsReceived: 11,
+      dirtyKeys: 5,
+      gaps: 2,
+      recentGaps: [],
+      repairRounds: 3,
+      repairing: false,
+    };
+    const [record] = emfOf(() => publishTaskMetrics('task-3', (m) => addIncrementalMetrics(m, progress)));
+    expect(record).toMatchObject({
+      [TASK_METRIC.eventGaps]: 2,
+      [TASK_METRIC.repairRounds]: 3,
+      [TASK_METRIC.dirtyKeys]: 5,
+      [TASK_METRIC.keysRecopied]: 9,
     });
   });
 });

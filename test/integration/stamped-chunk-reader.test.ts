@@ -54,19 +54,24 @@ describe('StampedChunkReader', () => {
 
 /**
  * Before 7.0 there is no PEXPIRETIME: the chunk reads PTTL and TIME right after it for each key, in the
- * same transaction, so an expiry comes out late only by the truncation of both to the ms (TIME once
- * per chunk was late by however long the chunk's later DUMPs took).
+ * same transaction, so an expiry comes out late only by what passed on the server between the two
+ * (TIME once per chunk was late by however long the chunk's later DUMPs took). What passes there is
+ * scheduling, not ours to bound in a test: the bound asserted is the transaction's own span, read with
+ * TIME just before and after it, and never early. bench/relative-expiry.ts measures the typical error.
  */
 describe.each(SERVER_BUILDS.filter((b) => b.version[0] < 7))(
   'StampedChunkReader on $name (PTTL + TIME)',
   (build) => {
-    const FEW_MS = 1;
     const CHUNK = 1000;
     it.skipIf(!build.present)(
-      `places every absolute expiry of a ${CHUNK}-key chunk within ${FEW_MS} ms${build.present ? '' : ` (skipped: ${build.binary} absent)`}`,
+      `places every absolute expiry of a ${CHUNK}-key chunk never early and within its transaction's span${build.present ? '' : ` (skipped: ${build.binary} absent)`}`,
       async () => {
         const source = await startRedis({ binary: build.binary });
         const conn = await RawConnection.open({ role: 'source', host: source.host, port: source.port });
+        const serverMs = async () => {
+          const [sec, usec] = (await conn.call(['TIME'])) as Buffer[];
+          return Number(String(sec)) * 1000 + Math.floor(Number(String(usec)) / 1000);
+        };
         try {
           const base = Date.now() + 3_600_000;
           const keys = Array.from({ length: CHUNK }, (_, i) => Buffer.from(`k:${i}`));
@@ -82,10 +87,12 @@ describe.each(SERVER_BUILDS.filter((b) => b.version[0] < 7))(
             db: 0,
             dbHasExpiringKeys: true,
           });
+          const before = await serverMs();
           const chunk = await reader.read({ cursorAfter: '0', keys });
+          const after = await serverMs();
           const late = chunk.expireAt.map((at, i) => at - (base + i));
           expect(Math.min(...late)).toBeGreaterThanOrEqual(0);
-          expect(Math.max(...late)).toBeLessThanOrEqual(FEW_MS);
+          expect(Math.max(...late)).toBeLessThanOrEqual(after - before);
         } finally {
           await conn.close();
           await source.stop();

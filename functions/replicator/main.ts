@@ -1,7 +1,7 @@
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { isDtsError } from '../../lib/errors.ts';
-import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
+import type { IncrementalProgress } from '../../lib/incremental/incremental-types.ts';
 import { TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
 import { REPLICATOR_TASK_ENV } from '../../lib/orchestration/step-types.ts';

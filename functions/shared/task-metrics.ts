@@ -1,5 +1,5 @@
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
+import type { IncrementalProgress } from '../../lib/incremental/incremental-types.ts';
 import { METRICS_NAMESPACE, TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
 import type { NotificationProgress } from '../../lib/notifications/notification-sync.ts';
 

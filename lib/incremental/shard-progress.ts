@@ -1,4 +1,4 @@
-import type { IncrementalOutcome, IncrementalPhase, IncrementalProgress } from './incremental-sync.ts';
+import type { IncrementalOutcome, IncrementalPhase, IncrementalProgress } from './incremental-types.ts';
 
 const PHASE_ORDER: IncrementalPhase[] = ['catch-up', 're-copy', 'incremental'];
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { IncrementalOutcome, IncrementalProgress } from '../incremental/incremental-sync.ts';
+import type { IncrementalOutcome, IncrementalProgress } from '../incremental/incremental-types.ts';
 import type { KeyRecopier } from '../incremental/key-recopier.ts';
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import type { DirtyKey } from './dirty-keys.ts';

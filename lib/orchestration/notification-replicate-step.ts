@@ -3,7 +3,7 @@ import { DtsError } from '../errors.ts';
 import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import type { OversizedKeyCopier } from '../fullsync/oversized-key-copier.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
-import type { IncrementalOutcome } from '../incremental/incremental-sync.ts';
+import type { IncrementalOutcome } from '../incremental/incremental-types.ts';
 import { KeyRecopier } from '../incremental/key-recopier.ts';
 import type { KeyspaceWatch, ShardWatch } from '../notifications/keyspace-watch.ts';
 import { type NotificationProgress, NotificationSync } from '../notifications/notification-sync.ts';

@@ -1,4 +1,4 @@
-import type { IncrementalProgress } from '../incremental/incremental-sync.ts';
+import type { IncrementalProgress } from '../incremental/incremental-types.ts';
 import type { KeyspaceWatch } from '../notifications/keyspace-watch.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';

@@ -6,11 +6,8 @@ import { DtsError, isDtsError } from '../errors.ts';
 import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
 import type { OversizedKeyCopier } from '../fullsync/oversized-key-copier.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
-import {
-  type IncrementalOutcome,
-  type IncrementalProgress,
-  IncrementalSync,
-} from '../incremental/incremental-sync.ts';
+import { IncrementalSync } from '../incremental/incremental-sync.ts';
+import type { IncrementalOutcome, IncrementalProgress } from '../incremental/incremental-types.ts';
 import { combineOutcomes, combineProgress } from '../incremental/shard-progress.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin } from '../redis/admin-client.ts';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { IncrementalProgress } from '../../lib/incremental/incremental-sync.ts';
+import type { IncrementalProgress } from '../../lib/incremental/incremental-types.ts';
 import { combineOutcomes, combineProgress } from '../../lib/incremental/shard-progress.ts';
 
 function progress(p: Partial<IncrementalProgress>): IncrementalProgress {

@@ -1,0 +1,276 @@
+import { type FilterDecision, filterCommand, uniqueKeys } from '../commands/command-filter.ts';
+import { targetDbFor } from '../commands/key-filter.ts';
+import { DtsError } from '../errors.ts';
+import { keySlot } from '../redis/cluster-slot.ts';
+import type { ApplyBatcher } from './apply-batcher.ts';
+import { dbsBeforeSelect, type StreamScope } from './catch-up-collector.ts';
+import { type ExpiryPlacer, LOOK_AHEAD_COMMANDS, relativeExpiryKeysAhead } from './expiry-placer.ts';
+import { isFunctionCommand } from './function-copier.ts';
+import { type HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
+import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
+import { ALL_NODES, type Applier, type ApplyCommand } from './marker-applier.ts';
+import type { SkipStamps } from './skip-stamps.ts';
+import { splitBySlot } from './slot-split.ts';
+import type { StreamItem } from './stream-feed.ts';
+
+const FLUSHDB = Buffer.from('FLUSHDB');
+const MOVE = Buffer.from('MOVE');
+
+export interface CommandRouterOptions {
+  scope: StreamScope;
+  taskId: string;
+  heartbeat?: { prefix: string; db: number };
+  stamps: SkipStamps;
+  out: ApplyBatcher;
+  applier: Applier;
+  /** A pre-7.0 source: its relative expiries are made absolute (or their keys re-copied). */
+  expiries: ExpiryPlacer | undefined;
+  heartbeatWriter: () => HeartbeatWriter | undefined;
+  /** The commands that follow in the stream, not taken yet. */
+  peek: (n: number) => readonly StreamItem[];
+  /** Copies keys again at a stamp (recording their skip entries); the commands that write the copy. */
+  recopy: (db: number, keys: Buffer[]) => Promise<{ commands: ApplyCommand[] }>;
+}
+
+/**
+ * The apply loop's decisions, one stream command at a time: replay it as is (routed to its slot's node on
+ * a cluster destination, its relative expiry made absolute for a pre-7.0 source), skip it when a re-copy
+ * already holds its effect, or copy its keys again in the same batch when it cannot be replayed here.
+ * It also keeps the stream's db and whether a source transaction is open.
+ */
+export class CommandRouter {
+  private readonly c: CommandRouterOptions;
+  /** The stream's current db (undefined until a SELECT or our heartbeat names it). */
+  db: number | undefined;
+  inTransaction = false;
+  /** The stream's FUNCTION commands up to here are in the libraries copied at the catch-up's end. */
+  functionsStamp = -1;
+  commandsApplied = 0;
+  commandsSkipped = 0;
+  /** When the stream last carried data (not our heartbeats): how a quiet source is told. */
+  lastDataAt = Date.now();
+
+  constructor(c: CommandRouterOptions) {
+    this.c = c;
+  }
+
+  /** One command of the apply loop; returns a promise only when it has to read the source (a re-copy). */
+  handle(item: StreamItem): Promise<void> | undefined {
+    const hb = this.c.heartbeat;
+    if (hb) {
+      const ms = isHeartbeat(item.argv, hb.prefix, this.c.taskId);
+      if (ms !== undefined) {
+        // Our own write tells the db when no SELECT has yet.
+        this.db ??= hb.db;
+        this.c.out.heartbeat(ms);
+        this.c.expiries?.observeHeartbeat(ms, item.at);
+        return undefined;
+      }
+    }
+    if (this.db === undefined) return this.handleUnknownDb(item);
+    const d = filterCommand({ db: this.db, argv: item.argv }, this.c.scope.filter);
+    return this.decide(d, item, this.db);
+  }
+
+  private decide(d: FilterDecision, item: StreamItem, db: number): Promise<void> | undefined {
+    switch (d.action) {
+      case 'select':
+        this.db = d.db;
+        return undefined;
+      case 'transaction':
+        this.inTransaction = d.what === 'multi';
+        return undefined;
+      case 'skip':
+        if (d.reason !== 'ping' && d.reason !== 'replconf') this.commandsSkipped++;
+        return undefined;
+      case 'apply': {
+        // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
+        if (d.serverWide && item.end <= this.functionsStamp && isFunctionCommand(d.argv)) return undefined;
+        if (d.serverWide || d.keys.length === 0 || item.end > this.c.stamps.maxStamp) {
+          return this.pushPlaced(d, item, db);
+        }
+        if (d.otherDb) return this.applyAcrossDbs(d, item, db);
+        const behind = d.keys.filter((k) => !this.c.stamps.covers(db, k, item.end));
+        if (behind.length === d.keys.length) return this.pushPlaced(d, item, db);
+        this.lastDataAt = Date.now();
+        if (behind.length === 0) {
+          this.commandsSkipped++;
+          return undefined;
+        }
+        // Some keys already hold this command's effect, others do not: copy the others' state.
+        return this.recopyInto(db, behind);
+      }
+      case 'recopy': {
+        this.lastDataAt = Date.now();
+        const keys = d.keys.filter((k) => !this.c.stamps.covers(d.db, k, item.end));
+        return keys.length > 0 ? this.recopyInto(d.db, keys) : undefined;
+      }
+      case 'keyspace':
+        this.lastDataAt = Date.now();
+        return this.keyspace(d, item);
+      case 'error':
+        throw unsupported(d.message);
+    }
+  }
+
+  /**
+   * MOVE/COPY … DB with a re-copy ahead of it in either db: replaying it would act on a state that already
+   * holds its effect, so the keys it writes are copied again in both dbs (found by the property test).
+   */
+  private applyAcrossDbs(d: Extract<FilterDecision, { action: 'apply' }>, item: StreamItem, db: number) {
+    const other = d.otherDb!;
+    const covered = (x: number, keys: Buffer[]) => keys.some((k) => this.c.stamps.covers(x, k, item.end));
+    if (!covered(db, d.keys) && !covered(other.db, other.writes)) return this.pushApplied(d, item, db);
+    this.lastDataAt = Date.now();
+    const here = other.writesHere ? this.recopyInto(db, other.writes) : Promise.resolve();
+    return here.then(() => this.recopyInto(other.db, other.writes));
+  }
+
+  /**
+   * No SELECT seen since the stream (re)started: the command may be in any synced db, so its keys are
+   * re-copied in each (exact, if slower), until a SELECT or our heartbeat tells the db.
+   */
+  private async handleUnknownDb(item: StreamItem): Promise<void> {
+    for (const db of dbsBeforeSelect(this.c.scope)) {
+      const d = filterCommand({ db, argv: item.argv }, this.c.scope.filter);
+      if (d.action === 'select') {
+        this.db = d.db;
+        return;
+      }
+      if (d.action === 'transaction') {
+        this.inTransaction = d.what === 'multi';
+        return;
+      }
+      if (d.action === 'error') throw unsupported(d.message);
+      if (d.action === 'keyspace') {
+        throw new DtsError(
+          'UNKNOWN_DB',
+          `${d.what.toUpperCase()} arrived before the replication stream named its db, so its effect cannot be placed`,
+          'run the task again with a fresh full sync (keep the heartbeat enabled: it tells the db early)',
+        );
+      }
+      if (d.action === 'apply' && d.serverWide) {
+        await this.pushApplied(d, item, db);
+        return;
+      }
+      const keys = d.action === 'apply' ? d.keys : d.action === 'recopy' ? d.keys : [];
+      const from = d.action === 'recopy' ? d.db : db;
+      // MOVE/COPY … DB write in the db they name as well.
+      if (d.action === 'apply' && d.otherDb) await this.recopyInto(d.otherDb.db, d.otherDb.writes);
+      const behind = keys.filter((k) => !this.c.stamps.covers(from, k, item.end));
+      if (behind.length === 0) continue;
+      this.lastDataAt = Date.now();
+      await this.recopyInto(from, behind);
+    }
+  }
+
+  /**
+   * FLUSHDB, FLUSHALL, SWAPDB. Replayed as is (or, for FLUSHALL with a db selection, as FLUSHDB of each
+   * selected db); keys re-copied ahead of the command in the dbs it touches would lose that copy, so they
+   * are copied again right after it, in the same batch.
+   */
+  private async keyspace(
+    d: Extract<FilterDecision, { action: 'keyspace' }>,
+    item: StreamItem,
+  ): Promise<void> {
+    if (this.c.scope.clusterSource) throw keyspaceOnClusterShard(this.c.scope.shardId, d.what);
+    const touched = d.dbs === 'all' ? undefined : d.dbs;
+    const ahead = this.c.stamps.ahead(item.end, touched);
+    const everyNode = this.c.scope.cluster ? { slot: ALL_NODES, end: item.end } : {};
+    if (d.replayable) {
+      await this.push({ db: d.db, argv: d.argv, ...everyNode });
+    } else if (d.what === 'flushall' && d.dbs !== 'all') {
+      for (const db of d.dbs) {
+        await this.push({ db: targetDbFor(this.c.scope.filter.dbMap, db), argv: [FLUSHDB], ...everyNode });
+      }
+    } else {
+      throw new DtsError(
+        'KEYSPACE_NOT_REPLAYABLE',
+        `${d.what.toUpperCase()} on the source touches ${d.dbs === 'all' ? 'every db' : `dbs ${d.dbs.join(', ')}`}, ` +
+          "which the task's db selection or mapping cannot reproduce on the destination",
+        'run the task again with a fresh full sync (or select both dbs of a SWAPDB)',
+      );
+    }
+    if (d.what === 'swapdb' && d.replayable) this.followSwap(d);
+    if (ahead.length === 0) return;
+    const keys = uniqueKeys(ahead.map((a) => a.key));
+    const dbs = touched ?? [...new Set(ahead.map((a) => a.db))];
+    for (const db of dbs) await this.recopyInto(db, keys);
+  }
+
+  /**
+   * SWAPDB moves our own keys with the data. On the destination, the marker and skip hash are moved back
+   * into markerDb in the same transaction (the batch's marker SET then overwrites the marker); on the
+   * source, the heartbeat key is deleted from the db it went to.
+   */
+  private followSwap(d: Extract<FilterDecision, { action: 'keyspace' }>): void {
+    const [ta, tb] = [Number(d.argv[1]!.toString('latin1')), Number(d.argv[2]!.toString('latin1'))];
+    const markerDb = this.c.applier.markerDb;
+    if (ta === markerDb || tb === markerDb) {
+      const other = ta === markerDb ? tb : ta;
+      for (const key of this.c.applier.ownKeys) {
+        this.c.out.add({ db: other, argv: [MOVE, key, Buffer.from(String(markerDb))] }, false);
+      }
+    }
+    const hb = this.c.heartbeat;
+    if (hb && Array.isArray(d.dbs) && d.dbs.includes(hb.db)) {
+      const other = d.dbs.find((db) => db !== hb.db);
+      if (other !== undefined) void this.c.heartbeatWriter()?.removeFrom(other);
+    }
+  }
+
+  /**
+   * A command replayed as the filter gave it (its db argument rewritten through dbMap). On a cluster
+   * destination it goes to the node of its slot; one whose keys span slots is split per slot where that
+   * keeps its meaning, otherwise its keys are re-copied (never a CROSSSLOT error).
+   */
+  private pushApplied(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    if (!this.c.scope.cluster) return this.push({ db: d.db, argv: d.argv });
+    const end = item.end;
+    if (d.serverWide || d.keys.length === 0)
+      return this.push({ db: d.db, argv: d.argv, slot: ALL_NODES, end });
+    const slot = keySlot(d.keys[0]!);
+    if (d.keys.every((k) => keySlot(k) === slot)) return this.push({ db: d.db, argv: d.argv, slot, end });
+    const parts = splitBySlot(d.argv);
+    if (!parts) {
+      this.lastDataAt = Date.now();
+      return this.recopyInto(db, uniqueKeys(d.keys));
+    }
+    for (const p of parts) this.push({ db: d.db, argv: p.argv, slot: p.slot, end });
+    return undefined;
+  }
+
+  /** pushApplied, with a pre-7.0 source's relative expiry made absolute, or its keys re-copied. */
+  private pushPlaced(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    const placed = d.serverWide ? undefined : this.c.expiries?.place(d.argv, item.end, item.at);
+    if (placed === undefined) return this.pushApplied(d, item, db);
+    if (placed === 'recopy') {
+      this.lastDataAt = Date.now();
+      const ahead = relativeExpiryKeysAhead(this.c.peek(LOOK_AHEAD_COMMANDS), db, this.c.scope.filter);
+      return this.recopyInto(db, uniqueKeys([...d.keys, ...ahead]));
+    }
+    // One key each: none needs the cross-slot handling that could return a promise.
+    for (const argv of placed) this.pushApplied({ ...d, argv }, item, db);
+    return undefined;
+  }
+
+  private push(c: ApplyCommand): undefined {
+    this.c.out.add(c, true);
+    this.commandsApplied++;
+    this.lastDataAt = Date.now();
+    return undefined;
+  }
+
+  private async recopyInto(db: number, keys: Buffer[]): Promise<void> {
+    const r = await this.c.recopy(db, keys);
+    for (const c of r.commands) this.c.out.add(c, false);
+  }
+}

@@ -1,6 +1,13 @@
 /**
  * Progress of long work, for people and for machines: a one-line bar redrawn on a TTY, JSON lines
  * otherwise (CI logs, CloudWatch). Rates are averaged over a sliding window so the ETA is steady.
+ *
+ * One sink serves a whole task, whose counters are not one series: full-sync units run side by side,
+ * each counting its own keys, and the verification after the copy counts again from zero. So a rate is
+ * never taken from the difference of two snapshots' keysDone (that went negative when the verify's
+ * first snapshot followed the copy's last one); it comes from the increments of each counter (one per
+ * phase and unit), summed. A counter's first snapshot, and one lower than its last, start it again:
+ * they count for nothing, so the rate never jumps when a counter appears mid-way or restarts.
  */
 export interface ProgressSnapshot {
   phase: string;
@@ -23,6 +30,7 @@ export interface ProgressSink {
 
 interface Sample {
   t: number;
+  /** Progress summed over every unit since the reporter started: it only grows. */
   keys: number;
   bytes: number;
 }
@@ -33,22 +41,41 @@ export class ProgressReporter implements ProgressSink {
   private readonly out: NodeJS.WriteStream;
   private readonly tty: boolean;
   private readonly intervalMs: number;
-  private readonly samples: Sample[] = [];
+  private readonly windowMs: number;
+  private readonly now: () => number;
+  private samples: Sample[] = [];
+  /** Each counter's last values (by phase and unit), to take its increments from. */
+  private readonly counters = new Map<string, { keys: number; bytes: number }>();
+  private keysProgress = 0;
+  private bytesProgress = 0;
   private last?: ProgressSnapshot;
   private lastPrint = 0;
   private barShown = false;
 
-  constructor(options: { out?: NodeJS.WriteStream; tty?: boolean; intervalMs?: number } = {}) {
+  constructor(
+    options: {
+      out?: NodeJS.WriteStream;
+      tty?: boolean;
+      intervalMs?: number;
+      /** The span rates are averaged over (default 5 s). */
+      windowMs?: number;
+      /** The clock, in ms (tests step it instead of waiting). */
+      now?: () => number;
+    } = {},
+  ) {
     this.out = options.out ?? process.stderr;
+    this.now = options.now ?? (() => performance.now());
     this.tty = options.tty ?? Boolean(this.out.isTTY);
     this.intervalMs = options.intervalMs ?? (this.tty ? 200 : 2000);
+    this.windowMs = options.windowMs ?? WINDOW_MS;
   }
 
   update(s: ProgressSnapshot): void {
-    const now = performance.now();
+    const now = this.now();
     this.last = s;
-    this.samples.push({ t: now, keys: s.keysDone, bytes: s.bytesDone });
-    while (this.samples.length > 2 && now - this.samples[0]!.t > WINDOW_MS) this.samples.shift();
+    this.count(s);
+    this.samples.push({ t: now, keys: this.keysProgress, bytes: this.bytesProgress });
+    while (this.samples.length > 2 && now - this.samples[0]!.t > this.windowMs) this.samples.shift();
     if (now - this.lastPrint < this.intervalMs) return;
     this.lastPrint = now;
     this.print(s);
@@ -72,6 +99,9 @@ export class ProgressReporter implements ProgressSink {
   finish(): void {
     if (this.last) this.print(this.last);
     this.last = undefined;
+    // Whatever reports next (the verify after the copy) is measured from its own start.
+    this.samples = [];
+    this.counters.clear();
     if (this.tty && this.barShown) this.out.write('\n');
     this.barShown = false;
   }
@@ -83,6 +113,16 @@ export class ProgressReporter implements ProgressSink {
     if (!a || !b || b.t - a.t < 1) return { keysPerSecond: 0, bytesPerSecond: 0 };
     const dt = (b.t - a.t) / 1000;
     return { keysPerSecond: (b.keys - a.keys) / dt, bytesPerSecond: (b.bytes - a.bytes) / dt };
+  }
+
+  /** Adds the snapshot's increments over its counter's previous snapshot. */
+  private count(s: ProgressSnapshot): void {
+    const id = `${s.phase}\0${s.unit ?? ''}`;
+    const prev = this.counters.get(id);
+    this.counters.set(id, { keys: s.keysDone, bytes: s.bytesDone });
+    if (!prev) return;
+    if (s.keysDone >= prev.keys) this.keysProgress += s.keysDone - prev.keys;
+    if (s.bytesDone >= prev.bytes) this.bytesProgress += s.bytesDone - prev.bytes;
   }
 
   private print(s: ProgressSnapshot): void {

@@ -1,9 +1,11 @@
 import type { RawConnection } from '../redis/raw-connection.ts';
-import { RespError, type RespValue } from '../redis/resp.ts';
-import { expiryText, sides } from './describe.ts';
+import { encodeCommand, RespError, type RespValue } from '../redis/resp.ts';
+import { sides } from './describe.ts';
 import { encodeAll, encodeKeyCommands, encodeMixedKeyCommands, HEAD, send } from './key-commands.ts';
+import { type ExpiryReads, probeBoth, ttlFinding } from './key-probe.ts';
 import { comparePaged } from './paged-compare.ts';
 import type { PagedPool } from './paged-pool.ts';
+import { sameElements } from './payload-elements.ts';
 import { readFailed } from './read-error.ts';
 import type { ServerCaps } from './server-caps.ts';
 import { compareStream } from './stream-compare.ts';
@@ -16,6 +18,12 @@ export interface UnitSession {
   tgt: RawConnection;
   srcCaps: ServerCaps;
   tgtCaps: ServerCaps;
+  srcDb: number;
+  tgtDb: number;
+  /** Whether probes read expiries (key-probe.ts), shared by the unit's batches on this pair of nodes. */
+  expiry: ExpiryReads;
+  /** One EXISTS may name many keys: the source is not a cluster, whose batches span many slots. */
+  multiKeyExists: boolean;
   mode: 'full' | 'length' | 'exists';
   ttlToleranceMs: number;
   /** Compare DUMP payloads before reading values as data (both servers write the same format). */
@@ -56,8 +64,15 @@ export function compareKeys(
 /**
  * Keys of a destination scan that the source does not hold. Only the source is asked for every key;
  * the few it lacks are checked again on the destination, since they may have expired since SCAN.
+ * Where it can, the source is first asked once for the whole batch (EXISTS k1 … kn counts the keys
+ * that exist): when it holds every one, that single command is the answer, instead of one per key.
  */
 export async function findExtras(s: UnitSession, keys: readonly Buffer[]): Promise<boolean[]> {
+  if (s.multiKeyExists) {
+    const [n] = await send(s.src, encodeCommand(['EXISTS', ...keys]), 1);
+    checkAll(s.src, [n!], ['EXISTS']);
+    if (n === keys.length) return keys.map(() => false);
+  }
   const a = await send(s.src, encodeKeyCommands([HEAD.EXISTS], keys), keys.length);
   checkAll(s.src, a, ['EXISTS']);
   const absent = keys.filter((_, i) => a[i] === 0);
@@ -176,57 +191,6 @@ interface Candidate {
   dumped?: boolean;
 }
 
-interface Probe {
-  /** TYPE per key; undefined when not read. */
-  types: (string | undefined)[];
-  /** Absolute ms, -1 without expiry, -2 missing. */
-  expireAt: number[];
-  /** MEMORY USAGE; undefined when the server does not tell. */
-  memory: (number | undefined)[];
-  /** false when a reply said the key does not exist. */
-  present: boolean[];
-}
-
-async function probe(
-  conn: RawConnection,
-  caps: ServerCaps,
-  keys: readonly Buffer[],
-  withType: boolean,
-): Promise<Probe> {
-  const heads: Buffer[] = [];
-  const names: string[] = [];
-  const add = (head: Buffer, name: string) => {
-    heads.push(head);
-    names.push(name);
-  };
-  if (withType) add(HEAD.TYPE, 'TYPE');
-  add(caps.pexpiretime ? HEAD.PEXPIRETIME : HEAD.PTTL, caps.pexpiretime ? 'PEXPIRETIME' : 'PTTL');
-  if (caps.memoryUsage) add(HEAD.MEMORY_USAGE, 'MEMORY USAGE');
-  const at = { ms: 0 };
-  const replies = await send(conn, encodeKeyCommands(heads, keys), heads.length * keys.length, at);
-  checkAll(conn, replies, names);
-  const n = heads.length;
-  const ttlAt = withType ? 1 : 0;
-  const p: Probe = { types: [], expireAt: [], memory: [], present: [] };
-  for (let i = 0; i < keys.length; i++) {
-    const type = withType ? String(replies[n * i]) : undefined;
-    const t = replies[n * i + ttlAt] as number;
-    const m = caps.memoryUsage ? replies[n * i + ttlAt + 1] : undefined;
-    p.types.push(type);
-    p.expireAt.push(t < 0 || caps.pexpiretime ? t : at.ms + t);
-    p.memory.push(typeof m === 'number' ? m : undefined);
-    p.present.push(type !== 'none' && t !== -2 && m !== null);
-  }
-  return p;
-}
-
-function ttlFinding(a: number, b: number, tolerance: number): Finding | undefined {
-  // -2: gone since the probe; the key's presence decides, and a later round sees the settled state.
-  if (a === b || a === -2 || b === -2) return undefined;
-  if (a >= 0 && b >= 0 && Math.abs(a - b) <= tolerance) return undefined;
-  return { category: 'ttl', detail: sides(expiryText(a), expiryText(b)) };
-}
-
 /**
  * The expiry and MEMORY USAGE of every key on both sides in one pipeline each; then the values: DUMP
  * payloads when both servers write the same format (equal bytes are equal values), the whole value as
@@ -242,10 +206,7 @@ async function compareFull(
 ): Promise<KeyResult[]> {
   const sameFormat = s.dumpPayloads;
   const withType = !(sameFormat && s.srcCaps.memoryUsage && s.tgtCaps.memoryUsage);
-  const [a, b] = await Promise.all([
-    probe(s.src, s.srcCaps, keys, withType),
-    probe(s.tgt, s.tgtCaps, keys, withType),
-  ]);
+  const [a, b] = await probeBoth(s, keys, withType);
   const results: KeyResult[] = new Array(keys.length);
   const dumps: Candidate[] = [];
   const untyped: Candidate[] = [];
@@ -411,7 +372,7 @@ async function compareDumps(
         return;
       }
       s.onBytes(x.length + y.length);
-      if (x.equals(y)) return;
+      if (x.equals(y) || sameElements(x, y)) return;
       c.dumped = true;
       // The payloads' first byte names the type (when both agree), which saves a TYPE per key.
       const type = RDB_TYPES[x[0]!];

@@ -12,8 +12,8 @@ export interface ServerCaps {
   /** Product and major.minor (server-versions.ts dumpFamily): servers of one family write the same DUMP bytes. */
   rdbFamily: string;
   clusterEnabled: boolean;
-  /** Keys per db from INFO keyspace; undefined when INFO is not allowed. */
-  keyspace: Record<number, { keys: number }> | undefined;
+  /** Keys, and keys with an expiry, per db from INFO keyspace; undefined when INFO is not allowed. */
+  keyspace: Record<number, { keys: number; expires: number }> | undefined;
   /** PEXPIRETIME (Redis 7.0+); otherwise PTTL and the local clock. */
   pexpiretime: boolean;
   /** MEMORY USAGE, which tells big keys before they are read; without it every key is compared in pages. */
@@ -38,11 +38,14 @@ export async function probeServer(conn: RawConnection): Promise<ServerCaps> {
   }
   const fields = info instanceof Error || info === null ? {} : parseInfo(String(info));
   const version = fields.redis_version ?? '';
-  const keyspace: Record<number, { keys: number }> = {};
+  const keyspace: Record<number, { keys: number; expires: number }> = {};
   for (const [name, value] of Object.entries(fields)) {
     const db = /^db(\d+)$/.exec(name);
     const keys = /(?:^|,)keys=(\d+)/.exec(value);
-    if (db && keys) keyspace[Number(db[1])] = { keys: Number(keys[1]) };
+    // Without a count of expiring keys, assume some: the verifier then reads every key's expiry.
+    const expires = /(?:^|,)expires=(\d+)/.exec(value);
+    if (db && keys)
+      keyspace[Number(db[1])] = { keys: Number(keys[1]), expires: expires ? Number(expires[1]) : 1 };
   }
   const [pexpiretime, memoryUsage, multiMember, fieldTtl] = await Promise.all([
     answers(conn, ['PEXPIRETIME', PROBE_KEY]),

@@ -19,7 +19,7 @@ const RECHECK_BATCH = 500;
  * Compares the destination with the source, db by db (units), and reports what differs.
  *
  * Round 1 SCANs each source db and compares every selected key on both sides in pipelined batches
- * (compare-keys.ts), then SCANs the destination db for keys the source does not have. Either side may be
+ * (compare-keys.ts), and meanwhile SCANs the destination db for keys the source does not have. Either side may be
  * a Redis Cluster (db 0 only): every master is scanned, and each key is read on the master owning its
  * slot (verify-session.ts). Data may still be changing (an incremental sync running, keys expiring), so
  * a difference is only believed if it persists: rounds 2..N re-check just the differing keys after a
@@ -84,29 +84,47 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
       { unit: unit.unitId, mode },
     );
     const session = await open(unit);
+    // The two passes run side by side: the source pass keeps the source busy with DUMPs while the
+    // destination pass mostly scans the destination (its lookups on the source are one EXISTS per
+    // batch), so each server does its share at once instead of one after the other. A failure in one
+    // stops the other before the session closes.
+    let failed = false;
+    const halted = () => failed || stopped();
+    const pass = (run: () => Promise<void>) =>
+      run().catch((e: unknown) => {
+        failed = true;
+        throw e;
+      });
     try {
-      await forEachBatch(session.scans('source'), select, count(o), stopped, async (keys) => {
-        const results = await session.compare(keys, 'skip');
-        for (let i = 0; i < keys.length; i++) {
-          if (!results[i]?.length) continue;
-          tracker.set(index, keys[i]!, results[i]);
-          await o.onDifference?.(unit, keys[i]!);
-        }
-        stats.keysCompared += keys.length;
-        keysDone += keys.length;
-        report('verify', unit);
-      });
-      await forEachBatch(session.scans('target'), select, count(o), stopped, async (keys) => {
-        const extra = await session.findExtras(keys);
-        for (let i = 0; i < keys.length; i++) {
-          if (!extra[i]) continue;
-          tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
-          await o.onDifference?.(unit, keys[i]!);
-        }
-        stats.keysOnTarget += keys.length;
-        keysDone += keys.length;
-        report('verify: extra keys', unit);
-      });
+      const passes = await Promise.allSettled([
+        pass(() =>
+          forEachBatch(session.scans('source'), select, count(o), halted, async (keys) => {
+            const results = await session.compare(keys, 'skip');
+            for (let i = 0; i < keys.length; i++) {
+              if (!results[i]?.length) continue;
+              tracker.set(index, keys[i]!, results[i]);
+              await o.onDifference?.(unit, keys[i]!);
+            }
+            stats.keysCompared += keys.length;
+            keysDone += keys.length;
+            report('verify', unit);
+          }),
+        ),
+        pass(() =>
+          forEachBatch(session.scans('target'), select, count(o), halted, async (keys) => {
+            const extra = await session.findExtras(keys);
+            for (let i = 0; i < keys.length; i++) {
+              if (!extra[i]) continue;
+              tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
+              await o.onDifference?.(unit, keys[i]!);
+            }
+            stats.keysOnTarget += keys.length;
+            keysDone += keys.length;
+            report('verify: extra keys', unit);
+          }),
+        ),
+      ]);
+      for (const p of passes) if (p.status === 'rejected') throw p.reason;
     } finally {
       await session.close();
     }

@@ -8,8 +8,9 @@ import {
   type SourceAbsent,
   type UnitSession,
 } from './compare-keys.ts';
+import { expiryReads } from './key-probe.ts';
 import { PagedPool } from './paged-pool.ts';
-import { CLIENT_NAME, type VerifySide } from './verify-side.ts';
+import { CLIENT_NAME, isCluster, type VerifySide } from './verify-side.ts';
 import type { VerifyOptions } from './verify-types.ts';
 
 const MAX_BATCH_BYTES = 16 * 1024 * 1024;
@@ -67,6 +68,11 @@ export async function openSession(
           ...base,
           src,
           tgt,
+          srcDb: unit.sourceDb,
+          tgtDb: unit.targetDb,
+          // Per pair of nodes: INFO keyspace, which decides it, counts one node's keys.
+          expiry: expiryReads(base.srcCaps, base.tgtCaps, unit.sourceDb, unit.targetDb),
+          multiKeyExists: !isCluster(s.source),
           mode: s.mode,
           dumpPayloads,
           bigKeyBytes: o.bigKeyBytes ?? 8 * 1024 * 1024,

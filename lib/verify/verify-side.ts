@@ -61,14 +61,15 @@ function mergeCaps(all: ServerCaps[]): ServerCaps {
   const first = all[0]!;
   const same = (f: (c: ServerCaps) => string) => all.every((c) => f(c) === f(first));
   const every = (f: (c: ServerCaps) => boolean) => all.every(f);
-  let keyspace: Record<number, { keys: number }> | undefined = {};
+  let keyspace: Record<number, { keys: number; expires: number }> | undefined = {};
   for (const c of all) {
     if (!c.keyspace || !keyspace) {
       keyspace = undefined;
       continue;
     }
-    for (const [db, { keys }] of Object.entries(c.keyspace)) {
-      keyspace[Number(db)] = { keys: (keyspace[Number(db)]?.keys ?? 0) + keys };
+    for (const [db, { keys, expires }] of Object.entries(c.keyspace)) {
+      const sum = keyspace[Number(db)];
+      keyspace[Number(db)] = { keys: (sum?.keys ?? 0) + keys, expires: (sum?.expires ?? 0) + expires };
     }
   }
   return {

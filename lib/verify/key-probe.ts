@@ -54,6 +54,8 @@ export async function probe(
   db: number,
   keys: readonly Buffer[],
   o: { withType: boolean; withExpiry: boolean },
+  /** Encoded batches by their commands: both sides usually send the same bytes. */
+  encoded = new Map<string, Buffer>(),
 ): Promise<Probe> {
   const heads: Buffer[] = [];
   const names: string[] = [];
@@ -68,13 +70,14 @@ export async function probe(
   const withInfo = caps.keyspace !== undefined;
   const perKey = heads.length * keys.length;
   const at = { ms: 0 };
-  const buf = encodeKeyCommands(heads, keys);
-  const replies = await send(
-    conn,
-    withInfo ? Buffer.concat([buf, INFO_KEYSPACE_COMMAND]) : buf,
-    perKey + (withInfo ? 1 : 0),
-    at,
-  );
+  const shape = `${names.join(',')}${withInfo ? ',INFO' : ''}`;
+  let buf = encoded.get(shape);
+  if (!buf) {
+    const commands = encodeKeyCommands(heads, keys);
+    buf = withInfo ? Buffer.concat([commands, INFO_KEYSPACE_COMMAND]) : commands;
+    encoded.set(shape, buf);
+  }
+  const replies = await send(conn, buf, perKey + (withInfo ? 1 : 0), at);
   for (let i = 0; i < perKey; i++) {
     const v = replies[i];
     if (v instanceof RespError) throw readFailed(conn, v, names[i % names.length]!);
@@ -137,11 +140,13 @@ export async function probeBoth(
   keys: readonly Buffer[],
   withType: boolean,
 ): Promise<[Probe, Probe]> {
-  const run = (withExpiry: boolean) =>
-    Promise.all([
-      probe(s.src, s.srcCaps, s.srcDb, keys, { withType, withExpiry }),
-      probe(s.tgt, s.tgtCaps, s.tgtDb, keys, { withType, withExpiry }),
+  const run = (withExpiry: boolean) => {
+    const encoded = new Map<string, Buffer>();
+    return Promise.all([
+      probe(s.src, s.srcCaps, s.srcDb, keys, { withType, withExpiry }, encoded),
+      probe(s.tgt, s.tgtCaps, s.tgtDb, keys, { withType, withExpiry }, encoded),
     ]);
+  };
   const noneExpiring = (a: Probe, b: Probe) => a.expiring === 0 && b.expiring === 0;
   const withExpiry = s.expiry.read;
   const first = await run(withExpiry);

@@ -25,6 +25,7 @@ export function sameElements(a: Buffer, b: Buffer): boolean {
   const x = entries(a, perEntry);
   const y = entries(b, perEntry);
   if (!x || !y || x.length !== y.length) return false;
+  if (x.length <= SMALL) return matchSmall(a, x, b, y);
   const order = (buf: Buffer) => (i: Range, j: Range) => compareRange(buf, i, j);
   const xi = sortedIndexes(x, order(a));
   const yi = sortedIndexes(y, order(b));
@@ -64,6 +65,37 @@ function entries(buf: Buffer, perEntry: number): Range[] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Up to this many entries, each of a's entries is looked for among b's (n² short comparisons, which
+ * for the few members of most small sets cost less than sorting both).
+ */
+const SMALL = 8;
+
+function matchSmall(a: Buffer, x: Range[], b: Buffer, y: Range[]): boolean {
+  let used = 0;
+  for (const p of x) {
+    let found = false;
+    for (let j = 0; j < y.length; j++) {
+      if (used & (1 << j)) continue;
+      const q = y[j]!;
+      if (sameBytes(a, p.start, p.end, b, q.start, q.end)) {
+        used |= 1 << j;
+        found = true;
+        break;
+      }
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+/** Byte ranges compared in JS: for the short ranges of small entries, cheaper than a native call. */
+function sameBytes(a: Buffer, as: number, ae: number, b: Buffer, bs: number, be: number): boolean {
+  if (ae - as !== be - bs) return false;
+  for (let i = as, j = bs; i < ae; i++, j++) if (a[i] !== b[j]) return false;
+  return true;
 }
 
 function sortedIndexes(ranges: Range[], compare: (i: Range, j: Range) => number): number[] {

@@ -22,8 +22,8 @@ export interface UnitSession {
   tgtDb: number;
   /** Whether probes read expiries (key-probe.ts), shared by the unit's batches on this pair of nodes. */
   expiry: ExpiryReads;
-  /** One EXISTS may name many keys on that side: it is not a cluster, whose batches span many slots. */
-  multiKeyExists: { src: boolean; tgt: boolean };
+  /** One EXISTS may name many keys: the source is not a cluster, whose batches span many slots. */
+  multiKeyExists: boolean;
   mode: 'full' | 'length' | 'exists';
   ttlToleranceMs: number;
   /** Compare DUMP payloads before reading values as data (both servers write the same format). */
@@ -37,14 +37,10 @@ export interface UnitSession {
 }
 
 /**
- * What a key absent from one side means. `skip`: absent from the source, it vanished since the source's
- * SCAN (the destination pass judges it); absent from the destination, it is missing there. `extra`
- * (re-checking known differences): absent from the source, it is an extra destination key.
- * `fromTarget` (round 1's destination pass, which compares the keys the destination SCAN found):
- * absent from the source, an extra key; absent from the destination, it vanished since that SCAN, and
- * the source pass judges it.
+ * What a key absent from the source means: in round 1's source pass it vanished since SCAN (the
+ * destination pass judges it); when a known difference is re-checked it is an extra destination key.
  */
-export type SourceAbsent = 'skip' | 'extra' | 'fromTarget';
+export type SourceAbsent = 'skip' | 'extra';
 
 /** Per key: its differences, or undefined when it is equal (or gone from both sides). */
 export type KeyResult = Finding[] | undefined;
@@ -66,37 +62,27 @@ export function compareKeys(
 }
 
 /**
- * Per key of a source scan: whether the destination lacks it (when it does, the key is compared in
- * full, which tells it missing or gone since SCAN). The destination is asked, not the source, so the
- * source does no more per key than the copy did.
+ * Keys of a destination scan that the source does not hold. Only the source is asked for every key;
+ * the few it lacks are checked again on the destination, since they may have expired since SCAN.
+ * Where it can, the source is first asked once for the whole batch (EXISTS k1 … kn counts the keys
+ * that exist): when it holds every one, that single command is the answer, instead of one per key.
  */
-export async function absentOnTarget(s: UnitSession, keys: readonly Buffer[]): Promise<boolean[]> {
-  const absent = keys.map(() => false);
-  for (const i of await absentFrom(s.tgt, s.multiKeyExists.tgt, keys)) absent[i] = true;
-  return absent;
-}
-
-/**
- * Indexes of the keys `conn` does not hold. Where it can, the server is first asked once for the whole
- * batch (EXISTS k1 … kn counts the keys that exist): when it holds every one, that single command is
- * the answer, instead of one lookup per key.
- */
-export async function absentFrom(
-  conn: RawConnection,
-  multiKey: boolean,
-  keys: readonly Buffer[],
-): Promise<number[]> {
-  if (keys.length === 0) return [];
-  if (multiKey) {
-    const [n] = await send(conn, encodeCommand(['EXISTS', ...keys]), 1);
-    checkAll(conn, [n!], ['EXISTS']);
-    if (n === keys.length) return [];
+export async function findExtras(s: UnitSession, keys: readonly Buffer[]): Promise<boolean[]> {
+  if (s.multiKeyExists) {
+    const [n] = await send(s.src, encodeCommand(['EXISTS', ...keys]), 1);
+    checkAll(s.src, [n!], ['EXISTS']);
+    if (n === keys.length) return keys.map(() => false);
   }
-  const a = await send(conn, encodeKeyCommands([HEAD.EXISTS], keys), keys.length);
-  checkAll(conn, a, ['EXISTS']);
-  const absent: number[] = [];
-  for (let i = 0; i < keys.length; i++) if (a[i] === 0) absent.push(i);
-  return absent;
+  const a = await send(s.src, encodeKeyCommands([HEAD.EXISTS], keys), keys.length);
+  checkAll(s.src, a, ['EXISTS']);
+  const absent = keys.filter((_, i) => a[i] === 0);
+  const extra = keys.map(() => false);
+  if (absent.length === 0) return extra;
+  const b = await send(s.tgt, encodeKeyCommands([HEAD.EXISTS], absent), absent.length);
+  checkAll(s.tgt, b, ['EXISTS']);
+  let j = 0;
+  for (let i = 0; i < keys.length; i++) if (a[i] === 0) extra[i] = b[j++] === 1;
+  return extra;
 }
 
 function checkAll(conn: RawConnection, replies: RespValue[], names: readonly string[]): void {
@@ -112,15 +98,11 @@ function presence(sType: string, tType: string, absent: SourceAbsent): KeyResult
   const tNone = tType === 'none';
   if (sNone && tNone) return undefined;
   if (sNone) {
-    return absent === 'skip'
-      ? undefined
-      : [{ category: 'extra', detail: `${article(tType)} on the target only` }];
+    return absent === 'extra'
+      ? [{ category: 'extra', detail: `${article(tType)} on the target only` }]
+      : undefined;
   }
-  if (tNone) {
-    return absent === 'fromTarget'
-      ? undefined
-      : [{ category: 'missing', detail: `${article(sType)} on the source only` }];
-  }
+  if (tNone) return [{ category: 'missing', detail: `${article(sType)} on the source only` }];
   if (sType !== tType) {
     return [{ category: 'type', detail: `${article(sType)} on the source, ${article(tType)} on the target` }];
   }
@@ -241,7 +223,6 @@ async function compareFull(
         continue;
       }
       if (!a.present[i] && (!b.present[i] || absent === 'skip')) continue;
-      if (!b.present[i] && absent === 'fromTarget') continue;
       // On one side only: TYPE is read below, for the detail.
       results[i] = [];
       untyped.push(c);
@@ -384,7 +365,6 @@ async function compareDumps(
       if (x === null || y === null) {
         // Gone since the probe on one side: judged like any absent key.
         if (x === null && (y === null || absent === 'skip')) results[c.i] = undefined;
-        else if (y === null && absent === 'fromTarget') results[c.i] = undefined;
         else {
           results[c.i] = [];
           mismatched.push(c);

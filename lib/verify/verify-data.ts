@@ -4,7 +4,6 @@ import { KeyScanner } from '../fullsync/key-scanner.ts';
 import type { KeyBatch } from '../fullsync/stamped-chunk-reader.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import type { RawConnection } from '../redis/raw-connection.ts';
-import type { KeyResult } from './compare-keys.ts';
 import { DifferenceTracker, emptyCategories } from './difference-tracker.ts';
 import { verifySelection } from './key-sample.ts';
 import { openSession } from './verify-session.ts';
@@ -19,8 +18,8 @@ const RECHECK_BATCH = 500;
 /**
  * Compares the destination with the source, db by db (units), and reports what differs.
  *
- * Round 1 SCANs each destination db and compares every selected key on both sides in pipelined
- * batches (compare-keys.ts), and meanwhile SCANs the source db for keys the destination lacks. Either side may be
+ * Round 1 SCANs each source db and compares every selected key on both sides in pipelined batches
+ * (compare-keys.ts), and meanwhile SCANs the destination db for keys the source does not have. Either side may be
  * a Redis Cluster (db 0 only): every master is scanned, and each key is read on the master owning its
  * slot (verify-session.ts). Data may still be changing (an incremental sync running, keys expiring), so
  * a difference is only believed if it persists: rounds 2..N re-check just the differing keys after a
@@ -85,21 +84,12 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
       { unit: unit.unitId, mode },
     );
     const session = await open(unit);
-    // Two passes, side by side. The destination pass compares every key the destination SCAN finds
-    // (a key absent from the source is extra there); the source pass only asks the destination which
-    // of the source's keys it lacks (one EXISTS per batch on a standalone destination) and compares
-    // those, which tells them missing. So the source runs SCAN, MEMORY USAGE and DUMP per key, as for
-    // the copy, and the lookups fall on the destination; and both servers work at once. A failure in
-    // one pass stops the other before the session closes.
+    // The two passes run side by side: the source pass keeps the source busy with DUMPs while the
+    // destination pass mostly scans the destination (its lookups on the source are one EXISTS per
+    // batch), so each server does its share at once instead of one after the other. A failure in one
+    // stops the other before the session closes.
     let failed = false;
     const halted = () => failed || stopped();
-    const record = async (keys: readonly Buffer[], results: KeyResult[]) => {
-      for (let i = 0; i < keys.length; i++) {
-        if (!results[i]?.length) continue;
-        tracker.set(index, keys[i]!, results[i]);
-        await o.onDifference?.(unit, keys[i]!);
-      }
-    };
     const pass = (run: () => Promise<void>) =>
       run().catch((e: unknown) => {
         failed = true;
@@ -109,10 +99,12 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
       const passes = await Promise.allSettled([
         pass(() =>
           forEachBatch(session.scans('source'), select, count(o), halted, async (keys) => {
-            const absent = await session.absentOnTarget(keys);
-            const lacking = keys.filter((_, i) => absent[i]);
-            const results = lacking.length > 0 ? await session.compare(lacking, 'skip') : [];
-            await record(lacking, results);
+            const results = await session.compare(keys, 'skip');
+            for (let i = 0; i < keys.length; i++) {
+              if (!results[i]?.length) continue;
+              tracker.set(index, keys[i]!, results[i]);
+              await o.onDifference?.(unit, keys[i]!);
+            }
             stats.keysCompared += keys.length;
             keysDone += keys.length;
             report('verify', unit);
@@ -120,10 +112,15 @@ async function runRounds(o: VerifyOptions, progress: ProgressSink): Promise<Veri
         ),
         pass(() =>
           forEachBatch(session.scans('target'), select, count(o), halted, async (keys) => {
-            await record(keys, await session.compare(keys, 'fromTarget'));
+            const extra = await session.findExtras(keys);
+            for (let i = 0; i < keys.length; i++) {
+              if (!extra[i]) continue;
+              tracker.set(index, keys[i]!, [{ category: 'extra', detail: 'on the target only' }]);
+              await o.onDifference?.(unit, keys[i]!);
+            }
             stats.keysOnTarget += keys.length;
             keysDone += keys.length;
-            report('verify', unit);
+            report('verify: extra keys', unit);
           }),
         ),
       ]);

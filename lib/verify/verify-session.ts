@@ -2,8 +2,8 @@ import type { FullSyncUnit } from '../fullsync/copy-unit.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import {
-  absentOnTarget,
   compareKeys,
+  findExtras,
   type KeyResult,
   type SourceAbsent,
   type UnitSession,
@@ -25,8 +25,8 @@ type Side = 'source' | 'target';
  */
 export interface VerifySession {
   compare(keys: readonly Buffer[], absent: SourceAbsent): Promise<KeyResult[]>;
-  /** Per key of a source scan: whether the destination lacks it. */
-  absentOnTarget(keys: readonly Buffer[]): Promise<boolean[]>;
+  /** Per key of a destination scan: whether the source lacks it. */
+  findExtras(keys: readonly Buffer[]): Promise<boolean[]>;
   /** One opener per node of the side, each for a SCAN of that node's keys. */
   scans(side: Side): (() => Promise<RawConnection>)[];
   close(): Promise<void>;
@@ -72,7 +72,7 @@ export async function openSession(
           tgtDb: unit.targetDb,
           // Per pair of nodes: INFO keyspace, which decides it, counts one node's keys.
           expiry: expiryReads(base.srcCaps, base.tgtCaps, unit.sourceDb, unit.targetDb),
-          multiKeyExists: { src: !isCluster(s.source), tgt: !isCluster(s.target) },
+          multiKeyExists: !isCluster(s.source),
           mode: s.mode,
           dumpPayloads,
           bigKeyBytes: o.bigKeyBytes ?? 8 * 1024 * 1024,
@@ -84,7 +84,7 @@ export async function openSession(
     const route = router(s.source, s.target, pairs);
     return {
       compare: (keys, absent) => route(keys, (pair, part) => compareKeys(pair, part, absent)),
-      absentOnTarget: (keys) => route(keys, absentOnTarget),
+      findExtras: (keys) => route(keys, findExtras),
       scans: (side) => sideOf(side).routing.nodes.map((_, i) => () => openOn(side, i)),
       async close() {
         await Promise.all(pools.map((p) => p.close()));

@@ -39,10 +39,9 @@ commands are used (SCAN, EXISTS, TYPE, PEXPIRETIME, MEMORY USAGE, DUMP, INFO and
 reads): no DEBUG, no scripts, nothing written. redis-dts' own keys (heartbeat, markers) are never
 reported.
 
-Round 1 compares every selected key the destination holds (values as DUMP payloads when both servers
-run the same version, as data otherwise; big keys in pages) and, meanwhile, scans the source for keys
-the destination lacks. Expiries are read only while either side has keys with one (INFO keyspace).
-Rounds 2..N re-check only the keys that differed, after a pause, so keys still being written drop out.
+Round 1 compares every selected key (values as DUMP payloads when both servers run the same version,
+as data otherwise; big keys in pages) and, meanwhile, scans the destination for keys the source lacks.
+Expiries are read only while either side has keys with one (INFO keyspace). Rounds 2..N re-check only the keys that differed, after a pause, so keys still being written drop out.
 
 Either side may be a Redis Cluster: give the URL of any one node. Every master is scanned, and each key
 is read on the master that owns its slot. A cluster has db 0 only: verify other source dbs copied into

@@ -261,11 +261,21 @@ export function buildTaskDefinition(
       .otherwise(captureStart),
   );
 
+  // A bad spec ends the execution with its problems as the cause, readable in the console (no task
+  // item exists for it, so RecordFailure has nothing to record).
+  const specRefused = new Fail(scope, 'SpecRefused', {
+    errorPath: '$.task.refused.error',
+    causePath: '$.task.refused.cause',
+  });
   const definition = validate.next(
-    new Choice(scope, 'ResumeAt?')
-      .when(Condition.stringEquals('$.task.resumeAt', 'fullsync'), planUnits)
-      .when(Condition.stringEquals('$.task.resumeAt', 'incremental'), incremental)
-      .otherwise(precheck),
+    new Choice(scope, 'SpecValid?')
+      .when(Condition.isPresent('$.task.refused'), specRefused)
+      .otherwise(
+        new Choice(scope, 'ResumeAt?')
+          .when(Condition.stringEquals('$.task.resumeAt', 'fullsync'), planUnits)
+          .when(Condition.stringEquals('$.task.resumeAt', 'incremental'), incremental)
+          .otherwise(precheck),
+      ),
   );
   // Policy for the states CDK cannot grant itself (the written-out RunReplicator).
   return { definition, policy: replicator.policy, taskArns: replicator.taskArns };

@@ -97,7 +97,7 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
   const handlers: Record<string, Handler> = {
     Validate: async (e: { input: unknown }) => {
       const task = await validateStep(e.input, { store, mode: 'local' });
-      specs.set(task.taskId, task.spec);
+      if (!('refused' in task)) specs.set(task.taskId, task.spec);
       return task;
     },
     Precheck: async (e: TaskStepInput) => {

@@ -28,6 +28,15 @@ export interface TaskState {
   resumeAt: 'start' | ResumePhase;
 }
 
+/**
+ * Validate's result for an input that is not a valid task spec: the execution ends in the SpecRefused
+ * Fail state with these as its error and cause, so the console shows the spec's problems as the
+ * failure's cause (a caught Lambda error would show them inside a JSON blob with a stack trace).
+ */
+export interface SpecRefusal {
+  refused: { error: string; cause: string };
+}
+
 /** Input of the steps that work on a task. */
 export interface TaskStepInput {
   taskId: string;

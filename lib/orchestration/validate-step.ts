@@ -1,7 +1,9 @@
 import { DtsError } from '../errors.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { defaultTaskId, generateTaskName, parseTaskSpec, redactSpec, type TaskSpec } from '../task/spec.ts';
-import type { ContinueInput, TaskState } from './step-types.ts';
+import { TaskSpecError } from '../task/spec-errors.ts';
+import { DTS_ERROR_PREFIX } from './step-error.ts';
+import type { ContinueInput, SpecRefusal, TaskState } from './step-types.ts';
 
 export interface ValidateOptions {
   store: TaskStore;
@@ -11,14 +13,21 @@ export interface ValidateOptions {
 
 /**
  * The Validate state: parses the spec (or, for a continued execution, reloads the stored one) and
- * records the task. Re-running a task id resumes it: its checkpoints are kept.
+ * records the task. Re-running a task id resumes it: its checkpoints are kept. An invalid spec is
+ * returned as a refusal (nothing recorded), which the state machine ends the execution with.
  */
-export async function validateStep(input: unknown, o: ValidateOptions): Promise<TaskState> {
+export async function validateStep(input: unknown, o: ValidateOptions): Promise<TaskState | SpecRefusal> {
   const resume = continuation(input);
   if (resume) return resumeTask(resume, o);
 
   const raw = isRecord(input) && 'spec' in input ? input.spec : input;
-  const spec = parseTaskSpec(raw, { mode: o.mode });
+  let spec: TaskSpec;
+  try {
+    spec = parseTaskSpec(raw, { mode: o.mode });
+  } catch (e) {
+    if (!(e instanceof TaskSpecError)) throw e;
+    return { refused: { error: `${DTS_ERROR_PREFIX}${e.code}`, cause: e.oneLine() } };
+  }
   const taskId = spec.taskId ?? defaultTaskId(spec);
   const stored = redactSpec({ ...spec, taskId });
   const now = new Date().toISOString();

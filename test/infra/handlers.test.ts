@@ -31,23 +31,21 @@ describe('step handlers refuse passwords in their input (AWS mode)', () => {
     process.env.POWERTOOLS_METRICS_DISABLED = 'true';
   });
 
-  it('Validate rejects a spec with a plain password before touching the table', async () => {
+  it('Validate refuses a spec with a plain password before touching the table', async () => {
     const input = {
       source: { url: 'redis://10.0.0.5:6379', password: SECRET },
       target: { url: 'redis://10.0.0.6' },
     };
-    const err = await validate({ input }, lambdaContext()).then(
-      () => undefined,
-      (e: Error) => e,
-    );
-    expect(err?.name).toBe('DtsError.BAD_TASK_SPEC');
-    expect(err?.message).toContain('source.password: passwords must come from Secrets Manager on AWS');
-    expect(err?.message).not.toContain(SECRET);
-    // What RecordFailure would store: the code and message without the password.
-    const caught = describeCaught({
-      Error: err!.name,
-      Cause: JSON.stringify({ errorMessage: err!.message }),
-    });
+    // The table does not exist: a refusal that touched it would fail instead of returning.
+    const result = await validate({ input }, lambdaContext());
+    if (!('refused' in result)) throw new Error(`expected a refusal, got ${JSON.stringify(result)}`);
+    const { error, cause } = result.refused;
+    expect(error).toBe('DtsError.BAD_TASK_SPEC');
+    expect(cause).toContain('source.password: passwords must come from Secrets Manager on AWS');
+    expect(cause).toContain('Fix: ');
+    expect(cause).not.toContain(SECRET);
+    // The failure as the SpecRefused state leaves it: the code and message without the password.
+    const caught = describeCaught({ Error: error, Cause: cause });
     expect(caught.code).toBe('BAD_TASK_SPEC');
     expect(caught.fix.length).toBeGreaterThan(0);
   });
@@ -89,6 +87,7 @@ describe('validateStep', () => {
       { store: local.store, mode: 'aws' },
     );
     expect(state).toMatchObject({ taskId: 'arn-task', syncType: 'full', resumeAt: 'start' });
+    if ('refused' in state) throw new Error(`refused: ${state.refused.cause}`);
     expect(state.spec.source.passwordSecretArn).toBe(ARN);
     const stored = await local.store.getTask('arn-task');
     expect(stored?.value.status).toBe('running');

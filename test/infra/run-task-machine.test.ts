@@ -60,4 +60,25 @@ describe('runTaskMachine over the definition synthesized in-process', () => {
     await assertSameData(source.url, target.url);
     expect((await local.store.getTask('runner'))?.value.status).toBe('succeeded');
   });
+
+  it('ends an execution of a bad spec with its problems, one per line, as the failure cause', async () => {
+    const definition = synthTaskDefinition();
+    const tasksBefore = (await local.store.listTasks()).length;
+    const failure = await runTaskMachine(
+      definition,
+      { source: { url: 'redis://127.0.0.1:notaport' }, target: {}, syncType: 'fulll' },
+      { store: local.store },
+    ).then(
+      () => undefined,
+      // The Fail state's error and cause, as aws-local-stepfunctions' ExecutionError carries them.
+      (e: { cause?: { name?: string; message?: string } }) => e.cause,
+    );
+    expect(failure?.name).toBe('DtsError.BAD_TASK_SPEC');
+    const lines = failure?.message?.split('\n') ?? [];
+    expect(lines[0]).toBe('invalid task spec (3 problems):');
+    expect(lines.slice(1).map((l) => l.trim().split(':')[0])).toEqual(['source.url', 'target', 'syncType']);
+    expect(failure?.message).toMatch(/\. Fix: see schema\/task-spec\.schema\.json/);
+    // Nothing was recorded for it.
+    expect((await local.store.listTasks()).length).toBe(tasksBefore);
+  });
 });

@@ -175,7 +175,8 @@ describe('state machine', () => {
   test('Validate → Precheck → CaptureStart → FullSync → Incremental → Verify → Cleanup → Succeed', () => {
     const s = definition.States;
     expect(definition.StartAt).toBe('Validate');
-    expect(s.Validate!.Next).toBe('ResumeAt?');
+    expect(s.Validate!.Next).toBe('SpecValid?');
+    expect(s['SpecValid?']!.Default).toBe('ResumeAt?');
     expect(s['ResumeAt?']!.Default).toBe('Precheck');
     expect(s.Precheck!.Next).toBe('PrecheckPassed?');
     expect(s['PrecheckPassed?']!.Default).toBe('CaptureStart');
@@ -278,6 +279,17 @@ describe('state machine', () => {
       ]);
     }
     expect(s.Validate!.Catch![0]!.Next).toBe('TaskFailed');
+  });
+
+  test('a refused spec ends the execution in SpecRefused, its problems as the cause', () => {
+    const s = definition.States;
+    const choices = s['SpecValid?']!.Choices as { Variable: string; IsPresent: boolean; Next: string }[];
+    expect(choices).toEqual([{ Variable: '$.task.refused', IsPresent: true, Next: 'SpecRefused' }]);
+    expect(s.SpecRefused).toMatchObject({
+      Type: 'Fail',
+      ErrorPath: '$.task.refused.error',
+      CausePath: '$.task.refused.cause',
+    });
   });
 
   test('the Fargate replicator runs synchronously with retries', () => {

@@ -4,6 +4,9 @@ import type { RawConnection } from '../redis/raw-connection.ts';
 import { bulkSize, copyBytes, decimalLength, RespError, writeBulk, writeDecimal } from '../redis/resp.ts';
 import type { Chunk } from './stamped-chunk-reader.ts';
 
+/** What a RESTORE batch needs of a chunk (the RDB full sync builds them without a SCAN). */
+export type RestoreBatch = Pick<Chunk, 'keys' | 'payloads' | 'expireAt' | 'bytes'>;
+
 /** A key the destination refused, kept for the report. */
 export interface KeyError {
   key: Buffer;
@@ -55,7 +58,7 @@ export class RestoreWriter {
   }
 
   /** Resolves once every RESTORE of the chunk is acknowledged. Rejects with a DtsError on a fatal reply. */
-  async write(chunk: Chunk): Promise<WriteResult> {
+  async write<B extends RestoreBatch>(chunk: B): Promise<WriteResult> {
     const { keys, payloads, expireAt } = chunk;
     const result: WriteResult = { written: 0, vanished: 0, oversized: [], errors: [] };
     const sent: number[] = [];

@@ -1,6 +1,5 @@
 import type { TargetRouting } from '../redis/target-routing.ts';
-import type { RestoreWriter, WriteResult } from './restore-writer.ts';
-import type { Chunk } from './stamped-chunk-reader.ts';
+import type { RestoreBatch, RestoreWriter, WriteResult } from './restore-writer.ts';
 
 /**
  * RESTORE into a cluster destination: each chunk is split by the node that owns each key's slot, and
@@ -17,9 +16,9 @@ export class RoutedRestoreWriter {
     this.routing = routing;
   }
 
-  async write(chunk: Chunk): Promise<WriteResult> {
+  async write<B extends RestoreBatch>(chunk: B): Promise<WriteResult> {
     if (this.writers.length === 1) return this.writers[0]!.write(chunk);
-    const parts = new Map<number, { chunk: Chunk; index: number[] }>();
+    const parts = new Map<number, { chunk: B; index: number[] }>();
     for (let i = 0; i < chunk.keys.length; i++) {
       const node = this.routing.nodeOf(chunk.keys[i]!);
       let part = parts.get(node);

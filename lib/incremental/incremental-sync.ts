@@ -2,6 +2,7 @@ import { DtsError } from '../errors.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
+import type { HeldLink } from '../replication/held-link.ts';
 import { ApplyBatcher } from './apply-batcher.ts';
 import { collectForCatchUp, type StreamScope } from './catch-up-collector.ts';
 import { openApplier } from './cluster-marker-applier.ts';
@@ -144,6 +145,8 @@ export class IncrementalSync {
       this.expiries?.close();
       await this.link?.settle();
       await this.feed?.close().catch(() => undefined);
+      // Not taken when the destination already had a marker (the stream resumed there instead).
+      await o.heldLink?.release().catch(() => undefined);
       await this.link?.close();
       if (this.out?.fatal) this.applier?.destroy();
       else await this.applier?.close().catch(() => undefined);
@@ -177,8 +180,9 @@ export class IncrementalSync {
     const o = this.o;
     // A catch-up interrupted earlier may have left skip entries: they belong to re-copies that are redone.
     if (after === 'full-sync') await this.applier.removeMarker();
-    this.feed = await this.openFeed(from);
+    this.feed = await this.openFeed(from, o.heldLink);
     const dirty = new DirtySet();
+    for (const d of o.dirtyKeys ?? []) dirty.addKey(d.db, d.key);
     const serverWide: ApplyCommand[] = [];
     let bound = catchUpBound;
     const what = after === 'full-sync' ? 'made during the full sync' : 'after the marker';
@@ -360,8 +364,9 @@ export class IncrementalSync {
     });
   }
 
-  private async openFeed(from: { replid: string; offset: number }): Promise<StreamFeed> {
+  private async openFeed(from: { replid: string; offset: number }, adopt?: HeldLink): Promise<StreamFeed> {
     return StreamFeed.open({
+      ...(adopt ? { adopt } : {}),
       source: this.link.endpoint,
       replid: from.replid,
       offset: from.offset,

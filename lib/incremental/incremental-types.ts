@@ -1,6 +1,7 @@
 import type { FilterContext } from '../commands/command-filter.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
+import type { HeldLink } from '../replication/held-link.ts';
 import type { BigKeyOptions } from './key-recopier.ts';
 import type { LagSnapshot } from './lag-meter.ts';
 import type { MarkerPosition } from './marker-applier.ts';
@@ -26,6 +27,13 @@ export interface IncrementalSyncOptions {
   start: { replid: string; offset: number };
   /** Largest stamp of the full sync's chunks (F): the stream up to it is collected, not applied. */
   catchUpBound: number;
+  /**
+   * The RDB full sync's link, at `start`: without a marker the stream continues on it (catchUpBound is
+   * then `start.offset`: the snapshot needs no catch-up).
+   */
+  heldLink?: HeldLink;
+  /** Source keys to copy again before the first marker, with the catch-up's (the RDB's oversized values). */
+  dirtyKeys?: { db: number; key: Buffer }[];
   /** Source dbs the full sync copied: where a keyspace-wide change or an unknown db can reach. */
   syncedDbs: number[];
   /** Empties the destination db of a source db and copies that db again; resolves with its largest stamp. */

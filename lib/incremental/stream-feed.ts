@@ -1,5 +1,6 @@
 import { DtsError } from '../errors.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
+import type { HeldLink } from '../replication/held-link.ts';
 import { PsyncClient } from '../replication/psync-client.ts';
 
 /** One command of the replication stream (views of the socket's buffers). */
@@ -40,6 +41,11 @@ export interface StreamFeedOptions {
   onReconnect?: (attempt: number, cause: Error) => void;
   /** A cluster shard: where its master is now, asked before each reconnect (a failover moves it). */
   resolveSource?: () => Promise<RedisEndpoint>;
+  /**
+   * A link already at `replid`/`offset` (the one the RDB full sync read the snapshot on): the stream
+   * continues on it instead of a new PSYNC. Reconnects after a drop use PSYNC as usual.
+   */
+  adopt?: HeldLink;
 }
 
 /** Rough heap bytes of a queued item and of each argument's Buffer view (measured orders, not exact). */
@@ -79,7 +85,16 @@ export class StreamFeed {
 
   static async open(o: StreamFeedOptions): Promise<StreamFeed> {
     const feed = new StreamFeed(o);
-    await feed.connect();
+    const held = o.adopt;
+    if (held?.available && held.replid === o.replid && held.offset === o.offset) {
+      feed.client = held.take({
+        onCommand: (argv, end) => feed.onCommand(argv, end),
+        onClose: (err) => feed.onClose(err),
+      });
+    } else {
+      await held?.release();
+      await feed.connect();
+    }
     return feed;
   }
 

@@ -1,4 +1,5 @@
 import type { RedisEndpoint } from '../../redis/endpoint.ts';
+import { HeldLink, type LinkDispatch } from '../held-link.ts';
 import { PsyncClient } from '../psync-client.ts';
 import { type RdbEntry, RdbParser, type RdbSummary } from './rdb-parser.ts';
 
@@ -12,6 +13,11 @@ export interface RdbSnapshotOptions {
   maxValueBytes?: number;
   connectTimeoutMs?: number;
   readTimeoutMs?: number;
+  /**
+   * Keep the link after the RDB, paused before its first command, and return it as `link` (the caller
+   * must take it over or release it). Without: the link closes after the RDB.
+   */
+  holdLink?: boolean;
 }
 
 /** What the RDB has said about its writer so far (its header and AUX fields come before any key). */
@@ -26,12 +32,14 @@ export interface RdbSnapshot extends RdbSummary {
   offset: number;
   /** True when the master streamed the RDB diskless (`$EOF:` framing). */
   diskless: boolean;
+  /** With holdLink: the link, paused at `offset`. */
+  link?: HeldLink;
 }
 
 /**
  * Takes the source's RDB the way a new replica does (`REPLCONF capa eof capa psync2`, `PSYNC ? -1`,
  * `+FULLRESYNC`, the RDB disk-based or diskless) and hands every key over as a RESTORE payload.
- * The link closes after the RDB: continuing incrementally on it is not built yet.
+ * The link closes after the RDB, or with holdLink is handed back for the stream that follows it.
  */
 export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOptions): Promise<RdbSnapshot> {
   let client: PsyncClient | undefined;
@@ -68,6 +76,7 @@ export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOption
     };
   };
 
+  const dispatch: LinkDispatch = { to: undefined };
   client = await PsyncClient.connect(ep, {
     connectTimeoutMs: opts.connectTimeoutMs,
     readTimeoutMs: opts.readTimeoutMs,
@@ -82,12 +91,22 @@ export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOption
       afterSettled(() => {
         const s = settle;
         settle = undefined;
-        void client!.close().then(() => s?.resolve({ ...summary, replid, offset: startOffset, diskless }));
+        const result = { ...summary, replid, offset: startOffset, diskless };
+        if (opts.holdLink) {
+          s?.resolve({ ...result, link: new HeldLink(client!, replid, startOffset, dispatch) });
+          return;
+        }
+        void client!.close().then(() => s?.resolve(result));
       });
     },
-    onCommand: () => undefined,
+    onCommand: (argv, end) => {
+      // Paused at the RDB's end until someone takes the link: a command before that would be lost.
+      if (!dispatch.to) throw new Error('readRdbSnapshot: a command arrived before the link was handed over');
+      dispatch.to.onCommand(argv, end);
+    },
     onClose: (err) => {
-      if (err) fail(err);
+      if (dispatch.to) dispatch.to.onClose(err);
+      else if (err) fail(err);
     },
   });
   return done;

@@ -52,7 +52,8 @@ export const MAX_WINDOWS_PER_EXECUTION = 3000;
  * The task's state machine (JSONPath):
  * Validate → Precheck → (Fail with the report) → CaptureStart → FullSync Map of CopyChunk loops →
  * Incremental (Fargate replicator | IncrementalWindow loop) → Verify → Cleanup → Succeed.
- * Full-only tasks skip CaptureStart and Incremental. Every failure is recorded on the task item.
+ * Full-only tasks with the scan reader skip CaptureStart and Incremental; with the RDB reader, CaptureStart
+ * goes straight to the replicator, which takes the snapshot and (unless full-only) continues the stream. Every failure is recorded on the task item.
  */
 export function buildTaskDefinition(
   scope: Construct,
@@ -104,7 +105,11 @@ export function buildTaskDefinition(
     payload: TaskInput.fromObject(taskPayload),
     payloadResponseOnly: true,
     // The items stay in the task's logs; the execution carries the verdict and its one-text report.
-    resultSelector: { 'status.$': '$.status', 'summary.$': '$.summary' },
+    resultSelector: {
+      'status.$': '$.status',
+      'summary.$': '$.summary',
+      'fullSyncReader.$': '$.fullSyncReader',
+    },
     resultPath: '$.precheck',
     retryOnServiceExceptions: true,
   });
@@ -118,7 +123,7 @@ export function buildTaskDefinition(
     'CaptureStart',
     fns.captureStart,
     '$.captureStart',
-    TaskInput.fromObject(taskPayload),
+    TaskInput.fromObject({ ...taskPayload, fullSyncReader: JsonPath.stringAt('$.precheck.fullSyncReader') }),
   );
   captureStart.addCatch(recordFailure, onError);
 
@@ -241,9 +246,11 @@ export function buildTaskDefinition(
         .otherwise(continueAs('ContinueFullSync', 'fullsync')),
     );
 
+  // The RDB reader's full sync runs in the replicator, which then goes on with the stream on the same link.
   captureStart.next(
     new Choice(scope, 'NeedsFullSync?')
       .when(Condition.stringEquals('$.task.syncType', 'incremental'), incremental)
+      .when(Condition.stringEquals('$.captureStart.reader', 'rdb'), runReplicator)
       .otherwise(planUnits),
   );
 
@@ -257,7 +264,13 @@ export function buildTaskDefinition(
         ),
         precheckFailed,
       )
-      .when(Condition.stringEquals('$.task.syncType', 'full'), planUnits)
+      .when(
+        Condition.and(
+          Condition.stringEquals('$.task.syncType', 'full'),
+          Condition.stringEquals('$.precheck.fullSyncReader', 'scan'),
+        ),
+        planUnits,
+      )
       .otherwise(captureStart),
   );
 

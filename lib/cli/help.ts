@@ -124,6 +124,13 @@ Pace and state:
   --max-keys-per-second N      throttle (default: unlimited)
   --max-bytes-per-second N     throttle; accepts 10MB, 512KiB … (default: unlimited)
   --chunk-keys N               keys per SCAN chunk and transaction (default 1000)
+  --full-sync-reader R         scan (default): SCAN chunks, DUMP in stamped transactions, resumable
+                               per chunk. rdb: the replication snapshot (the source forks once, as for
+                               a new replica), RESTOREd without decoding, then the incremental sync
+                               goes on on the same link from the snapshot's offset; an interrupted
+                               rdb full sync starts over (the destination dbs it wrote are emptied
+                               first). auto: the precheck picks rdb when it is safe, else scan, and
+                               says which and why
   --memory-budget SIZE         bytes of data this process may hold at once (copy, verify and
                                re-copies together; 128mb, 1GiB …; default 512MiB or a quarter of the
                                machine's memory, on AWS the worker's memory less its baseline).

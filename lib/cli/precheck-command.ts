@@ -16,6 +16,8 @@ const OPTIONS = {
   ...SELECTION_OPTIONS,
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
+  'full-sync-reader': { type: 'string' },
+  'incremental-mode': { type: 'string' },
   'incremental-reader': { type: 'string' },
   'set-notify-keyspace-events': { type: 'boolean' },
   json: { type: 'boolean' },
@@ -57,6 +59,11 @@ Options (the same as sync's, so a sync command line can be checked as it is):
   --include-prefix P, --exclude-prefix P   key filter (decides which key is sampled for RESTORE)
   --existing-keys MODE         block (default): keys in the destination dbs fail the check;
                                overwrite: they are a warning
+  --full-sync-reader R         scan (default) | rdb | auto: with rdb or auto, the Full sync reader item
+                               says which reader the full sync takes and why (PSYNC, the source
+                               machine's memory for the fork's copy-on-write, the selection's share
+                               of the keys, --existing-keys, --incremental-mode)
+  --incremental-mode MODE      fargate (default) | lambda (rdb cannot run in Lambda windows)
   --incremental-reader R       psync (default) | notifications: with notifications, PSYNC and the
                                backlog are skipped and notify-keyspace-events is checked instead (K
                                and A needed; CONFIG GET, or where CONFIG is refused a probe key whose

@@ -26,6 +26,7 @@ export const SPEC_OPTIONS = {
   'max-keys-per-second': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
   'chunk-keys': { type: 'string' },
+  'full-sync-reader': { type: 'string' },
   'memory-budget': { type: 'string' },
   verify: { type: 'string' },
   until: { type: 'string' },
@@ -81,11 +82,11 @@ export function specInput(v: Partial<SpecFlags>): Record<string, unknown> {
     if (v['max-bytes-per-second'] !== undefined) t.maxBytesPerSecond = parseBytes(v['max-bytes-per-second']);
     input.throttle = t;
   }
-  if (v['chunk-keys'] !== undefined) {
-    input.fullSync = {
-      ...((input.fullSync ?? {}) as Record<string, unknown>),
-      chunkKeys: numberish(v['chunk-keys']),
-    };
+  if (v['chunk-keys'] !== undefined || v['full-sync-reader'] !== undefined) {
+    const fs = { ...((input.fullSync ?? {}) as Record<string, unknown>) };
+    if (v['chunk-keys'] !== undefined) fs.chunkKeys = numberish(v['chunk-keys']);
+    set(fs, 'reader', v['full-sync-reader']);
+    input.fullSync = fs;
   }
   if (v['memory-budget'] !== undefined) {
     input.limits = {

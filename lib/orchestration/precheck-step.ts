@@ -4,7 +4,7 @@ import type { PrecheckItem } from '../precheck/types.ts';
 import { precheckForResume } from '../precheck/verdict.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { SecretValues } from './step-endpoints.ts';
-import type { TaskStepInput } from './step-types.ts';
+import type { FullSyncReader, TaskStepInput } from './step-types.ts';
 
 /** The longest cause a Fail state takes; a longer report is cut (the whole one is in the function's log). */
 const MAX_CAUSE = 32_000;
@@ -14,6 +14,8 @@ export interface PrecheckStepResult {
   items: PrecheckItem[];
   /** The report as text: the Fail state's cause when the task may not run. */
   summary: string;
+  /** The full sync's reader (the spec's auto resolved): the state machine branches on it. */
+  fullSyncReader: FullSyncReader;
 }
 
 /**
@@ -25,12 +27,23 @@ export async function precheckStep(
   o: { store: TaskStore; secrets?: SecretValues },
 ): Promise<PrecheckStepResult> {
   await o.store.updateTask(input.taskId, { phase: 'precheck' });
-  const resuming = (await o.store.listCheckpoints(input.taskId)).length > 0;
+  // A unit checkpoint (scan) or a shard whose RDB load began: the destination holds the task's own keys.
+  const units = await o.store.listCheckpoints(input.taskId);
+  const shards = await o.store.listShards(input.taskId);
+  const resuming =
+    units.length > 0 || shards.some((s) => s.value.rdb !== undefined && s.value.rdb !== 'pending');
   const report = precheckForResume(await runPrecheck(input.spec, { secretValues: o.secrets }), resuming);
+  // A task run again keeps the reader its first run took (auto may judge otherwise today).
+  const reader: FullSyncReader | undefined = shards.some((s) => s.value.rdb !== undefined)
+    ? 'rdb'
+    : units.length > 0
+      ? 'scan'
+      : report.fullSyncReader;
   const text = formatPrecheckReport(report);
   return {
     status: report.status,
     items: report.items,
     summary: text.length > MAX_CAUSE ? `${text.slice(0, MAX_CAUSE)}\n…` : text,
+    fullSyncReader: reader ?? 'scan',
   };
 }

@@ -17,6 +17,7 @@ import { refreshClusterRouting, type TargetRouting } from '../redis/target-routi
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { notificationReplicateStep } from './notification-replicate-step.ts';
+import { loadShardRdb, needsRdbLoad, redoInterruptedRdbLoads } from './rdb-shard-load.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
 import { SampledVerification } from './sampled-verification.ts';
 import { STANDALONE_SHARD_ID, shardMaster, sourceAt } from './source-shards.ts';
@@ -38,7 +39,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   if (input.spec.incremental.reader === 'notifications') return notificationReplicateStep(input, o);
   const { spec, taskId } = input;
   const { source, target } = stepEndpoints(spec, o.secrets);
-  const shards = await o.store.listShards(taskId);
+  let shards = await o.store.listShards(taskId);
   if (shards.length === 0) {
     throw new DtsError(
       'NO_START_OFFSET',
@@ -66,7 +67,18 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       ...(spec.dbs ? { selectedDbs: new Set(spec.dbs) } : {}),
       ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     };
-    await o.store.updateTask(taskId, { phase: 'incremental' });
+    shards = await redoInterruptedRdbLoads(shards, {
+      spec,
+      taskId,
+      store: o.store,
+      copy: context,
+      markerDb: markerDbFor(spec, units),
+      log: (m) => progress.log(m, { phase: 'full-sync' }),
+    });
+    const loading = shards.some((s) => needsRdbLoad(s.value));
+    await o.store.updateTask(taskId, { phase: loading ? 'full-sync' : 'incremental' });
+    if (spec.syncType === 'full')
+      return await rdbFullOnly(shards, { ...o, spec, taskId, source, copy: context, progress });
     sampled = new SampledVerification({
       spec,
       taskId,
@@ -145,6 +157,26 @@ async function replicateShard(
   store: TaskStore,
 ): Promise<IncrementalOutcome> {
   const { spec, taskId } = s.input;
+  const log = (m: string) =>
+    s.progress.log(shard.value.node ? `shard ${shard.value.shardId}: ${m}` : m, {
+      phase: 'incremental',
+      shard: shard.value.shardId,
+    });
+  const rdb = shard.value.rdb
+    ? await loadShardRdb(shard, {
+        spec,
+        taskId,
+        store,
+        source: sourceAt(s.source, shard.value.node),
+        copy: s.copy,
+        progress: s.progress,
+        log,
+      })
+    : undefined;
+  if (rdb) {
+    shard = rdb.shard;
+    if (rdb.loaded) await store.updateTask(taskId, { phase: 'incremental' });
+  }
   const { shardId, replid, startOffset, node, tag } = shard.value;
   const units = s.units.filter((u) => (u.shardId ?? STANDALONE_SHARD_ID) === shardId);
   let bound = startOffset;
@@ -162,8 +194,6 @@ async function replicateShard(
   }
   const source = sourceAt(s.source, node);
   const copy = s.copy;
-  const log = (m: string) =>
-    s.progress.log(node ? `shard ${shardId}: ${m}` : m, { phase: 'incremental', shard: shardId });
   // One copier (and its connections) per db pair, closed with the context.
   const copiers = new Map<number, OversizedKeyCopier>();
   const recopiers = {
@@ -193,7 +223,9 @@ async function replicateShard(
       markerDb: markerDbFor(spec, s.units),
       start: { replid, offset: startOffset },
       catchUpBound: bound,
-      syncedDbs: [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
+      ...(rdb?.loaded ? { heldLink: rdb.loaded.link } : {}),
+      ...(rdb && rdb.oversized.length > 0 ? { dirtyKeys: rdb.oversized } : {}),
+      syncedDbs: rdb?.loaded?.dbs ?? [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
       // Only a standalone source resyncs a db: on a cluster shard, IncrementalSync refuses FLUSHDB first.
       resyncDb: async (db) => {
         const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(s.filter.dbMap, db) };
@@ -253,6 +285,61 @@ async function replicateShard(
     shard.version,
   );
   return outcome;
+}
+
+/**
+ * A full-only task with the RDB reader: every shard's snapshot, then no stream (the link is let go).
+ * Values too big for one RESTORE are copied in parts afterwards, as the scan reader copies them.
+ */
+async function rdbFullOnly(
+  shards: Versioned<ShardCheckpoint>[],
+  o: ReplicateOptions & {
+    spec: TaskSpec;
+    taskId: string;
+    source: RedisEndpoint;
+    copy: UnitCopyContext;
+    progress: ProgressSink;
+  },
+): Promise<IncrementalOutcome> {
+  const loads = await Promise.all(
+    shards.map(async (shard) => {
+      const source = sourceAt(o.source, shard.value.node);
+      const log = (m: string) =>
+        o.progress.log(shard.value.node ? `shard ${shard.value.shardId}: ${m}` : m, { phase: 'full-sync' });
+      const load = await loadShardRdb(shard, { ...o, store: o.store, source, log });
+      await load.loaded?.link.release();
+      const dbMap = numericDbMap(o.spec.dbMap);
+      for (const { db, key } of load.oversized) {
+        const unit = {
+          unitId: `rdb-${shard.value.shardId}-db${db}`,
+          sourceDb: db,
+          targetDb: targetDbFor(dbMap, db),
+        };
+        await o.copy.oversizedCopier(unit, o.progress, source).copy(key, 'after');
+      }
+      return load;
+    }),
+  );
+  const first = loads[0]!.shard.value;
+  return {
+    ended: 'caught-up',
+    position: { replid: first.replid, offset: first.startOffset },
+    progress: {
+      phase: 'incremental',
+      opsPerSecond: 0,
+      lagMs: undefined,
+      p50LagMs: undefined,
+      p99LagMs: undefined,
+      bytesBehind: undefined,
+      appliedOffset: first.startOffset,
+      sourceOffset: undefined,
+      commandsApplied: 0,
+      commandsSkipped: 0,
+      keysRecopied: 0,
+      dbsResynced: 0,
+      reconnects: 0,
+    },
+  };
 }
 
 /** Up to a minute: a cluster promotes a replica within its node timeout (15 s by default). */

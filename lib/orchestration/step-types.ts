@@ -37,6 +37,9 @@ export interface SpecRefusal {
   refused: { error: string; cause: string };
 }
 
+/** The full sync's reader as the precheck chose it (the spec's `auto` resolved). */
+export type FullSyncReader = 'scan' | 'rdb';
+
 /** Input of the steps that work on a task. */
 export interface TaskStepInput {
   taskId: string;

@@ -21,6 +21,8 @@ export class UnitCopyContext {
   readonly source: RedisEndpoint;
   readonly target: RedisEndpoint;
   readonly info: ServerInfo;
+  /** The destination's INFO (the seed node of a cluster). */
+  readonly targetInfo: ServerInfo;
   readonly maxBulk: number;
   /** CONFIG GET proto-max-bulk-len was refused (managed service): maxBulk is Redis' default. */
   readonly maxBulkAssumed: boolean;
@@ -36,6 +38,7 @@ export class UnitCopyContext {
   private constructor(
     o: { source: RedisEndpoint; target: RedisEndpoint; spec: TaskSpec; taskId: string },
     info: ServerInfo,
+    targetInfo: ServerInfo,
     bulk: BulkLimit,
     routing: TargetRouting,
     admins: Redis[],
@@ -45,6 +48,7 @@ export class UnitCopyContext {
     this.spec = o.spec;
     this.taskId = o.taskId;
     this.info = info;
+    this.targetInfo = targetInfo;
     this.maxBulk = bulk.bytes;
     this.maxBulkAssumed = bulk.assumed;
     this.routing = routing;
@@ -67,6 +71,7 @@ export class UnitCopyContext {
       return new UnitCopyContext(
         o,
         await serverInfo(src),
+        await serverInfo(tgt),
         await protoMaxBulkLen(tgt),
         await openTargetRouting(o.target),
         admins,

@@ -24,7 +24,7 @@ export const psyncPermission: PrecheckCheck = {
   title: 'PSYNC permitted on the source',
   needs: ['source'],
   notApplicable: (spec) =>
-    spec.syncType === 'full'
+    spec.syncType === 'full' && spec.fullSync.reader !== 'rdb'
       ? 'syncType full does not replicate, so PSYNC is not used'
       : spec.incremental.reader === 'notifications'
         ? 'incremental.reader notifications reads keyspace events, so PSYNC is not used'
@@ -47,7 +47,8 @@ export const psyncPermission: PrecheckCheck = {
   },
 };
 
-async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
+/** PSYNC and REPLCONF on one node, as the item judges them (also asked by the full-sync-reader item). */
+export async function psyncVerdict(source: PrecheckSide): Promise<CheckResult> {
   const user = source.ep.username ?? 'default';
   const names = REPLICATION_COMMANDS.map(([command]) => command);
   const sent = (command: ReplicationCommand) => replicationCommand(source.ep, command);

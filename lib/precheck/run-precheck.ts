@@ -10,6 +10,7 @@ import { dbsExist } from './dbs-exist.ts';
 import { dumpCompat } from './dump-compat.ts';
 import { evictionPolicy } from './eviction-policy.ts';
 import { existingKeysCheck } from './existing-keys-check.ts';
+import { fullSyncReaderCheck } from './full-sync-reader-check.ts';
 import { heartbeatWritable } from './heartbeat-writable.ts';
 import { modulesCheck } from './modules.ts';
 import { notifyKeyspaceEvents } from './notify-keyspace-events.ts';
@@ -51,6 +52,7 @@ export const PRECHECKS: readonly PrecheckCheck[] = [
   psyncPermission,
   notifyKeyspaceEvents,
   replBacklog,
+  fullSyncReaderCheck,
   modulesCheck,
   sourceTopology,
   targetTopology,
@@ -86,6 +88,7 @@ export async function runPrecheck(spec: TaskSpec, opts: RunPrecheckOptions = {})
   }
   return {
     items,
+    fullSyncReader: ctx.fullSyncReader ?? (spec.fullSync.reader === 'rdb' ? 'rdb' : 'scan'),
     status: items.some((i) => i.status === 'failed')
       ? 'failed'
       : items.some((i) => i.status === 'warning')

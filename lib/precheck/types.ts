@@ -41,6 +41,8 @@ export interface PrecheckReport {
   status: 'passed' | 'warning' | 'failed';
   source?: PrecheckServerSummary;
   target?: PrecheckServerSummary;
+  /** The reader the full sync takes: the spec's, or what its auto chose (absent: scan). */
+  fullSyncReader?: 'scan' | 'rdb';
 }
 
 export type Role = RedisEndpoint['role'];
@@ -85,6 +87,8 @@ export interface PrecheckContext {
   routes: DbRoute[];
   /** How long to watch the source's write rate. */
   sampleWriteRateMs: number;
+  /** The full sync's reader, once the full-sync-reader item chose it (the spec's auto resolved). */
+  fullSyncReader?: 'scan' | 'rdb';
 }
 
 export interface CheckResult {

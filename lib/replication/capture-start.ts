@@ -14,9 +14,10 @@ export interface CaptureStartResult {
   offset: number;
   /**
    * 'info': read from an existing backlog (no fork); 'psync': from `+FULLRESYNC` (created the backlog);
-   * 'checkpoint': captured by an earlier run of the task.
+   * 'checkpoint': captured by an earlier run of the task; 'rdb': none yet (the RDB full sync's snapshot
+   * will give it).
    */
-  via: 'info' | 'psync' | 'checkpoint';
+  via: 'info' | 'psync' | 'checkpoint' | 'rdb';
 }
 
 export interface CaptureStartOptions {

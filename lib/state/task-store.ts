@@ -89,6 +89,19 @@ export interface ShardCheckpoint {
   /** Last offset applied to the destination (the destination marker is the authority after a crash). */
   appliedOffset: number;
   phase: string;
+  /**
+   * Full sync through the RDB (fullSync.reader rdb): 'pending' until the snapshot is taken, 'loading'
+   * while it is written (seen at a start: an interrupted load, which is redone from an emptied
+   * destination), 'loaded' once replid/startOffset are the snapshot's.
+   */
+  rdb?: 'pending' | 'loading' | 'loaded';
+  /** Destination dbs an RDB load has written to (what an interrupted one leaves behind). */
+  rdbTargetDbs?: number[];
+  /** The RDB load's figures: keys written and their payload bytes. */
+  rdbKeys?: number;
+  rdbBytes?: number;
+  /** Keys of the snapshot too big for one RESTORE, copied in parts before the first marker (base64). */
+  rdbOversized?: { db: number; key: string }[];
   /** The last incremental run's figures. */
   commandsApplied?: number;
   keysRecopied?: number;

@@ -56,7 +56,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
   const stop = () => void local.store.requestStop(taskId).catch(() => undefined);
   o.signal?.addEventListener('abort', stop, { once: true });
   try {
-    const before = totals(await checkpoints(local.store, taskId));
+    const before = totals(await checkpoints(local.store, taskId), await rdbLoads(local.store, taskId));
     const started = performance.now();
     let precheck: PrecheckReport | undefined;
     const handlers: Pick<LocalHandlerOptions, 'progress' | 'onPrecheck' | 'onVerify'> = {
@@ -84,11 +84,12 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
       progress.finish();
     }
     const units = await checkpoints(local.store, taskId);
-    const after = totals(units);
+    const loads = await rdbLoads(local.store, taskId);
+    const after = totals(units, loads);
     return {
       taskId,
       units,
-      keysWritten: units.reduce((n, u) => n + u.keysWritten, 0),
+      keysWritten: units.reduce((n, u) => n + u.keysWritten, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
       bytes: after.bytes,
       seconds: (performance.now() - started) / 1000,
       keysThisRun: after.keys - before.keys,
@@ -121,10 +122,15 @@ async function checkpoints(store: TaskStore, taskId: string): Promise<UnitCheckp
   return (await store.listCheckpoints(taskId)).map((c) => c.value);
 }
 
-function totals(units: UnitCheckpoint[]): { keys: number; bytes: number } {
+/** Shards whose full sync was an RDB load (fullSync.reader rdb). */
+async function rdbLoads(store: TaskStore, taskId: string): Promise<ShardCheckpoint[]> {
+  return (await store.listShards(taskId)).map((s) => s.value).filter((s) => s.rdb === 'loaded');
+}
+
+function totals(units: UnitCheckpoint[], loads: ShardCheckpoint[]): { keys: number; bytes: number } {
   return {
-    keys: units.reduce((n, u) => n + u.keysRead + u.keysFiltered, 0),
-    bytes: units.reduce((n, u) => n + u.bytes, 0),
+    keys: units.reduce((n, u) => n + u.keysRead + u.keysFiltered, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
+    bytes: units.reduce((n, u) => n + u.bytes, 0) + loads.reduce((n, s) => n + (s.rdbBytes ?? 0), 0),
   };
 }
 

@@ -74,9 +74,22 @@ const ThrottleSchema = z
     description: 'Rate limits that spare a busy source or target. Absent: as fast as the servers allow.',
   });
 
+export const FULL_SYNC_READERS = ['scan', 'rdb', 'auto'] as const;
+
 const FullSyncSchema = z
   .strictObject(
     {
+      reader: oneOf(FULL_SYNC_READERS)
+        .default('scan')
+        .meta({
+          description:
+            'scan: SCAN chunks read with DUMP in stamped transactions, resumable per chunk, run by CopyChunk ' +
+            'Lambdas on AWS. rdb: the snapshot a new replica gets (PSYNC, the source forks once), cut into ' +
+            'RESTORE payloads without decoding, and the incremental sync continues on the same link from the ' +
+            'snapshot offset (no catch-up); runs where one process holds the link (locally, the Fargate ' +
+            'replicator), restarts from the beginning when interrupted. auto: the precheck picks rdb when it ' +
+            'is safe (see the README) and scan otherwise, and says which and why.',
+        }),
       chunkKeys: intIn(10, 100_000)
         .default(1000)
         .meta({

@@ -219,17 +219,29 @@ describe('state machine', () => {
     });
   });
 
-  test('full-only tasks skip CaptureStart and Incremental', () => {
+  test('full-only tasks with the scan reader skip CaptureStart and Incremental', () => {
     const s = definition.States;
     expect(s['PrecheckPassed?']!.Choices![2]).toEqual({
-      Variable: '$.task.syncType',
-      StringEquals: 'full',
+      And: [
+        { Variable: '$.task.syncType', StringEquals: 'full' },
+        { Variable: '$.precheck.fullSyncReader', StringEquals: 'scan' },
+      ],
       Next: 'PlanUnits',
     });
     expect(s['AfterFullSync?']!.Choices![0]).toEqual({
       Variable: '$.task.syncType',
       StringEquals: 'full',
       Next: 'Verify',
+    });
+  });
+
+  test('the RDB reader goes from CaptureStart to the replicator, which takes the snapshot and streams on', () => {
+    const s = definition.States;
+    expect(s.CaptureStart!.Parameters).toMatchObject({ 'fullSyncReader.$': '$.precheck.fullSyncReader' });
+    expect(s['NeedsFullSync?']!.Choices).toContainEqual({
+      Variable: '$.captureStart.reader',
+      StringEquals: 'rdb',
+      Next: 'RunReplicator',
     });
   });
 

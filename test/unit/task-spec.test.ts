@@ -360,7 +360,7 @@ describe('parseTaskSpec accepts', () => {
       target: { url: 'redis://dst-host:6380' },
       syncType: 'full+incremental',
       existingKeys: 'block',
-      fullSync: { chunkKeys: 1000, checkpointIntervalMs: 250 },
+      fullSync: { reader: 'scan', chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
         reader: 'psync',
@@ -409,7 +409,12 @@ describe('parseTaskSpec accepts', () => {
       ttlToleranceMs: 100,
       duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
     });
-    expect(out.fullSync).toEqual({ chunkKeys: 1000, maxInFlightBytes: 1 << 26, checkpointIntervalMs: 250 });
+    expect(out.fullSync).toEqual({
+      reader: 'scan',
+      chunkKeys: 1000,
+      maxInFlightBytes: 1 << 26,
+      checkpointIntervalMs: 250,
+    });
   });
 
   it('every field at once, unchanged', () => {
@@ -429,7 +434,7 @@ describe('parseTaskSpec accepts', () => {
       dbMap: { '0': 3, '1': 4, '2': 5 },
       keyFilter: { include: ['user:'], exclude: ['user:tmp:'] },
       throttle: { maxKeysPerSecond: 5000, maxBytesPerSecond: 1.5e7 },
-      fullSync: { chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
+      fullSync: { reader: 'rdb', chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
       incremental: {
         mode: 'lambda',
         reader: 'psync',

@@ -117,8 +117,13 @@ Incremental sync:
   --verify-every MS            while it runs, verify a sample of keys this often (default 300000, 0
                                never) and show the inconsistent count in redis-dts status
   --verify-sample-rate R       the fraction each of those checks compares (default 0.01)
+  --on-backlog-lost WHAT       fail (default): stop with BACKLOG_LOST when the source's backlog no
+                               longer holds the position to resume from. resync: empty the destination
+                               dbs the task writes and take the full sync again from a new RDB snapshot,
+                               continuing on its link (needs --existing-keys block, not Lambda windows)
   The source's repl-backlog-size must hold the writes made during the full sync (precheck estimates
-  it); when it does not, the task stops with BACKLOG_LOST and says so.
+  it), unless --full-sync-reader rdb, whose stream goes on on the snapshot's link; when it does not,
+  the task stops with BACKLOG_LOST and says so (or resyncs, above).
 
 Pace and state:
   --max-keys-per-second N      throttle (default: unlimited)

@@ -35,6 +35,7 @@ export const SPEC_OPTIONS = {
   'no-heartbeat': { type: 'boolean' },
   'incremental-mode': { type: 'string' },
   'incremental-reader': { type: 'string' },
+  'on-backlog-lost': { type: 'string' },
   'set-notify-keyspace-events': { type: 'boolean' },
   yes: { type: 'boolean', short: 'y' },
 } as const;
@@ -109,12 +110,14 @@ export function specInput(v: Partial<SpecFlags>): Record<string, unknown> {
     v['no-heartbeat'] ||
     v['incremental-mode'] !== undefined ||
     v['incremental-reader'] !== undefined ||
+    v['on-backlog-lost'] !== undefined ||
     v['set-notify-keyspace-events']
   ) {
     const inc = { ...((input.incremental ?? {}) as Record<string, unknown>) };
     set(inc, 'until', v.until);
     set(inc, 'mode', v['incremental-mode']);
     set(inc, 'reader', v['incremental-reader']);
+    set(inc, 'onBacklogLost', v['on-backlog-lost']);
     if (v['set-notify-keyspace-events']) inc.setNotifyKeyspaceEvents = true;
     if (v['no-heartbeat'])
       inc.heartbeat = { ...((inc.heartbeat ?? {}) as Record<string, unknown>), enabled: false };

@@ -5,11 +5,11 @@ import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import type { TargetRouting } from '../redis/target-routing.ts';
 import type { HeldLink } from '../replication/held-link.ts';
-import type { RdbKeyEntry } from '../replication/rdb/rdb-parser.ts';
+import type { RdbRawKey } from '../replication/rdb/rdb-parser.ts';
 import { type RdbSource, readRdbSnapshot } from '../replication/rdb/rdb-snapshot.ts';
 import { restoreRefusal } from '../replication/rdb/restore-refusal.ts';
+import { type EncodedRestores, RestoreEncoder } from './restore-encoder.ts';
 import { RestoreWriter } from './restore-writer.ts';
-import { RoutedRestoreWriter } from './routed-restore-writer.ts';
 
 export interface RdbFullSyncOptions {
   /** The source (one master of a cluster source). */
@@ -57,18 +57,11 @@ export interface RdbFullSyncResult {
 }
 
 /** Keys per RESTORE batch and the bytes after which a batch goes out early. */
-const BATCH_KEYS = 500;
+const BATCH_KEYS = 1000;
 const BATCH_BYTES = 1024 * 1024;
 /** Batches written at once before the RDB link is held. */
 const MAX_BATCHES_IN_FLIGHT = 8;
 const PROGRESS_MS = 1000;
-
-interface DbBatch {
-  keys: Buffer[];
-  payloads: Buffer[];
-  expireAt: number[];
-  bytes: number;
-}
 
 /**
  * The full sync through the source's replication RDB: `PSYNC ? -1`, then each key of the snapshot,
@@ -83,9 +76,11 @@ interface DbBatch {
  */
 export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncResult> {
   const started = Date.now();
-  const writers = new Map<number, Promise<RoutedRestoreWriter>>();
+  const nodes = o.routing.nodes.length;
+  const writers = new Map<number, Promise<RestoreWriter[]>>();
   const connections: Promise<RawConnection>[] = [];
-  const batches = new Map<number, DbBatch>();
+  /** Per source db, one encoder per destination node. */
+  const encoders = new Map<number, RestoreEncoder[]>();
   const inFlight = new Set<Promise<void>>();
   const oversized: { db: number; key: Buffer }[] = [];
   const dbs = new Set<number>();
@@ -96,26 +91,24 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
   let lastProgress = 0;
   let source: RdbSource = { rdbVersion: 0, serverVersion: undefined };
 
-  const writerFor = (targetDb: number): Promise<RoutedRestoreWriter> => {
+  const writersFor = (targetDb: number): Promise<RestoreWriter[]> => {
     let w = writers.get(targetDb);
     if (!w) {
       w = (async () => {
         await o.onFirstWrite?.(targetDb);
-        const perNode = o.routing.nodes.map((node) => {
-          const c = RawConnection.open(node, { db: targetDb, clientName: 'redis-dts-rdb-load' });
-          connections.push(c);
-          return c;
-        });
-        const opened = await Promise.all(perNode);
-        return new RoutedRestoreWriter(
-          opened.map(
-            (c) =>
-              new RestoreWriter(c, {
-                maxInFlightBytes: o.maxInFlightBytes,
-                maxPayloadBytes: o.maxPayloadBytes,
-              }),
-          ),
-          o.routing,
+        const opened = await Promise.all(
+          o.routing.nodes.map((node) => {
+            const c = RawConnection.open(node, { db: targetDb, clientName: 'redis-dts-rdb-load' });
+            connections.push(c);
+            return c;
+          }),
+        );
+        return opened.map(
+          (c) =>
+            new RestoreWriter(c, {
+              maxInFlightBytes: o.maxInFlightBytes,
+              maxPayloadBytes: o.maxPayloadBytes,
+            }),
         );
       })();
       writers.set(targetDb, w);
@@ -124,10 +117,9 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
   };
 
   /** Never rejects: the first failure is kept, and ends the load at the next key or at the RDB's end. */
-  const send = (sourceDb: number, batch: DbBatch): void => {
-    const targetDb = targetDbFor(o.dbMap, sourceDb);
-    const p: Promise<void> = writerFor(targetDb)
-      .then((w) => w.write(batch))
+  const send = (sourceDb: number, node: number, batch: EncodedRestores): void => {
+    const p: Promise<void> = writersFor(targetDbFor(o.dbMap, sourceDb))
+      .then((w) => w[node]!.writeEncoded(batch))
       .then((r) => {
         const refused = r.errors[0];
         if (refused) {
@@ -139,7 +131,6 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
             destinationVersion: o.destinationVersion,
           });
         }
-        for (const i of r.oversized) oversized.push({ db: sourceDb, key: batch.keys[i]! });
       })
       .catch((e: unknown) => {
         failure ??= e;
@@ -148,34 +139,30 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
     inFlight.add(p);
   };
 
-  const take = (sourceDb: number): DbBatch | undefined => {
-    const b = batches.get(sourceDb);
-    if (b) batches.delete(sourceDb);
-    return b;
-  };
-
-  const add = (entry: RdbKeyEntry): undefined | Promise<unknown> => {
-    if ((o.dbs && !o.dbs.has(entry.db)) || !o.keep(entry.key)) {
+  const add = (k: RdbRawKey): undefined | Promise<unknown> => {
+    if ((o.dbs && !o.dbs.has(k.db)) || !o.keep(k.key)) {
       skipped++;
       return undefined;
     }
-    dbs.add(entry.db);
-    let b = batches.get(entry.db);
-    if (!b) {
-      b = { keys: [], payloads: [], expireAt: [], bytes: 0 };
-      batches.set(entry.db, b);
+    dbs.add(k.db);
+    const payload = RestoreEncoder.payloadBytes(k.end - k.start);
+    if (payload > o.maxPayloadBytes) {
+      oversized.push({ db: k.db, key: k.key });
+      return undefined;
     }
-    // The parser's Buffers are views of its buffer for big values and of socket pieces otherwise: a
-    // copy keeps the batch independent of what the parser reuses.
-    b.keys.push(Buffer.from(entry.key));
-    b.payloads.push(Buffer.from(entry.payload));
-    b.expireAt.push(entry.expireAtMs ?? 0);
-    b.bytes += entry.payload.length + entry.key.length;
+    let perNode = encoders.get(k.db);
+    if (!perNode) {
+      perNode = Array.from({ length: nodes }, () => new RestoreEncoder());
+      encoders.set(k.db, perNode);
+    }
+    const node = nodes === 1 ? 0 : o.routing.nodeOf(k.key);
+    const enc = perNode[node]!;
+    enc.add(k.key, k.expireAtMs ?? 0, k.type, k.src, k.start, k.end, k.rdbVersion);
     keys++;
-    bytes += entry.payload.length;
-    report(false);
-    if (b.keys.length < BATCH_KEYS && b.bytes < BATCH_BYTES) return undefined;
-    send(entry.db, take(entry.db)!);
+    bytes += payload;
+    if ((keys & 4095) === 0) report(false);
+    if (enc.count < BATCH_KEYS && enc.bytes < BATCH_BYTES) return undefined;
+    send(k.db, node, enc.take());
     if (inFlight.size < MAX_BATCHES_IN_FLIGHT) return undefined;
     // Held until one batch settles: the RDB waits in the socket (and the source's buffers), not here.
     return Promise.race(inFlight).then(() => {
@@ -195,13 +182,19 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
     snapshot = await readRdbSnapshot(o.source, {
       holdLink: true,
       maxValueBytes: o.maxValueBytes,
-      onEntry: (entry, about) => {
+      // Function libraries: copied by the incremental sync at its first marker (FUNCTION DUMP/RESTORE).
+      onEntry: () => undefined,
+      onRawKey: (key, about) => {
         source = about;
         if (failure) throw failure;
-        return entry.kind === 'key' ? add(entry) : undefined;
+        return add(key);
       },
     });
-    for (const db of [...batches.keys()]) send(db, take(db)!);
+    for (const [db, perNode] of encoders) {
+      perNode.forEach((enc, node) => {
+        if (enc.count > 0) send(db, node, enc.take());
+      });
+    }
     await Promise.allSettled([...inFlight]);
     if (failure) throw failure;
     report(true);

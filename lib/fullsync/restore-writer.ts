@@ -2,6 +2,7 @@ import { DtsError } from '../errors.ts';
 import { describeEndpoint } from '../redis/endpoint.ts';
 import type { RawConnection } from '../redis/raw-connection.ts';
 import { bulkSize, copyBytes, decimalLength, RespError, writeBulk, writeDecimal } from '../redis/resp.ts';
+import type { EncodedRestores } from './restore-encoder.ts';
 import type { Chunk } from './stamped-chunk-reader.ts';
 
 /** What a RESTORE batch needs of a chunk (the RDB full sync builds them without a SCAN). */
@@ -100,19 +101,37 @@ export class RestoreWriter {
       pos = copyBytes(REPLACE_ABSTTL, 0, REPLACE_ABSTTL.length, out, pos);
     }
 
+    return this.send(out, sent.length, size, (n) => keys[sent[n]!]!, result);
+  }
+
+  /** RESTOREs encoded by the caller (RestoreEncoder): sent as they are, under the same bound. */
+  async writeEncoded(batch: EncodedRestores): Promise<WriteResult> {
+    const result: WriteResult = { written: 0, vanished: 0, oversized: [], errors: [] };
+    if (batch.count === 0) return result;
+    await this.reserve(batch.buf.length);
+    return this.send(batch.buf, batch.count, batch.buf.length, batch.keyAt, result);
+  }
+
+  private send(
+    out: Buffer,
+    count: number,
+    size: number,
+    keyAt: (n: number) => Buffer,
+    result: WriteResult,
+  ): Promise<WriteResult> {
     const who = describeEndpoint(this.conn.endpoint);
     return new Promise((resolve, reject) => {
       let fatal: RespError | undefined;
       // A full socket buffer needs no wait here: reserve() already bounds the bytes in flight.
-      this.conn.write(out, sent.length, {
+      this.conn.write(out, count, {
         onReply: (v, n) => {
           if (!(v instanceof RespError)) return;
           if (FATAL_PREFIXES.has(v.prefix)) fatal ??= v;
-          else result.errors.push({ key: keys[sent[n]!]!, error: v.message });
+          else result.errors.push({ key: keyAt(n), error: v.message });
         },
         onDone: () => {
           this.release(size);
-          result.written = sent.length - result.errors.length - (fatal ? 1 : 0);
+          result.written = count - result.errors.length - (fatal ? 1 : 0);
           if (fatal) reject(fatalWriteError(who, fatal));
           else resolve(result);
         },

@@ -16,6 +16,7 @@ import { RawConnection } from '../redis/raw-connection.ts';
 import { refreshClusterRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { MAX_RESYNCS, markForResync, resyncWanted } from './backlog-resync.ts';
 import { notificationReplicateStep } from './notification-replicate-step.ts';
 import { loadShardRdb, needsRdbLoad, redoInterruptedRdbLoads } from './rdb-shard-load.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
@@ -51,8 +52,6 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   const progress = o.progress ?? silentProgress;
 
   const stop = new StopFlag(o.store, taskId);
-  // One shard failing stops the others (cleanly, at their marker) before the error is raised.
-  const failed = new AbortController();
   let context: UnitCopyContext | undefined;
   let admin: Redis | undefined;
   let sampled: SampledVerification | undefined;
@@ -89,45 +88,64 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       ...(o.onSampledVerification ? { onResult: o.onSampledVerification } : {}),
     });
     sampled.start();
-    const latest = new Map<string, IncrementalProgress>();
-    let lastLog = 0;
-    const shared: ShardRunShared = {
-      input,
-      source,
-      target,
-      units,
-      filter,
-      copy: context,
-      progress,
-      deadline: o.deadline,
-      shouldStop: () => stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted,
-      onProgress: (shardId, p) => {
-        latest.set(shardId, p);
-        if (latest.size < shards.length) return;
-        const all = combineProgress([...latest.values()]);
-        o.onProgress?.(all);
-        const now = Date.now();
-        if (now - lastLog < PROGRESS_LOG_MS) return;
-        lastLog = now;
-        const lag = all.lagMs === undefined ? 'n/a' : `${all.lagMs} ms`;
-        progress.log(
-          `${all.phase}: ${Math.round(all.opsPerSecond)} ops/s, lag ${lag}, ${all.bytesBehind ?? 'n/a'} bytes behind, ` +
-            `${all.commandsApplied} applied, ${all.keysRecopied} keys re-copied`,
-          { ...all, ...memoryFields() },
-        );
-      },
-    };
-    const results = await Promise.allSettled(
-      shards.map((shard) =>
-        replicateShard(shard, shared, o.store).catch((e: unknown) => {
-          failed.abort();
-          throw e;
-        }),
-      ),
-    );
-    const failure = results.find((r) => r.status === 'rejected');
-    if (failure) throw failure.reason;
-    return combineOutcomes(results.map((r) => (r as PromiseFulfilledResult<IncrementalOutcome>).value));
+    for (let resyncs = 0; ; resyncs++) {
+      // One shard failing stops the others (cleanly, at their marker) before the error is raised.
+      const failed = new AbortController();
+      const latest = new Map<string, IncrementalProgress>();
+      let lastLog = 0;
+      const shared: ShardRunShared = {
+        input,
+        source,
+        target,
+        units,
+        filter,
+        copy: context,
+        progress,
+        deadline: o.deadline,
+        shouldStop: () => stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted,
+        onProgress: (shardId, p) => {
+          latest.set(shardId, p);
+          if (latest.size < shards.length) return;
+          const all = combineProgress([...latest.values()]);
+          o.onProgress?.(all);
+          const now = Date.now();
+          if (now - lastLog < PROGRESS_LOG_MS) return;
+          lastLog = now;
+          const lag = all.lagMs === undefined ? 'n/a' : `${all.lagMs} ms`;
+          progress.log(
+            `${all.phase}: ${Math.round(all.opsPerSecond)} ops/s, lag ${lag}, ${all.bytesBehind ?? 'n/a'} bytes behind, ` +
+              `${all.commandsApplied} applied, ${all.keysRecopied} keys re-copied`,
+            { ...all, ...memoryFields() },
+          );
+        },
+      };
+      const results = await Promise.allSettled(
+        shards.map((shard) =>
+          replicateShard(shard, shared, o.store).catch((e: unknown) => {
+            failed.abort();
+            throw e;
+          }),
+        ),
+      );
+      const failure = results.find((r) => r.status === 'rejected');
+      if (!failure) {
+        return combineOutcomes(results.map((r) => (r as PromiseFulfilledResult<IncrementalOutcome>).value));
+      }
+      const lost = results.find((r) => r.status === 'rejected' && resyncWanted(r.reason, spec));
+      if (!lost || resyncs >= MAX_RESYNCS) throw failure.reason;
+      const redo = { spec, taskId, store: o.store, units, copy: context, markerDb: markerDbFor(spec, units) };
+      const log = (m: string) => progress.log(m, { phase: 'full-sync' });
+      const marked = await markForResync(
+        (lost as PromiseRejectedResult).reason,
+        await o.store.listShards(taskId),
+        {
+          ...redo,
+          log,
+        },
+      );
+      shards = await redoInterruptedRdbLoads(marked, { ...redo, log });
+      await o.store.updateTask(taskId, { phase: 'full-sync' });
+    }
   } finally {
     await sampled?.stop();
     stop.close();
@@ -178,7 +196,8 @@ async function replicateShard(
     if (rdb.loaded) await store.updateTask(taskId, { phase: 'incremental' });
   }
   const { shardId, replid, startOffset, node, tag } = shard.value;
-  const units = s.units.filter((u) => (u.shardId ?? STANDALONE_SHARD_ID) === shardId);
+  // A shard loaded from an RDB starts at its snapshot: the scan units (of a resynced task) are history.
+  const units = shard.value.rdb ? [] : s.units.filter((u) => (u.shardId ?? STANDALONE_SHARD_ID) === shardId);
   let bound = startOffset;
   for (const u of units) {
     if (!u.stamp) continue;
@@ -263,15 +282,7 @@ async function replicateShard(
       log,
       onProgress: (p) => s.onProgress(shardId, p),
     });
-  const outcome = await runFollowingTarget(makeSync, copy.routing, s.target, log).catch((e: unknown) => {
-    throw isDtsError(e) && e.code === 'BACKLOG_LOST' && spec.incremental.onBacklogLost === 'resync'
-      ? new DtsError(
-          e.code,
-          `${e.message} (incremental.onBacklogLost "resync" is not built yet, so the task fails)`,
-          e.fix,
-        )
-      : e;
-  });
+  const outcome = await runFollowingTarget(makeSync, copy.routing, s.target, log);
   await store.putShard(
     taskId,
     {

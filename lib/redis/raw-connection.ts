@@ -116,6 +116,9 @@ export class RawConnection {
     return n;
   }
 
+  /** The next 'drain' of the socket, while its buffer is full. */
+  private drained: Promise<void> | undefined;
+
   /**
    * Writes `count` already-encoded commands. Resolves when the socket accepted the bytes (after 'drain'
    * when its buffer is full), which is the back-pressure point for callers that produce faster than the
@@ -128,7 +131,14 @@ export class RawConnection {
     }
     this.queue.push({ sink, count, received: 0 });
     if (this.socket.write(buf)) return undefined;
-    return new Promise((resolve) => this.socket.once('drain', resolve));
+    // One listener however many writers wait: pipelines write on while the buffer is full.
+    this.drained ??= new Promise((resolve) =>
+      this.socket.once('drain', () => {
+        this.drained = undefined;
+        resolve();
+      }),
+    );
+    return this.drained;
   }
 
   /** One command, its reply as a promise; error replies reject with RespError. Not for hot paths. */

@@ -89,7 +89,8 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
     return {
       taskId,
       units,
-      keysWritten: units.reduce((n, u) => n + u.keysWritten, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
+      keysWritten:
+        units.reduce((n, u) => n + u.keysWritten, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
       bytes: after.bytes,
       seconds: (performance.now() - started) / 1000,
       keysThisRun: after.keys - before.keys,
@@ -129,7 +130,9 @@ async function rdbLoads(store: TaskStore, taskId: string): Promise<ShardCheckpoi
 
 function totals(units: UnitCheckpoint[], loads: ShardCheckpoint[]): { keys: number; bytes: number } {
   return {
-    keys: units.reduce((n, u) => n + u.keysRead + u.keysFiltered, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
+    keys:
+      units.reduce((n, u) => n + u.keysRead + u.keysFiltered, 0) +
+      loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
     bytes: units.reduce((n, u) => n + u.bytes, 0) + loads.reduce((n, s) => n + (s.rdbBytes ?? 0), 0),
   };
 }

@@ -181,8 +181,9 @@ const IncrementalSchema = z
         .meta({
           description:
             "What to do when the source's replication backlog no longer holds the position to resume from " +
-            '(the source answered +FULLRESYNC): fail the task, or redo the full sync (resync is not built ' +
-            'yet: the task fails and says so).',
+            '(the source answered +FULLRESYNC): fail the task, or redo the full sync: the destination dbs the ' +
+            'task writes are emptied, every shard is loaded again from a new RDB snapshot and the stream ' +
+            'continues on its link. resync needs the replicator (not Lambda windows) and existingKeys block.',
         }),
     },
     { error: 'an object' },

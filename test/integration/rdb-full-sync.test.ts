@@ -204,4 +204,55 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
     );
     await assertSameData(source.url, target.url);
   }, 180_000);
+
+  it('onBacklogLost resync: a lost backlog empties the destination dbs and takes the full sync again from the RDB', async () => {
+    // A 16 kB backlog cannot hold what the writers write during the scan full sync: the catch-up's PSYNC
+    // is answered +FULLRESYNC.
+    const source = await startRedis({ args: ['--repl-backlog-size', '16kb'] });
+    const target = await startRedis();
+    await seed(source, [0, 2], 30_000);
+    const writers = startWriters({ url: source.url, dbs: [0, 2], writers: 4 });
+    await sleep(300);
+    const cli = watch(
+      startCli(
+        syncArgs(source.url, target.url, stateDir(), ['--on-backlog-lost', 'resync', '--until', 'caught-up']),
+      ),
+    );
+    await cli.until('onBacklogLost is resync, so the full sync is taken again from the RDB');
+    await cli.until('incremental sync: applying changes');
+    await sleep(1000);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/no longer holds the replication stream from [0-9a-f]{40}:\d+/);
+    expect(cli.output()).toMatch(/destination dbs 0, 2 emptied first/);
+    expect(cli.output()).toMatch(/full sync: \d+ keys from the RDB/);
+    expect(cli.output()).toContain('verify: consistent');
+    await assertSameData(source.url, target.url);
+    await assertNoInternalKeys(source.url, target.url);
+  }, 180_000);
+
+  it('onBacklogLost resync is refused with --existing-keys overwrite: the task stops with BACKLOG_LOST and says why', async () => {
+    const source = await startRedis({ args: ['--repl-backlog-size', '16kb'] });
+    const target = await startRedis();
+    await seed(source, [0], 30_000);
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
+    await sleep(300);
+    const r = await runCli(
+      syncArgs(source.url, target.url, stateDir(), [
+        '--on-backlog-lost',
+        'resync',
+        '--existing-keys',
+        'overwrite',
+        '--until',
+        'caught-up',
+      ]),
+    );
+    await writers.stop();
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/no longer holds the replication stream from [0-9a-f]{40}:\d+/);
+    expect(r.stdout + r.stderr).toContain(
+      'onBacklogLost resync would empty destination dbs that also hold keys of their own',
+    );
+  }, 120_000);
 });

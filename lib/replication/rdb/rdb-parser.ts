@@ -54,8 +54,25 @@ export interface RdbSummary {
   checksum: 'verified' | 'disabled' | 'absent';
 }
 
+/**
+ * A key as its value's bytes stand in the RDB: `src[start..end)` is the serialized value after the type
+ * byte, valid only during the call (a view of the parser's or the socket's buffer).
+ */
+export interface RdbRawKey {
+  db: number;
+  key: Buffer;
+  type: number;
+  src: Buffer;
+  start: number;
+  end: number;
+  expireAtMs: number | undefined;
+  rdbVersion: number;
+}
+
 export interface RdbParserOptions {
   onEntry: (entry: RdbEntry) => void;
+  /** With it, keys come here instead of to onEntry, without a payload built (the caller encodes it). */
+  onRawKey?: (key: RdbRawKey) => void;
   /**
    * A key whose serialized form (name and value) passes this many bytes is refused with
    * RDB_VALUE_TOO_LARGE before it is buffered whole (default: no limit).
@@ -86,6 +103,7 @@ function isValueType(t: number): boolean {
  */
 export class RdbParser {
   private readonly onEntry: (entry: RdbEntry) => void;
+  private readonly onRawKey: ((key: RdbRawKey) => void) | undefined;
   private readonly maxItemBytes: number;
   private readonly cursor = new RdbCursor();
   private readonly crc = new Crc64();
@@ -111,6 +129,7 @@ export class RdbParser {
 
   constructor(options: RdbParserOptions) {
     this.onEntry = options.onEntry;
+    this.onRawKey = options.onRawKey;
     this.maxItemBytes = options.maxValueBytes ?? Number.POSITIVE_INFINITY;
     this.cursor.maxStringBytes = this.maxItemBytes;
   }
@@ -259,6 +278,22 @@ export class RdbParser {
     this.currentKey = key;
     const start = c.pos;
     skipValue(c, type);
+    if (this.onRawKey) {
+      const expireAtMs = this.expireAtMs;
+      this.expireAtMs = undefined;
+      this.keys++;
+      this.onRawKey({
+        db: this.db,
+        key,
+        type,
+        src: data,
+        start,
+        end: c.pos,
+        expireAtMs,
+        rdbVersion: this.version,
+      });
+      return;
+    }
     const entry: RdbKeyEntry = {
       kind: 'key',
       db: this.db,

@@ -1,7 +1,7 @@
 import type { RedisEndpoint } from '../../redis/endpoint.ts';
 import { HeldLink, type LinkDispatch } from '../held-link.ts';
 import { PsyncClient } from '../psync-client.ts';
-import { type RdbEntry, RdbParser, type RdbSummary } from './rdb-parser.ts';
+import { type RdbEntry, RdbParser, type RdbRawKey, type RdbSummary } from './rdb-parser.ts';
 
 export interface RdbSnapshotOptions {
   /**
@@ -9,6 +9,8 @@ export interface RdbSnapshotOptions {
    * read after the current socket piece) until it settles; a rejection ends the snapshot with its error.
    */
   onEntry: (entry: RdbEntry, source: RdbSource) => undefined | Promise<unknown>;
+  /** Keys as raw RDB bytes instead of entries (see RdbParserOptions.onRawKey); may hold the link the same way. */
+  onRawKey?: (key: RdbRawKey, source: RdbSource) => undefined | Promise<unknown>;
   /** See RdbParserOptions.maxValueBytes. */
   maxValueBytes?: number;
   connectTimeoutMs?: number;
@@ -55,17 +57,19 @@ export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOption
   /** Promises returned by onEntry and not settled yet; the link stays paused while there are any. */
   let unsettled = 0;
   let whenSettled: (() => void) | undefined;
+  const hold = (p: undefined | Promise<unknown>) => {
+    if (!p) return;
+    unsettled++;
+    // Every promise gets its handler at once: an early one that rejects must end the snapshot.
+    p.then(() => {
+      if (--unsettled === 0) whenSettled?.();
+    }, fail);
+  };
+  const onRawKey = opts.onRawKey;
   const parser = new RdbParser({
     maxValueBytes: opts.maxValueBytes,
-    onEntry: (entry) => {
-      const p = opts.onEntry(entry, parser);
-      if (!p) return;
-      unsettled++;
-      // Every promise gets its handler at once: an early one that rejects must end the snapshot.
-      p.then(() => {
-        if (--unsettled === 0) whenSettled?.();
-      }, fail);
-    },
+    onEntry: (entry) => hold(opts.onEntry(entry, parser)),
+    ...(onRawKey ? { onRawKey: (key: RdbRawKey) => hold(onRawKey(key, parser)) } : {}),
   });
   const afterSettled = (then: () => void) => {
     if (unsettled === 0) return then();

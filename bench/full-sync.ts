@@ -1,5 +1,5 @@
 /**
- * npm run bench:full [-- --keys 1200000 --value-bytes 100 --runs 2 --readers scan,rdb]
+ * npm run bench:full [-- --keys 1200000 --value-bytes 100 --runs 2 --readers scan,rdb [--random-values]]
  *
  * Seeds one source with a mixed dataset, then in the same run measures
  *   native: a fresh redis-server doing REPLICAOF the source (diskless, delay 0) until the link is up
@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { compareServers } from '../test/support/compare.ts';
 import { startRedis, stopAllRedis } from '../test/support/redis-server.ts';
-import { seedMixedDataset } from './mixed-dataset.ts';
+import { seedMixedDataset, seedRandomStrings } from './mixed-dataset.ts';
 import { measureNativeReplication, rate } from './native-replication.ts';
 import { runChild } from './run-child.ts';
 
@@ -24,6 +24,8 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '2' },
     verify: { type: 'boolean', default: true },
     readers: { type: 'string', default: 'scan,rdb' },
+    // Strings of random bytes instead of the mixed dataset: an RDB as large as the data (for RSS).
+    'random-values': { type: 'boolean', default: false },
   },
 });
 const readers = values.readers.split(',').map((r) => r.trim());
@@ -34,7 +36,9 @@ const runs = Number(values.runs);
 
 const source = await startRedis({ args: ['--repl-diskless-sync', 'yes', '--repl-diskless-sync-delay', '0'] });
 try {
-  const dbsize = await seedMixedDataset(source.port, keys, valueBytes);
+  const dbsize = values['random-values']
+    ? await seedRandomStrings(source.port, keys, valueBytes)
+    : await seedMixedDataset(source.port, keys, valueBytes);
 
   const native: number[] = [];
   const ours = new Map<string, { seconds: number; bytes: number; peakRssMb: number }[]>(

@@ -23,6 +23,7 @@ const { values } = parseArgs({
     'value-bytes': { type: 'string', default: '100' },
     runs: { type: 'string', default: '2' },
     verify: { type: 'boolean', default: true },
+    'no-verify': { type: 'boolean', default: false },
     readers: { type: 'string', default: 'scan,rdb' },
     // Strings of random bytes instead of the mixed dataset: an RDB as large as the data (for RSS).
     'random-values': { type: 'boolean', default: false },
@@ -49,7 +50,7 @@ try {
     const n = native[native.length - 1]!;
     const parts = [`run ${run}: native ${n.toFixed(2)} s (${rate(dbsize, n)} keys/s)`];
     for (const reader of readers) {
-      const o = await measureOurs(source.url, dbsize, reader, values.verify && run === 1);
+      const o = await measureOurs(source.url, dbsize, reader, values.verify && !values['no-verify'] && run === 1);
       ours.get(reader)!.push(o);
       parts.push(
         `${reader} ${o.seconds.toFixed(2)} s (${rate(dbsize, o.seconds)} keys/s, ` +

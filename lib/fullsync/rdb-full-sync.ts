@@ -121,7 +121,9 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
     const p: Promise<void> = writersFor(targetDbFor(o.dbMap, sourceDb))
       .then((w) => w[node]!.writeEncoded(batch))
       .then((r) => {
-        const refused = r.errors[0];
+        // Refused keys are views of the batch: copied before its buffer is reused.
+        const refused = r.errors[0] && { key: Buffer.from(r.errors[0].key), error: r.errors[0].error };
+        batch.release();
         if (refused) {
           throw restoreRefusal(refused.error, {
             key: refused.key,

@@ -21,7 +21,10 @@ export interface RdbFullSyncOptions {
   dbMap?: Readonly<Record<number, number>>;
   /** Largest payload one RESTORE may carry: bigger values are left to the caller (`oversized`). */
   maxPayloadBytes: number;
-  /** Largest serialized value buffered from the RDB (RDB_VALUE_TOO_LARGE above it). */
+  /**
+   * Largest serialized value buffered from the RDB: a larger one is walked over as it arrives and left to
+   * the caller (`oversized`), or refused (RDB_VALUE_TOO_LARGE) for a stream.
+   */
   maxValueBytes: number;
   /** RESTORE bytes in flight per destination node. */
   maxInFlightBytes: number;
@@ -48,7 +51,10 @@ export interface RdbFullSyncResult {
   /** Keys the filters left out. */
   skipped: number;
   rdbBytes: number;
-  /** Values over maxPayloadBytes, not written: copy them in parts with a stamp (a catch-up re-copy). */
+  /**
+   * Values over maxPayloadBytes or maxValueBytes, not written: copy them in parts with a stamp (the
+   * catch-up's re-copy), after the load.
+   */
   oversized: { db: number; key: Buffer }[];
   /** Source dbs that held keys in the snapshot. */
   dbs: number[];
@@ -190,6 +196,13 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
         source = about;
         if (failure) throw failure;
         return add(key);
+      },
+      onOversized: (k) => {
+        if ((o.dbs && !o.dbs.has(k.db)) || !o.keep(k.key)) skipped++;
+        else {
+          dbs.add(k.db);
+          oversized.push({ db: k.db, key: k.key });
+        }
       },
     });
     for (const [db, perNode] of encoders) {

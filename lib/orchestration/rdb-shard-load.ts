@@ -140,8 +140,9 @@ export async function loadShardRdb(
     ...(spec.dbs ? { dbs: new Set(spec.dbs) } : {}),
     ...(spec.dbMap ? { dbMap: numericDbMap(spec.dbMap) } : {}),
     maxPayloadBytes: copy.maxPayloadBytes,
-    // A value is buffered whole from the RDB, then as its RESTORE: a quarter of the budget at most.
-    maxValueBytes: copy.budget.inFlightBytes,
+    // Held whole from the RDB, then as its RESTORE, up to the size the scan reader copies whole too;
+    // a larger value is walked over and copied from the source in parts after the load.
+    maxValueBytes: copy.budget.inPartsAbove,
     maxInFlightBytes: Math.ceil(
       (spec.fullSync.maxInFlightBytes ?? copy.budget.inFlightBytes) / copy.routing.nodes.length,
     ),
@@ -178,7 +179,7 @@ export async function loadShardRdb(
     `full sync: ${result.keys} keys from the RDB (${(result.rdbBytes / 2 ** 20).toFixed(1)} MB, ${result.skipped} left out by the filters) ` +
       `in ${result.seconds.toFixed(1)} s (${rate} keys/s), snapshot at ${result.replid}:${result.offset}, RDB checksum ${result.checksum}` +
       (result.oversized.length > 0
-        ? `; ${result.oversized.length} keys too big for one RESTORE follow in parts`
+        ? `; ${result.oversized.length} keys too big to hold whole follow, copied in parts`
         : ''),
   );
   return { shard: current, loaded: result, oversized: result.oversized };

@@ -1,5 +1,6 @@
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { seedBigValues, touchBigValues } from '../support/big-values.ts';
 import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { assertSameData } from '../support/compare.ts';
@@ -255,4 +256,57 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
       'onBacklogLost resync would empty destination dbs that also hold keys of their own',
     );
   }, 120_000);
+
+  it('values over the memory budget are walked over in the RDB, never held, and copied in parts at a stamp', async () => {
+    const source = await startRedis();
+    const target = await startRedis();
+    await seed(source, [0], 10_000);
+    // A 32 MB budget holds values up to 2 MB whole: these are larger (the list and the zset stay whole).
+    await seedBigValues(source.url, {
+      stringBytes: 24 * 2 ** 20,
+      setMembers: 400_000,
+      hashFields: 300_000,
+      listElements: 1000,
+    });
+    await source.cli(
+      'ZADD',
+      'big:zset',
+      ...Array.from({ length: 2000 }, (_, i) => [String(i), `m${i}`.repeat(50)]).flat(),
+    );
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
+    let round = 0;
+    let touching = true;
+    const touch = (async () => {
+      while (touching) {
+        await touchBigValues(source.url, ++round);
+        await sleep(50);
+      }
+    })();
+    const cli = watch(
+      startCli(
+        syncArgs(source.url, target.url, stateDir(), [
+          ...RDB,
+          '--memory-budget',
+          '64mb',
+          '--until',
+          'caught-up',
+        ]),
+      ),
+    );
+    // Writes to the big values after the snapshot: in the stream, which skips them up to each one's copy.
+    await cli.until('keys from the RDB');
+    touching = false;
+    await touch;
+    await cli.until('incremental sync: applying changes');
+    await sleep(1000);
+    await settle(writers);
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(round).toBeGreaterThan(0);
+    expect(cli.output()).toMatch(
+      /full sync: \d+ keys from the RDB .*; 3 keys too big to hold whole follow, copied in parts/,
+    );
+    expect(cli.output()).toMatch(/catch-up: re-copying 3 keys/);
+    await assertSameData(source.url, target.url);
+  }, 180_000);
 });

@@ -125,6 +125,33 @@ export class RdbCursor {
     throw new Malformed(`an unknown length encoding 0x${first.toString(16)}`);
   }
 
+  /**
+   * Reads a string's header only and returns how many bytes of it follow (raw length, the int's width, or
+   * LZF's compressed length), for a caller that skips them as they arrive. No limit applies.
+   */
+  stringBodyLength(): number {
+    const first = this.byte();
+    if (first >> 6 !== ENCODED) {
+      this.pos--;
+      return this.length();
+    }
+    switch (first & 0x3f) {
+      case ENC_INT8:
+        return 1;
+      case ENC_INT16:
+        return 2;
+      case ENC_INT32:
+        return 4;
+      case ENC_LZF: {
+        const compressed = this.length();
+        this.length();
+        return compressed;
+      }
+      default:
+        throw new Malformed(`an unknown string encoding 0x${first.toString(16)}`);
+    }
+  }
+
   /** Skips a string in any of its encodings (raw, int, LZF). */
   skipString(): void {
     const first = this.byte();

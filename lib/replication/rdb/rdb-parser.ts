@@ -14,6 +14,7 @@ import {
   rdbVersionUnsupported,
 } from './rdb-errors.ts';
 import { FIRST_RDB_VERSION_WITH_CHECKSUM, moduleTypeOf, NEWEST_RDB_VERSION, OPCODE } from './rdb-format.ts';
+import { ValueDrain } from './value-drain.ts';
 import { skipValue, UnsupportedValue } from './value-skipper.ts';
 
 /** One key of the RDB, ready for `RESTORE key <expireAtMs|0> payload REPLACE ABSTTL` in its db. */
@@ -69,10 +70,24 @@ export interface RdbRawKey {
   rdbVersion: number;
 }
 
+/** A key whose value was too large to hand over: only its name and where it was. */
+export interface RdbOversizedKey {
+  db: number;
+  key: Buffer;
+  type: number;
+  expireAtMs: number | undefined;
+}
+
 export interface RdbParserOptions {
   onEntry: (entry: RdbEntry) => void;
   /** With it, keys come here instead of to onEntry, without a payload built (the caller encodes it). */
   onRawKey?: (key: RdbRawKey) => void;
+  /**
+   * With it, a key whose value passes maxValueBytes is walked over as it arrives, never held, and named
+   * here (to be copied from the source another way) instead of refused with RDB_VALUE_TOO_LARGE.
+   * Streams and module values are still refused.
+   */
+  onOversized?: (key: RdbOversizedKey) => void;
   /**
    * A key whose serialized form (name and value) passes this many bytes is refused with
    * RDB_VALUE_TOO_LARGE before it is buffered whole (default: no limit).
@@ -80,7 +95,7 @@ export interface RdbParserOptions {
   maxValueBytes?: number;
 }
 
-type State = 'magic' | 'body' | 'checksum' | 'done';
+type State = 'magic' | 'body' | 'drain' | 'checksum' | 'done';
 
 const MAGIC = Buffer.from('REDIS');
 const HEADER_BYTES = 9;
@@ -104,6 +119,10 @@ function isValueType(t: number): boolean {
 export class RdbParser {
   private readonly onEntry: (entry: RdbEntry) => void;
   private readonly onRawKey: ((key: RdbRawKey) => void) | undefined;
+  private readonly onOversized: ((key: RdbOversizedKey) => void) | undefined;
+  private drain:
+    | { walker: ValueDrain; key: Buffer; type: number; db: number; expireAtMs: number | undefined }
+    | undefined;
   private readonly maxItemBytes: number;
   private readonly cursor = new RdbCursor();
   private readonly crc = new Crc64();
@@ -130,6 +149,7 @@ export class RdbParser {
   constructor(options: RdbParserOptions) {
     this.onEntry = options.onEntry;
     this.onRawKey = options.onRawKey;
+    this.onOversized = options.onOversized;
     this.maxItemBytes = options.maxValueBytes ?? Number.POSITIVE_INFINITY;
     this.cursor.maxStringBytes = this.maxItemBytes;
   }
@@ -182,26 +202,65 @@ export class RdbParser {
     c.reset(data, 0, end);
     let pos = 0;
     this.crcFrom = 0;
-    try {
-      while (pos < end && this.state !== 'done') {
-        c.pos = pos;
-        this.currentKey = undefined;
-        this.step(c, data);
-        pos = c.pos;
+    for (;;) {
+      try {
+        while (pos < end && this.state !== 'done') {
+          c.pos = pos;
+          this.currentKey = undefined;
+          this.step(c, data);
+          pos = c.pos;
+        }
+        if (pos < end) throw rdbCorrupt('bytes after the end of the RDB', this.place(this.consumed + pos));
+        break;
+      } catch (e) {
+        const drainAt = this.tooLarge(e, c, pos) ? this.startDrain(c, pos) : undefined;
+        if (drainAt !== undefined) {
+          pos = drainAt;
+          continue;
+        }
+        if (e !== NEED_MORE) throw this.named(e, this.consumed + pos);
+        const needed = c.needed - pos;
+        if (needed > this.maxItemBytes) {
+          throw rdbValueTooLarge(needed, this.maxItemBytes, this.place(this.consumed + pos));
+        }
+        if (final) throw rdbTruncated(this.consumed + end);
+        this.retryAt = Math.min(Math.max(needed, 2 * (end - pos)), this.maxItemBytes + 1);
+        break;
       }
-      if (pos < end) throw rdbCorrupt('bytes after the end of the RDB', this.place(this.consumed + pos));
-    } catch (e) {
-      if (e !== NEED_MORE) throw this.named(e, this.consumed + pos);
-      const needed = c.needed - pos;
-      if (needed > this.maxItemBytes) {
-        throw rdbValueTooLarge(needed, this.maxItemBytes, this.place(this.consumed + pos));
-      }
-      if (final) throw rdbTruncated(this.consumed + end);
-      this.retryAt = Math.min(Math.max(needed, 2 * (end - pos)), this.maxItemBytes + 1);
     }
-    if (this.state === 'body' || this.state === 'magic') this.crc.update(data, this.crcFrom, pos);
+    if (this.state === 'body' || this.state === 'magic' || this.state === 'drain') {
+      this.crc.update(data, this.crcFrom, pos);
+    }
     this.consumed += pos;
     this.keep(data, pos, end);
+  }
+
+  /** The item at pos cannot be held: a value over maxValueBytes, with onOversized there to take it. */
+  private tooLarge(e: unknown, c: RdbCursor, pos: number): boolean {
+    if (!this.onOversized || this.state !== 'body') return false;
+    return e instanceof StringTooLong || (e === NEED_MORE && c.needed - pos > this.maxItemBytes);
+  }
+
+  /**
+   * Re-reads the key item at pos up to its value and walks the value as it arrives (ValueDrain) instead
+   * of buffering it. Undefined when that cannot be done (not a key, a type without an outer layout, a
+   * key name itself too long): the size refusal stands then.
+   */
+  private startDrain(c: RdbCursor, pos: number): number | undefined {
+    try {
+      c.pos = pos;
+      const type = c.byte();
+      if (!isValueType(type)) return undefined;
+      const drain = ValueDrain.for(type);
+      if (!drain) return undefined;
+      const key = c.string();
+      this.drain = { walker: drain, key, type, db: this.db, expireAtMs: this.expireAtMs };
+      this.expireAtMs = undefined;
+      this.state = 'drain';
+      return c.pos;
+    } catch {
+      return undefined;
+    }
   }
 
   /** One opcode with its operands, or one key with its value. State changes only once every read succeeded. */
@@ -212,6 +271,15 @@ export class RdbParser {
     }
     if (this.state === 'checksum') {
       this.readChecksum(c, data);
+      return;
+    }
+    if (this.state === 'drain') {
+      const d = this.drain!;
+      if (!d.walker.step(c)) return;
+      this.state = 'body';
+      this.drain = undefined;
+      this.keys++;
+      this.onOversized!({ db: d.db, key: d.key, type: d.type, expireAtMs: d.expireAtMs });
       return;
     }
     const op = c.byte();

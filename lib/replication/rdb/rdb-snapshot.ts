@@ -1,7 +1,13 @@
 import type { RedisEndpoint } from '../../redis/endpoint.ts';
 import { HeldLink, type LinkDispatch } from '../held-link.ts';
 import { PsyncClient } from '../psync-client.ts';
-import { type RdbEntry, RdbParser, type RdbRawKey, type RdbSummary } from './rdb-parser.ts';
+import {
+  type RdbEntry,
+  type RdbOversizedKey,
+  RdbParser,
+  type RdbRawKey,
+  type RdbSummary,
+} from './rdb-parser.ts';
 
 export interface RdbSnapshotOptions {
   /**
@@ -11,6 +17,8 @@ export interface RdbSnapshotOptions {
   onEntry: (entry: RdbEntry, source: RdbSource) => undefined | Promise<unknown>;
   /** Keys as raw RDB bytes instead of entries (see RdbParserOptions.onRawKey); may hold the link the same way. */
   onRawKey?: (key: RdbRawKey, source: RdbSource) => undefined | Promise<unknown>;
+  /** See RdbParserOptions.onOversized. */
+  onOversized?: (key: RdbOversizedKey) => void;
   /** See RdbParserOptions.maxValueBytes. */
   maxValueBytes?: number;
   connectTimeoutMs?: number;
@@ -70,6 +78,7 @@ export async function readRdbSnapshot(ep: RedisEndpoint, opts: RdbSnapshotOption
     maxValueBytes: opts.maxValueBytes,
     onEntry: (entry) => hold(opts.onEntry(entry, parser)),
     ...(onRawKey ? { onRawKey: (key: RdbRawKey) => hold(onRawKey(key, parser)) } : {}),
+    ...(opts.onOversized ? { onOversized: opts.onOversized } : {}),
   });
   const afterSettled = (then: () => void) => {
     if (unsettled === 0) return then();

@@ -241,6 +241,8 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
     await sleep(300);
     const r = await runCli(
       syncArgs(source.url, target.url, stateDir(), [
+        '--full-sync-reader',
+        'scan',
         '--on-backlog-lost',
         'resync',
         '--existing-keys',

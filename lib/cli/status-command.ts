@@ -186,7 +186,10 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCh
   for (const s of shards) {
     lines.push(
       `  stream ${s.shardId}${s.node ? ` (${s.node.host}:${s.node.port})` : ''}: ${s.phase}, ` +
-        `from ${s.replid.slice(0, 8)}…:${s.startOffset} to ${s.appliedOffset}` +
+        (s.rdb === 'pending' || s.rdb === 'loading'
+          ? 'full sync from the RDB not finished (a run takes the snapshot again)'
+          : `from ${s.replid.slice(0, 8)}…:${s.startOffset} to ${s.appliedOffset}`) +
+        (s.rdbKeys !== undefined ? `, ${s.rdbKeys.toLocaleString('en-US')} keys loaded from the RDB` : '') +
         (s.commandsApplied !== undefined
           ? `, ${s.commandsApplied.toLocaleString('en-US')} commands applied, ${(s.keysRecopied ?? 0).toLocaleString('en-US')} keys re-copied`
           : ''),

@@ -153,7 +153,7 @@ export async function loadShardRdb(
         return written.includes(db) ? v : { ...v, rdbTargetDbs: [...written, db].sort((a, b) => a - b) };
       }),
     progress: o.progress,
-    label: current.value.shardId,
+    label: current.value.node ? `rdb ${current.value.shardId}` : 'rdb',
   }).catch((e: unknown) => {
     throw partialLoad(e);
   });

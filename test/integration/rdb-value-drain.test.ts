@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { type RdbOversizedKey, RdbParser } from '../../lib/replication/rdb/rdb-parser.ts';
 import { seedBigValues } from '../support/big-values.ts';
@@ -20,7 +22,15 @@ describe('RDB parser, values over maxValueBytes with onOversized', () => {
       listElements: 50_000,
     });
     await source.cli('EXPIRE', 'big:string', '100000');
-    await source.cli('SELECT', '0');
+    // A stream of random entries (its listpacks do not compress away) with a consumer group and a PEL,
+    // so the stream's tail (groups, consumers) is walked too.
+    const c = new Redis(source.url);
+    const p = c.pipeline();
+    for (let i = 0; i < 3000; i++) p.xadd('big:stream', '*', 'n', String(i), 'pad', randomBytes(150));
+    await p.exec();
+    c.disconnect();
+    await source.cli('XGROUP', 'CREATE', 'big:stream', 'g', '0');
+    await source.cli('XREADGROUP', 'GROUP', 'g', 'c1', 'COUNT', '500', 'STREAMS', 'big:stream', '>');
     const rdb = await receiveRawRdb(source.url);
     const limit = 256 * 1024;
     for (const piece of [7, 4096, 65_536]) {
@@ -38,7 +48,7 @@ describe('RDB parser, values over maxValueBytes with onOversized', () => {
       expect(summary.checksum).toBe('verified');
       // The 1 MB bitmap of each seeded db too; the list's quicklist nodes compress (LZF) below the limit.
       const names = [...new Set(oversized.map((k) => k.key.toString()))].sort();
-      expect(names).toEqual(['big:hash', 'big:set', 'big:string', 'bitmap:far']);
+      expect(names).toEqual(['big:hash', 'big:set', 'big:stream', 'big:string', 'bitmap:far']);
       expect(keys).toContain('big:list');
       const expiring = oversized.find((k) => k.key.toString() === 'big:string')!;
       expect(expiring.expireAtMs).toBeGreaterThan(Date.now());

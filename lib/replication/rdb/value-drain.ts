@@ -1,16 +1,42 @@
 import type { RdbCursor } from './rdb-cursor.ts';
 import { TYPE } from './rdb-format.ts';
 
-type Field = 'string' | 'length' | 'double8' | 'textDouble';
+/**
+ * A value's serialized structure as the drain walks it: strings (skipped as their bytes arrive), lengths,
+ * fixed-size fields, text doubles, and counted repetitions of a body (the count read from the RDB).
+ */
+type Op =
+  | { t: 'string' }
+  | { t: 'length' }
+  | { t: 'skip'; n: number }
+  | { t: 'textDouble' }
+  | { t: 'repeat'; body: readonly Op[] };
 
-/** A value's outer structure: one string, or a count of elements made of these fields. */
-interface Layout {
-  counted: boolean;
-  fields: readonly Field[];
+const STRING: Op = { t: 'string' };
+const LENGTH: Op = { t: 'length' };
+const skip = (n: number): Op => ({ t: 'skip', n });
+const repeat = (...body: Op[]): Op => ({ t: 'repeat', body });
+const lengths = (n: number): Op[] => Array.from({ length: n }, () => LENGTH);
+
+/** Stream IDs in a PEL are 16 raw bytes; times are 8-byte milliseconds (as value-skipper.ts reads them). */
+function streamLayout(version: 1 | 2 | 3): Op[] {
+  const consumerTimes = version === 3 ? 16 : 8;
+  return [
+    repeat(STRING, STRING), // listpack nodes: master ID, listpack
+    ...lengths(version === 1 ? 3 : 8), // length, last ID (and first ID, max deleted ID, entries added)
+    repeat(
+      STRING, // group name
+      LENGTH, // last delivered ID ms
+      LENGTH, // and seq
+      ...(version === 1 ? [] : [LENGTH]), // entries read
+      repeat(skip(24), LENGTH), // PEL: ID and delivery time, delivery count
+      repeat(STRING, skip(consumerTimes), repeat(skip(16))), // consumers: name, times, their PEL IDs
+    ),
+  ];
 }
 
-const ONE_STRING: Layout = { counted: false, fields: ['string'] };
-const LAYOUTS = new Map<number, Layout>([
+const ONE_STRING: readonly Op[] = [STRING];
+const LAYOUTS = new Map<number, readonly Op[]>([
   [TYPE.STRING, ONE_STRING],
   [TYPE.HASH_ZIPMAP, ONE_STRING],
   [TYPE.LIST_ZIPLIST, ONE_STRING],
@@ -20,30 +46,38 @@ const LAYOUTS = new Map<number, Layout>([
   [TYPE.HASH_LISTPACK, ONE_STRING],
   [TYPE.ZSET_LISTPACK, ONE_STRING],
   [TYPE.SET_LISTPACK, ONE_STRING],
-  [TYPE.LIST, { counted: true, fields: ['string'] }],
-  [TYPE.SET, { counted: true, fields: ['string'] }],
-  [TYPE.LIST_QUICKLIST, { counted: true, fields: ['string'] }],
-  [TYPE.LIST_QUICKLIST_2, { counted: true, fields: ['length', 'string'] }],
-  [TYPE.ZSET, { counted: true, fields: ['string', 'textDouble'] }],
-  [TYPE.ZSET_2, { counted: true, fields: ['string', 'double8'] }],
-  [TYPE.HASH, { counted: true, fields: ['string', 'string'] }],
+  [TYPE.LIST, [repeat(STRING)]],
+  [TYPE.SET, [repeat(STRING)]],
+  [TYPE.LIST_QUICKLIST, [repeat(STRING)]],
+  [TYPE.LIST_QUICKLIST_2, [repeat(LENGTH, STRING)]], // per node: container kind, then its string
+  [TYPE.ZSET, [repeat(STRING, { t: 'textDouble' })]],
+  [TYPE.ZSET_2, [repeat(STRING, skip(8))]],
+  [TYPE.HASH, [repeat(STRING, STRING)]],
+  [TYPE.STREAM_LISTPACKS, streamLayout(1)],
+  [TYPE.STREAM_LISTPACKS_2, streamLayout(2)],
+  [TYPE.STREAM_LISTPACKS_3, streamLayout(3)],
 ]);
 
+interface Frame {
+  ops: readonly Op[];
+  i: number;
+  /** Passes over `ops` still to make, this one included. */
+  left: number;
+}
+
 /**
- * Walks over one value too large to hold, as its bytes arrive, keeping only where it is (elements left,
- * the field, the bytes of the current string left): a key whose value exceeds the memory budget is then
- * copied from the source in parts, at a stamp, instead of being buffered whole (value-skipper.ts walks a
- * value that is all in memory; this one never needs more than a length's bytes at once).
- * Streams and module values have no such outer layout here: they stay refused by size.
+ * Walks over one value too large to hold, as its bytes arrive, keeping only where it is (a stack of
+ * counted repetitions and the bytes of the current string left): a key whose value exceeds the memory
+ * budget is then copied from the source in parts, at a stamp, instead of being buffered whole
+ * (value-skipper.ts walks a value that is all in memory; this one never needs more than a field at once).
+ * Module values have no layout here: they stay refused.
  */
 export class ValueDrain {
-  private readonly layout: Layout;
-  private remaining: number | undefined;
-  private field = 0;
+  private readonly stack: Frame[];
   private raw = 0;
 
-  private constructor(layout: Layout) {
-    this.layout = layout;
+  private constructor(layout: readonly Op[]) {
+    this.stack = [{ ops: layout, i: 0, left: 1 }];
   }
 
   static for(type: number): ValueDrain | undefined {
@@ -60,40 +94,46 @@ export class ValueDrain {
       const take = Math.min(this.raw, c.end - c.pos);
       c.pos += take;
       this.raw -= take;
-      if (this.raw === 0) this.nextField();
-      return this.remaining === 0;
+      if (this.raw === 0) this.next();
+      return this.stack.length === 0;
     }
-    if (this.remaining === undefined) {
-      this.remaining = this.layout.counted ? c.length() : 1;
-      return this.remaining === 0;
+    const top = this.stack[this.stack.length - 1]!;
+    if (top.i === top.ops.length) {
+      if (--top.left > 0) top.i = 0;
+      else this.stack.pop();
+      return this.stack.length === 0;
     }
-    switch (this.layout.fields[this.field]!) {
+    const op = top.ops[top.i]!;
+    switch (op.t) {
       case 'string': {
         const n = c.stringBodyLength();
-        if (n === 0) this.nextField();
+        if (n === 0) this.next();
         else this.raw = n;
         break;
       }
       case 'length':
         c.length();
-        this.nextField();
+        this.next();
         break;
-      case 'double8':
-        c.skip(8);
-        this.nextField();
+      case 'skip':
+        c.skip(op.n);
+        this.next();
         break;
       case 'textDouble':
         c.skipTextDouble();
-        this.nextField();
+        this.next();
         break;
+      case 'repeat': {
+        const count = c.length();
+        this.next();
+        if (count > 0) this.stack.push({ ops: op.body, i: 0, left: count });
+        break;
+      }
     }
-    return this.remaining === 0;
+    return false;
   }
 
-  private nextField(): void {
-    this.field++;
-    if (this.field < this.layout.fields.length) return;
-    this.field = 0;
-    this.remaining = (this.remaining ?? 1) - 1;
+  private next(): void {
+    this.stack[this.stack.length - 1]!.i++;
   }
 }

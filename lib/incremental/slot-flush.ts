@@ -21,6 +21,8 @@ const SCAN_COUNT = 1000;
 const KEYS_PER_UNLINK = 1000;
 /** COUNTKEYSINSLOT commands per pipelined write. */
 const COUNTS_PER_WRITE = 1024;
+/** Slots emptied per pipelined write when each holds at most KEYS_PER_UNLINK keys. */
+const SLOTS_PER_WRITE = 256;
 
 export interface ShardSlots {
   shardId: string;
@@ -141,12 +143,19 @@ async function emptyClusterSlots(o: EmptySlotsOptions): Promise<number> {
     const ep = master.endpoint;
     const conn = await RawConnection.open(ep, { clientName: 'redis-dts-slot-flush' });
     try {
-      for (const slot of await slotsWithKeys(conn, o.slots)) {
+      const counts = await slotsWithKeys(conn, o.slots);
+      for (const { slot } of counts) {
         if (before.slotOwner[slot] !== index) {
           throw slotsMoved(
             `${describeEndpoint(ep)} holds keys of slot ${slot}, which ${describeEndpoint(before.ownerOf(slot).endpoint)} serves (a slot migration is under way)`,
           );
         }
+      }
+      const small = counts.filter((c) => c.keys <= KEYS_PER_UNLINK);
+      for (let i = 0; i < small.length; i += SLOTS_PER_WRITE) {
+        removed += await emptySmallSlots(conn, small.slice(i, i + SLOTS_PER_WRITE), o.keep);
+      }
+      for (const { slot } of counts.filter((c) => c.keys > KEYS_PER_UNLINK)) {
         removed += await emptyOneSlot(conn, slot, o.keep);
       }
     } catch (e) {
@@ -162,24 +171,54 @@ async function emptyClusterSlots(o: EmptySlotsOptions): Promise<number> {
   return removed;
 }
 
-/** The slots of `slots` in which this node holds keys (pipelined COUNTKEYSINSLOT). */
-async function slotsWithKeys(conn: RawConnection, slots: ShardSlots): Promise<number[]> {
+/** The slots of `slots` in which this node holds keys, with their counts (pipelined COUNTKEYSINSLOT). */
+async function slotsWithKeys(
+  conn: RawConnection,
+  slots: ShardSlots,
+): Promise<{ slot: number; keys: number }[]> {
   const all: number[] = [];
   for (let s = 0; s < SLOT_COUNT; s++) if (slots.mask[s] === 1) all.push(s);
-  const out: number[] = [];
+  const out: { slot: number; keys: number }[] = [];
   for (let i = 0; i < all.length; i += COUNTS_PER_WRITE) {
     const part = all.slice(i, i + COUNTS_PER_WRITE);
     const replies = await conn.pipeline(part.map((s) => ['CLUSTER', 'COUNTKEYSINSLOT', s]));
     replies.forEach((r, j) => {
       if (r instanceof RespError) throw r;
-      if (Number(r) > 0) out.push(part[j]!);
+      if (Number(r) > 0) out.push({ slot: part[j]!, keys: Number(r) });
     });
   }
   return out;
 }
 
 /**
- * GETKEYSINSLOT returns at most `count` keys of the slot, in an order of its own: keys the filter keeps
+ * Slots whose count fits one reply: all their keys in one pipelined write of GETKEYSINSLOT (nobody adds
+ * keys to a flushed shard's slots meanwhile), then one UNLINK per slot (one slot per command, as a
+ * cluster requires), so the cost is two round trips per SLOTS_PER_WRITE slots, not per slot.
+ */
+async function emptySmallSlots(
+  conn: RawConnection,
+  slots: readonly { slot: number; keys: number }[],
+  keep: KeyPredicate,
+): Promise<number> {
+  const replies = await conn.pipeline(slots.map((c) => ['CLUSTER', 'GETKEYSINSLOT', c.slot, c.keys]));
+  const unlinks: Buffer[][] = [];
+  for (const r of replies) {
+    if (r instanceof RespError) throw r;
+    const remove = (r as Buffer[]).filter((k) => keep(k));
+    if (remove.length > 0) unlinks.push(remove);
+  }
+  if (unlinks.length === 0) return 0;
+  let removed = 0;
+  for (const r of await conn.pipeline(unlinks.map((keys) => ['UNLINK', ...keys]))) {
+    if (r instanceof RespError) throw r;
+    removed += Number(r);
+  }
+  return removed;
+}
+
+/**
+ * A slot with more keys than one reply should carry. GETKEYSINSLOT returns at most `count` keys of the
+ * slot, in an order of its own: keys the filter keeps
  * stay in the slot, so each request asks for those already seen plus a batch, and the slot is done once
  * a reply is shorter than the request (it held no more keys than that).
  */

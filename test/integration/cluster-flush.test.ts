@@ -197,10 +197,6 @@ async function flushDuringSync(o: {
   // Short-lived keys the writers made expire on the source before the comparison.
   await sleep(700);
   const r = await cli.done;
-  require('node:fs').appendFileSync(
-    '/tmp/flush-test.log',
-    `\n=== ${o.command} ${o.target} ${o.when}\n${cli.output()}`,
-  );
   expect(r.code, cli.output()).toBe(0);
   const masters = source.masters.map((m) => m.url);
   // The flushed master holds only what the writers wrote after the flush; the others kept their seed.
@@ -254,5 +250,38 @@ describe('cluster source: FLUSHALL/FLUSHDB on one master', () => {
     });
     expect(output).toMatch(new RegExp(`shard ${SHARD_1}: catch-up: db 0 changed as a whole`));
     expect(removedCount(output, /catch-up: removed (\d+) keys of the shard's 5461 slots/)).toBeGreaterThan(0);
+  }, 240_000);
+
+  it('a sync stopped before the emptying is done resumes before the flush and empties again (exactly once)', async () => {
+    const source = await cluster({ masters: 3, args: BIG_BACKLOG });
+    const target = await startRedis();
+    await seedCluster(source, 12_000);
+    const state = stateDir();
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 4, cluster: true });
+    // The destination refuses UNLINK: the first run stops at the emptying, as a crash there would.
+    expect(await target.cli('ACL', 'SETUSER', 'default', '-unlink')).toBe('OK');
+    const first = sync(source.url, target.url, state);
+    await first.until(`shard ${SHARD_1}: incremental sync: applying changes`);
+    await sleep(500);
+    expect(await source.masters[1]!.cli('FLUSHALL')).toBe('OK');
+    const r1 = await first.done;
+    expect(r1.code, first.output()).toBe(1);
+    expect(first.output()).toMatch(
+      /refused SCAN\/UNLINK while the slots of a flushed source shard were emptied/,
+    );
+    expect(await target.cli('ACL', 'SETUSER', 'default', '+unlink')).toBe('OK');
+    const second = sync(source.url, target.url, state);
+    await second.until(`shard ${SHARD_1}: incremental sync: applying changes`);
+    await sleep(1000);
+    const stats = await writers.stop();
+    expect(stats.ops).toBeGreaterThan(0);
+    await sleep(700);
+    const r2 = await second.done;
+    expect(r2.code, second.output()).toBe(0);
+    expect(second.output()).toContain("from the destination's marker");
+    // The flush was replayed: its marker had stayed before it.
+    expect(removedCount(second.output(), /FLUSHALL on the source: removed (\d+) keys/)).toBeGreaterThan(1000);
+    const masters = source.masters.map((m) => m.url);
+    expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(7000);
   }, 240_000);
 });

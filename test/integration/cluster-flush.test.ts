@@ -284,4 +284,38 @@ describe('cluster source: FLUSHALL/FLUSHDB on one master', () => {
     const masters = source.masters.map((m) => m.url);
     expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(7000);
   }, 240_000);
+
+  it('FLUSHALL inside a transaction on the master: writes before it in the transaction go, writes after it stay', async () => {
+    const source = await cluster({ masters: 3 });
+    const target = await startRedis();
+    await seedCluster(source, 6_000);
+    const cli = sync(source.url, target.url, stateDir());
+    await cli.until(`shard ${SHARD_1}: incremental sync: applying changes`);
+    const tag = tagForSlots((s) => s >= 5461 && s <= 10921);
+    const master = new Redis(source.masters[1]!.url);
+    try {
+      const replies = await master
+        .multi()
+        .set(`tx:{${tag}}:before`, '1')
+        .incr(`tx:{${tag}}:counter`)
+        .flushall()
+        .incr(`tx:{${tag}}:counter`)
+        .rpush(`tx:{${tag}}:after`, 'a', 'b')
+        .exec();
+      expect(replies?.map(([e]) => e)).toEqual([null, null, null, null, null]);
+    } finally {
+      master.disconnect();
+    }
+    const r = await cli.done;
+    expect(r.code, cli.output()).toBe(0);
+    expect(cli.output()).toMatch(/FLUSHALL on the source: removed \d+ keys/);
+    expect(await target.cli('GET', `tx:{${tag}}:counter`)).toBe('1');
+    expect(await target.cli('EXISTS', `tx:{${tag}}:before`)).toBe('0');
+    expect(
+      await assertSameKeys(
+        source.masters.map((m) => m.url),
+        [target.url],
+      ),
+    ).toBeGreaterThan(3000);
+  }, 120_000);
 });

@@ -50,7 +50,12 @@ try {
     const n = native[native.length - 1]!;
     const parts = [`run ${run}: native ${n.toFixed(2)} s (${rate(dbsize, n)} keys/s)`];
     for (const reader of readers) {
-      const o = await measureOurs(source.url, dbsize, reader, values.verify && !values['no-verify'] && run === 1);
+      const o = await measureOurs(
+        source.url,
+        dbsize,
+        reader,
+        values.verify && !values['no-verify'] && run === 1,
+      );
       ours.get(reader)!.push(o);
       parts.push(
         `${reader} ${o.seconds.toFixed(2)} s (${rate(dbsize, o.seconds)} keys/s, ` +

@@ -10,7 +10,7 @@ export interface StreamScope {
   filter: FilterContext;
   /** Source dbs the full sync copied: where a keyspace-wide change or an unknown db can reach. */
   syncedDbs: number[];
-  /** The source is one master of a cluster (only db 0; FLUSHDB/FLUSHALL not followed). */
+  /** The source is one master of a cluster (only db 0; FLUSHDB/FLUSHALL mean its slots). */
   clusterSource?: boolean;
   shardId: string;
   /** The destination is a cluster: server-wide commands go to every node. */
@@ -50,7 +50,16 @@ export function collectForCatchUp(
         for (const k of d.keys) dirty.addKey(d.db, k);
         break;
       case 'keyspace':
-        if (scope.clusterSource) throw keyspaceOnClusterShard(scope.shardId, d.what);
+        if (scope.clusterSource) {
+          // FLUSHDB/FLUSHALL of a cluster master: "db 0" is the shard's share of it, its slots, which the
+          // resync empties on the destination and copies again from the shard alone (resyncDb). That is
+          // exact for the reason a whole db's resync is: after it, the shard's slots hold chunks stamped
+          // after the flush, and every key written between a chunk's stamp and the bound is in the dirty
+          // set, re-copied at a stamp (a key gone from the source becomes a DEL). A cluster refuses SWAPDB.
+          if (d.what === 'swapdb') throw keyspaceOnClusterShard(scope.shardId, d.what);
+          if (d.dbs === 'all' || d.dbs.includes(0)) dirty.addDb(0);
+          break;
+        }
         for (const x of d.dbs === 'all' ? everyDirtyDb(scope, dirty) : d.dbs) dirty.addDb(x);
         break;
       case 'error':

@@ -10,6 +10,7 @@ import { type HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { ALL_NODES, type Applier, type ApplyCommand } from './marker-applier.ts';
 import type { SkipStamps } from './skip-stamps.ts';
+import type { ShardFlush } from './slot-flush.ts';
 import { splitBySlot } from './slot-split.ts';
 import type { StreamItem } from './stream-feed.ts';
 
@@ -30,6 +31,9 @@ export interface CommandRouterOptions {
   peek: (n: number) => readonly StreamItem[];
   /** Copies keys again at a stamp (recording their skip entries); the commands that write the copy. */
   recopy: (db: number, keys: Buffer[]) => Promise<{ commands: ApplyCommand[] }>;
+  /** A cluster source shard: empties its slots on the destination (FLUSHDB/FLUSHALL on its master). */
+  shardFlush?: ShardFlush;
+  log?: (message: string) => void;
 }
 
 /**
@@ -143,6 +147,11 @@ export class CommandRouter {
       }
       if (d.action === 'error') throw unsupported(d.message);
       if (d.action === 'keyspace') {
+        // A cluster has db 0 only: the db is known even before the stream names it.
+        if (this.c.scope.clusterSource) {
+          this.db = db;
+          return this.keyspace(d, item);
+        }
         throw new DtsError(
           'UNKNOWN_DB',
           `${d.what.toUpperCase()} arrived before the replication stream named its db, so its effect cannot be placed`,
@@ -173,7 +182,7 @@ export class CommandRouter {
     d: Extract<FilterDecision, { action: 'keyspace' }>,
     item: StreamItem,
   ): Promise<void> {
-    if (this.c.scope.clusterSource) throw keyspaceOnClusterShard(this.c.scope.shardId, d.what);
+    if (this.c.scope.clusterSource) return this.flushShard(d, item);
     const touched = d.dbs === 'all' ? undefined : d.dbs;
     const ahead = this.c.stamps.ahead(item.end, touched);
     const everyNode = this.c.scope.cluster ? { slot: ALL_NODES, end: item.end } : {};
@@ -196,6 +205,40 @@ export class CommandRouter {
     const keys = uniqueKeys(ahead.map((a) => a.key));
     const dbs = touched ?? [...new Set(ahead.map((a) => a.db))];
     for (const db of dbs) await this.recopyInto(db, keys);
+  }
+
+  /**
+   * FLUSHDB/FLUSHALL on a master of a cluster source removed the keys of that master's slots and nothing
+   * else: on the destination the same slots are emptied (slot-flush.ts), never the whole db, which the
+   * other shards' streams keep writing. Order within this stream: everything before the flush is applied
+   * first (a batch whose marker is the flush's start offset, drained), then the slots are emptied, and
+   * only then does the stream go on, so the marker passes the flush only once the emptying is done; a
+   * crash in between resumes before the flush and empties again (idempotent). Other shards need no order
+   * against it: every key they write is in one of their own slots, which the emptying does not touch.
+   */
+  private async flushShard(
+    d: Extract<FilterDecision, { action: 'keyspace' }>,
+    item: StreamItem,
+  ): Promise<void> {
+    // A cluster refuses SWAPDB; a flush that does not reach db 0 (the only one) leaves nothing to do.
+    if (d.what === 'swapdb' || !this.c.shardFlush) throw keyspaceOnClusterShard(this.c.scope.shardId, d.what);
+    if (d.dbs !== 'all' && !d.dbs.includes(0)) {
+      this.commandsSkipped++;
+      return;
+    }
+    const ahead = this.c.stamps.ahead(item.end, [0]);
+    this.c.out.flush({ replid: item.replid, offset: item.end - commandBytes(item.argv), db: this.db });
+    await this.c.out.drain();
+    const db = targetDbFor(this.c.scope.filter.dbMap, 0);
+    const r = await this.c.shardFlush(db);
+    this.c.log?.(
+      `${d.what.toUpperCase()} on the source: removed ${r.removed} keys of the shard's ${r.slots} slots ` +
+        `from destination db ${db}`,
+    );
+    this.commandsApplied++;
+    this.lastDataAt = Date.now();
+    // Keys re-copied ahead of the flush hold a state written after it, which the emptying just removed.
+    if (ahead.length > 0) await this.recopyInto(0, uniqueKeys(ahead.map((a) => a.key)));
   }
 
   /**
@@ -273,4 +316,14 @@ export class CommandRouter {
     const r = await this.c.recopy(db, keys);
     for (const c of r.commands) this.c.out.add(c, false);
   }
+}
+
+/**
+ * Bytes of a command in the replication stream: a master writes every command as a RESP array of bulk
+ * strings, so the command starts this many bytes before its end offset.
+ */
+export function commandBytes(argv: readonly Buffer[]): number {
+  let n = 3 + String(argv.length).length;
+  for (const a of argv) n += 5 + String(a.length).length + a.length;
+  return n;
 }

@@ -1,15 +1,15 @@
 import { DtsError } from '../errors.ts';
 
 /**
- * FLUSHDB/FLUSHALL on a cluster source reach every master's stream, each meaning "this master's slots":
- * replaying one on the destination would empty other shards' keys too, and emptying only one shard's
- * slots there is not built.
+ * A keyspace-wide command on a cluster source that its shard cannot follow. FLUSHDB/FLUSHALL are
+ * followed (the shard's slots are emptied on the destination, slot-flush.ts); SWAPDB, which a cluster
+ * refuses, is not, nor a flush where no slot emptying was provided.
  */
 export function keyspaceOnClusterShard(shardId: string, what: string): DtsError {
   return new DtsError(
     'KEYSPACE_ON_CLUSTER_SOURCE',
-    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task; emptying only that ` +
-      "shard's slots on the destination is not built, so the change cannot be replayed (nothing of it was applied)",
+    `the cluster source's shard ${shardId} ran ${what.toUpperCase()} during the task, which cannot be ` +
+      "followed on one shard's slots (nothing of it was applied)",
     'run the task again with a fresh full sync (empty the destination first, or use existingKeys "overwrite")',
   );
 }

@@ -2,6 +2,7 @@ import { DtsError } from '../errors.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
+import { standaloneRouting } from '../redis/target-routing.ts';
 import type { HeldLink } from '../replication/held-link.ts';
 import { ApplyBatcher } from './apply-batcher.ts';
 import { collectForCatchUp, type StreamScope } from './catch-up-collector.ts';
@@ -22,6 +23,7 @@ import { LagMeter } from './lag-meter.ts';
 import type { Applier, ApplyCommand } from './marker-applier.ts';
 import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
+import { shardFlush } from './slot-flush.ts';
 import { SourceLink } from './source-link.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
 
@@ -106,6 +108,17 @@ export class IncrementalSync {
         heartbeatWriter: () => this.link.heartbeat,
         peek: (n) => this.feed?.peek(n) ?? [],
         recopy: (db, keys) => this.recopy(db, keys),
+        ...(o.clusterSource
+          ? {
+              shardFlush: shardFlush({
+                shardId: o.shardId,
+                sourceNodes: () => [this.link.endpoint, o.source],
+                routing: o.routing ?? standaloneRouting(o.target),
+                keep: o.filter.keep,
+              }),
+            }
+          : {}),
+        ...(o.log ? { log: o.log } : {}),
       });
       await this.link.startHeartbeat();
       this.timers.push(setInterval(() => this.pollSource(), SOURCE_POLL_MS));

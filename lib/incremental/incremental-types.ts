@@ -36,7 +36,10 @@ export interface IncrementalSyncOptions {
   dirtyKeys?: { db: number; key: Buffer }[];
   /** Source dbs the full sync copied: where a keyspace-wide change or an unknown db can reach. */
   syncedDbs: number[];
-  /** Empties the destination db of a source db and copies that db again; resolves with its largest stamp. */
+  /**
+   * Empties the destination's share of a source db (the whole db; for a cluster shard, the keys of its
+   * slots) and copies it again; resolves with the copy's largest stamp.
+   */
   resyncDb: (sourceDb: number) => Promise<number>;
   sourceVersion: number;
   /** Keys too big for the memory budget or one RESTORE: how re-copies read them (KeyRecopier). */

@@ -3,7 +3,6 @@ import { loadCatalogue } from '../commands/catalogue.ts';
 import type { FilterContext } from '../commands/command-filter.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
-import { copyUnit, freshProgress } from '../fullsync/copy-unit.ts';
 import type { OversizedKeyCopier } from '../fullsync/oversized-key-copier.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { IncrementalSync } from '../incremental/incremental-sync.ts';
@@ -12,7 +11,6 @@ import { combineOutcomes, combineProgress } from '../incremental/shard-progress.
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
-import { RawConnection } from '../redis/raw-connection.ts';
 import { refreshClusterRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
@@ -20,6 +18,7 @@ import { MAX_RESYNCS, markForResync, resyncWanted } from './backlog-resync.ts';
 import { notificationReplicateStep } from './notification-replicate-step.ts';
 import { loadShardRdb, needsRdbLoad, redoInterruptedRdbLoads } from './rdb-shard-load.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
+import { resyncDb } from './resync-db.ts';
 import { SampledVerification } from './sampled-verification.ts';
 import { STANDALONE_SHARD_ID, shardMaster, sourceAt } from './source-shards.ts';
 import { stepEndpoints } from './step-endpoints.ts';
@@ -245,20 +244,25 @@ async function replicateShard(
       ...(rdb?.loaded ? { heldLink: rdb.loaded.link } : {}),
       ...(rdb && rdb.oversized.length > 0 ? { dirtyKeys: rdb.oversized } : {}),
       syncedDbs: rdb?.loaded?.dbs ?? [...new Set(units.map((u) => u.sourceDb))].sort((a, b) => a - b),
-      // Only a standalone source resyncs a db: on a cluster shard, IncrementalSync refuses FLUSHDB first.
-      resyncDb: async (db) => {
-        const unit = { unitId: `resync-db${db}`, sourceDb: db, targetDb: targetDbFor(s.filter.dbMap, db) };
-        for (const n of copy.routing.nodes) {
-          const conn = await RawConnection.open(n, { db: unit.targetDb, clientName: 'redis-dts-resync' });
-          try {
-            await conn.call(['FLUSHDB']);
-          } finally {
-            await conn.close();
-          }
-        }
-        const outcome = await copyUnit({ ...copy.copyOptions(unit, s.progress), from: freshProgress() });
-        return outcome.progress.stamp?.offset ?? 0;
-      },
+      resyncDb: (sourceDb) =>
+        resyncDb({
+          sourceDb,
+          copy,
+          dbMap: s.filter.dbMap,
+          keep: s.filter.keep,
+          progress: s.progress,
+          ...(node
+            ? {
+                shard: {
+                  shardId,
+                  node,
+                  resolveSource: () => shardMaster(shardId, [source, s.source]),
+                  via: [source, s.source],
+                },
+              }
+            : {}),
+          log,
+        }),
       sourceVersion: copy.info.versionNum,
       bigKeys: {
         maxPayloadBytes: copy.maxPayloadBytes,

@@ -37,4 +37,9 @@ export const OCCASIONAL_ACL_RULES = {
   sourcePrecheckPsync: '+acl|dryrun',
   /** Where CONFIG is refused, the notify-keyspace-events item probes each event class with a write. */
   sourcePrecheckNotifications: '+pexpire +lpush +hset +sadd +zadd +xadd +exists',
+  /**
+   * A cluster source's FLUSHDB/FLUSHALL empties that shard's slots on a cluster destination: the keys of
+   * each slot are listed there (a standalone destination is SCANned, which +@read covers; UNLINK is @write).
+   */
+  targetClusterShardFlush: '+cluster|countkeysinslot +cluster|getkeysinslot',
 } as const;

@@ -174,7 +174,7 @@ function formatStatus(task: TaskRecord, units: UnitCheckpoint[], shards: ShardCh
         (u.sourceNode ? `, read from ${u.sourceNode.host}:${u.sourceNode.port}` : ''),
     );
   }
-  const memory = memorySummary(units);
+  const memory = memorySummary(units, shards);
   if (memory.peakRssMb !== undefined || memory.keysInParts > 0) {
     lines.push(
       `memory   ${memory.peakRssMb !== undefined ? `full-sync peak RSS ${memory.peakRssMb.toFixed(0)} MB` : ''}` +

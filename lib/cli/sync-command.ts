@@ -42,7 +42,7 @@ export async function syncCommand(argv: string[]): Promise<number> {
       onVerify: (report) => progress.log(summaryLine(report), { consistent: report.consistent }),
     });
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
-    const memory = memorySummary(summary.units);
+    const memory = memorySummary(summary.units, summary.rdbLoads);
     const rate = summary.seconds > 0 ? summary.keysThisRun / summary.seconds : 0;
     const copied = `${summary.keysThisRun.toLocaleString('en-US')} keys (${(summary.bytesThisRun / 1e6).toFixed(1)} MB)`;
     const inc = summary.incremental;

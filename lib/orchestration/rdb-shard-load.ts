@@ -74,6 +74,7 @@ export async function redoInterruptedRdbLoads(
     }
     const value: ShardCheckpoint = { ...s.value, rdb: 'pending', phase: 'rdb-pending', rdbTargetDbs: [] };
     delete value.rdbOversized;
+    delete value.rdbPeakRssBytes;
     redone.push({ value, version: await o.store.putShard(o.taskId, value, s.version) });
   }
   return redone;
@@ -168,6 +169,7 @@ export async function loadShardRdb(
       rdbKeys: result.keys,
       rdbBytes: result.bytes,
       rdbOversized: result.oversized.map((k) => ({ db: k.db, key: k.key.toString('base64') })),
+      rdbPeakRssBytes: process.resourceUsage().maxRSS * 1024,
       updatedAt: new Date().toISOString(),
     }));
   } catch (e) {

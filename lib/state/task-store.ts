@@ -102,6 +102,8 @@ export interface ShardCheckpoint {
   rdbBytes?: number;
   /** Keys of the snapshot too big for one RESTORE, copied in parts before the first marker (base64). */
   rdbOversized?: { db: number; key: string }[];
+  /** Peak RSS of the process that loaded the RDB, bytes. */
+  rdbPeakRssBytes?: number;
   /** The last incremental run's figures. */
   commandsApplied?: number;
   keysRecopied?: number;

@@ -28,6 +28,8 @@ export interface RunLocalOptions {
 export interface LocalRunSummary {
   taskId: string;
   units: UnitCheckpoint[];
+  /** The shards whose full sync came from their RDB (fullSync.reader rdb). */
+  rdbLoads: ShardCheckpoint[];
   keysWritten: number;
   bytes: number;
   /** This run's wall time (a resumed run counts only itself). */
@@ -89,6 +91,7 @@ export async function runTaskLocally(spec: TaskSpec, o: RunLocalOptions = {}): P
     return {
       taskId,
       units,
+      rdbLoads: loads,
       keysWritten:
         units.reduce((n, u) => n + u.keysWritten, 0) + loads.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
       bytes: after.bytes,

@@ -275,6 +275,7 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
       'big:zset',
       ...Array.from({ length: 2000 }, (_, i) => [String(i), `m${i}`.repeat(50)]).flat(),
     );
+    const dir = stateDir();
     const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
     let round = 0;
     let touching = true;
@@ -286,13 +287,7 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
     })();
     const cli = watch(
       startCli(
-        syncArgs(source.url, target.url, stateDir(), [
-          ...RDB,
-          '--memory-budget',
-          '64mb',
-          '--until',
-          'caught-up',
-        ]),
+        syncArgs(source.url, target.url, dir, [...RDB, '--memory-budget', '64mb', '--until', 'caught-up']),
       ),
     );
     // Writes to the big values after the snapshot: in the stream, which skips them up to each one's copy.
@@ -309,6 +304,14 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
       /full sync: \d+ keys from the RDB .*; 3 keys too big to hold whole follow, copied in parts/,
     );
     expect(cli.output()).toMatch(/catch-up: re-copying 3 keys/);
+    // The summary and status name them, with the load's peak RSS (issue #19 item 5).
+    const inParts = /3 key\(s\) copied in parts \("(big:\w+)", "(big:\w+)", "(big:\w+)"\)/;
+    const named = (text: string) => [...(text.match(inParts) ?? []).slice(1)].sort();
+    const bigKeys = ['big:hash', 'big:set', 'big:string'];
+    expect(named(cli.output()), cli.output()).toEqual(bigKeys);
+    const status = await runCli(['status', '--state-dir', dir]);
+    expect(status.stdout).toMatch(/memory {3}full-sync peak RSS \d+ MB; /);
+    expect(named(status.stdout), status.stdout).toEqual(bigKeys);
     await assertSameData(source.url, target.url);
   }, 180_000);
 });

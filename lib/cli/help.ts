@@ -122,20 +122,20 @@ Incremental sync:
                                dbs the task writes and take the full sync again from a new RDB snapshot,
                                continuing on its link (needs --existing-keys block, not Lambda windows)
   The source's repl-backlog-size must hold the writes made during the full sync (precheck estimates
-  it), unless --full-sync-reader rdb, whose stream goes on on the snapshot's link; when it does not,
+  it), unless the full sync reads the RDB, whose stream goes on on the snapshot's link; when it does not,
   the task stops with BACKLOG_LOST and says so (or resyncs, above).
 
 Pace and state:
   --max-keys-per-second N      throttle (default: unlimited)
   --max-bytes-per-second N     throttle; accepts 10MB, 512KiB … (default: unlimited)
   --chunk-keys N               keys per SCAN chunk and transaction (default 1000)
-  --full-sync-reader R         scan (default): SCAN chunks, DUMP in stamped transactions, resumable
-                               per chunk. rdb: the replication snapshot (the source forks once, as for
-                               a new replica), RESTOREd without decoding, then the incremental sync
-                               goes on on the same link from the snapshot's offset; an interrupted
-                               rdb full sync starts over (the destination dbs it wrote are emptied
-                               first). auto: the precheck picks rdb when it is safe, else scan, and
-                               says which and why
+  --full-sync-reader R         auto (default): the precheck picks rdb when it is safe, else scan, and
+                               says which and why. scan: SCAN chunks, DUMP in stamped transactions,
+                               resumable per chunk. rdb: the replication snapshot (the source forks
+                               once, as for a new replica), RESTOREd without decoding, then the
+                               incremental sync goes on on the same link from the snapshot's offset;
+                               an interrupted rdb full sync starts over (the destination dbs it wrote
+                               are emptied first)
   --memory-budget SIZE         bytes of data this process may hold at once (copy, verify and
                                re-copies together; 128mb, 1GiB …; default 512MiB or a quarter of the
                                machine's memory, on AWS the worker's memory less its baseline).

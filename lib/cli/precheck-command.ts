@@ -17,6 +17,8 @@ const OPTIONS = {
   'sync-type': { type: 'string' },
   'existing-keys': { type: 'string' },
   'full-sync-reader': { type: 'string' },
+  'max-keys-per-second': { type: 'string' },
+  'max-bytes-per-second': { type: 'string' },
   'incremental-mode': { type: 'string' },
   'incremental-reader': { type: 'string' },
   'set-notify-keyspace-events': { type: 'boolean' },
@@ -59,10 +61,11 @@ Options (the same as sync's, so a sync command line can be checked as it is):
   --include-prefix P, --exclude-prefix P   key filter (decides which key is sampled for RESTORE)
   --existing-keys MODE         block (default): keys in the destination dbs fail the check;
                                overwrite: they are a warning
-  --full-sync-reader R         scan (default) | rdb | auto: with rdb or auto, the Full sync reader item
+  --full-sync-reader R         auto (default) | rdb | scan: with auto or rdb, the Full sync reader item
                                says which reader the full sync takes and why (PSYNC, the source
                                machine's memory for the fork's copy-on-write, the selection's share
-                               of the keys, --existing-keys, --incremental-mode)
+                               of the keys, --existing-keys, --incremental-mode, a throttle)
+  --max-keys-per-second N, --max-bytes-per-second N   the task's throttle (auto then picks scan)
   --incremental-mode MODE      fargate (default) | lambda (rdb cannot run in Lambda windows)
   --incremental-reader R       psync (default) | notifications: with notifications, PSYNC and the
                                backlog are skipped and notify-keyspace-events is checked instead (K

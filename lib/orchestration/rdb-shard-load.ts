@@ -187,12 +187,17 @@ export async function loadShardRdb(
   return { shard: current, loaded: result, oversized: result.oversized };
 }
 
+const RESUMES = /it resumes from its checkpoints?/;
+
 /** A failed load leaves part of a snapshot on the destination: say so, and what a run again does. */
 function partialLoad(e: unknown): unknown {
   if (!(e instanceof DtsError)) return e;
   return new DtsError(
     e.code,
     `${e.message} (the full sync from the RDB stopped part-way: the destination holds part of the snapshot)`,
-    `${e.fix}; running the task again empties the dbs it wrote and takes the snapshot again`,
+    // The writer's fix may promise a resume from a checkpoint: an RDB load has none, it starts over.
+    RESUMES.test(e.fix)
+      ? e.fix.replace(RESUMES, 'it empties the dbs it wrote and takes the snapshot again')
+      : `${e.fix}; running the task again empties the dbs it wrote and takes the snapshot again`,
   );
 }

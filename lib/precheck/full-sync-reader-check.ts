@@ -100,6 +100,14 @@ async function refusal(ctx: PrecheckContext): Promise<Refusal | undefined> {
       hard: false,
     };
   }
+  const throttle = spec.throttle;
+  if (throttle?.maxKeysPerSecond !== undefined || throttle?.maxBytesPerSecond !== undefined) {
+    return {
+      why: 'the task is throttled (--max-keys-per-second / --max-bytes-per-second), and the snapshot is written as fast as it arrives',
+      fix: scan,
+      hard: false,
+    };
+  }
   const share = selectedShare(spec, ctx, nodes);
   if (share !== undefined && share < MIN_SELECTED_SHARE) {
     return {

@@ -80,7 +80,7 @@ const FullSyncSchema = z
   .strictObject(
     {
       reader: oneOf(FULL_SYNC_READERS)
-        .default('scan')
+        .default('auto')
         .meta({
           description:
             'scan: SCAN chunks read with DUMP in stamped transactions, resumable per chunk, run by CopyChunk ' +

@@ -40,7 +40,7 @@ describe('runTaskMachine over the definition synthesized in-process', () => {
         target: { url: target.url },
         syncType: 'full',
         acknowledgeWarnings: true,
-        fullSync: { chunkKeys: 50 },
+        fullSync: { chunkKeys: 50, reader: 'scan' },
       },
       {
         store: local.store,

@@ -43,7 +43,8 @@ describe('the synthesized state machine, run locally', () => {
     target: { url: target.url },
     syncType: 'full',
     verify: { mode: 'off' },
-    fullSync: { chunkKeys: 10 },
+    // The scan reader's CopyChunk loop (auto, the default, would take the RDB in RunReplicator).
+    fullSync: { chunkKeys: 10, reader: 'scan' },
   });
 
   function run(input: unknown, o: { copyChunkMs?: (e: CopyChunkInput) => number; windowMs?: number } = {}) {

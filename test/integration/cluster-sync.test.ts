@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
+import { runCli, SCAN_READER, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
@@ -82,9 +82,10 @@ async function syncUnderWriters(o: {
   clusterWriters: boolean;
   during?: () => Promise<void>;
   state?: string;
+  extra?: string[];
 }): Promise<string> {
   const writers = startWriters({ url: o.source, dbs: [0], writers: 4, cluster: o.clusterWriters });
-  const cli = sync(o.source, o.target, ['--dbs', '0'], o.state);
+  const cli = sync(o.source, o.target, ['--dbs', '0', ...(o.extra ?? [])], o.state);
   await cli.until('incremental sync: applying changes');
   await sleep(500);
   await o.during?.();
@@ -125,7 +126,13 @@ describe('cluster source', () => {
     const target = await startRedis();
     await seedCluster(source, 12_000);
     const state = stateDir();
-    await syncUnderWriters({ source: source.url, target: target.url, clusterWriters: true, state });
+    await syncUnderWriters({
+      source: source.url,
+      target: target.url,
+      clusterWriters: true,
+      state,
+      extra: [...SCAN_READER],
+    });
     const masters = source.masters.map((m) => m.url);
     expect(await assertSameKeys(masters, [target.url])).toBeGreaterThan(12_000);
     await assertNoInternalKeys([target.url, ...masters]);

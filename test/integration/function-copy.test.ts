@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startCli, syncArgs, watchCli } from '../support/cli.ts';
+import { SCAN_READER, startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedManyKeys } from '../support/seed.ts';
@@ -40,7 +40,9 @@ describe('function libraries', () => {
     const writers = startWriters({ url: source.url, dbs: [0], writers: 2 });
     const state = mkdtempSync(join(tmpdir(), 'redis-dts-fn-'));
     dirs.push(state);
-    const cli = watchCli(startCli(syncArgs(source.url, target.url, state, ['--until', 'caught-up'])));
+    const cli = watchCli(
+      startCli(syncArgs(source.url, target.url, state, [...SCAN_READER, '--until', 'caught-up'])),
+    );
     try {
       await cli.until('copying db0');
       await src.call('FUNCTION', 'LOAD', lib('during', 'f_during')); // in the catch-up window

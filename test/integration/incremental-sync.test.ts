@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
+import { runCli, SCAN_READER, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { assertNoInternalKeys, seedDbs as seed, settle, sleep, stateDirs } from '../support/sync-helpers.ts';
@@ -23,7 +23,9 @@ describe('redis-dts sync, full+incremental', () => {
     const target = await startRedis();
     await seed(source, [0, 1], 60_000);
     const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 4 });
-    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, stateDir(), [...SCAN_READER, '--until', 'caught-up'])),
+    );
     await cli.until('incremental sync: applying changes');
     await sleep(1500);
     await settle(writers);
@@ -41,7 +43,9 @@ describe('redis-dts sync, full+incremental', () => {
     const target = await startRedis();
     await seed(source, [0, 1, 2], 60_000);
     const writers = startWriters({ url: source.url, dbs: [0, 1, 2], writers: 3 });
-    const cli = watch(startCli(syncArgs(source.url, target.url, stateDir(), ['--until', 'caught-up'])));
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, stateDir(), [...SCAN_READER, '--until', 'caught-up'])),
+    );
     await cli.until('copying db0');
     await source.cli('SWAPDB', '0', '1');
     await source.cli('-n', '2', 'FLUSHDB');
@@ -158,7 +162,7 @@ describe('redis-dts sync, full+incremental', () => {
       ['incremental sync: applying changes', 1700],
     ];
     for (const [line, pause] of points) {
-      const child = startCli(syncArgs(source.url, target.url, state));
+      const child = startCli(syncArgs(source.url, target.url, state, [...SCAN_READER]));
       const cli = watch(child);
       await cli.until(line);
       await sleep(pause);
@@ -167,7 +171,9 @@ describe('redis-dts sync, full+incremental', () => {
       expect(r.signal, cli.output()).toBe('SIGKILL');
     }
     await settle(writers);
-    const cli = watch(startCli(syncArgs(source.url, target.url, state, ['--until', 'caught-up'])));
+    const cli = watch(
+      startCli(syncArgs(source.url, target.url, state, [...SCAN_READER, '--until', 'caught-up'])),
+    );
     const r = await cli.done;
     expect(r.code, cli.output()).toBe(0);
     expect(cli.output()).toContain("from the destination's marker");
@@ -248,7 +254,7 @@ describe('redis-dts sync, full+incremental', () => {
     await seed(source, [0], 150_000);
     const state = stateDir();
     const writers = startWriters({ url: source.url, dbs: [0], writers: 4 });
-    const r = await runCli(syncArgs(source.url, target.url, state, ['--until', 'caught-up']));
+    const r = await runCli(syncArgs(source.url, target.url, state, [...SCAN_READER, '--until', 'caught-up']));
     await writers.stop();
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toContain('repl-backlog-size');

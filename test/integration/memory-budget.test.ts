@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stepMemoryBudgets } from '../../infra/redis-dts.ts';
 import { BIG_VALUES, seedBigValues, touchBigValues } from '../support/big-values.ts';
-import { runCli, startCli, syncArgs, watchCli } from '../support/cli.ts';
+import { runCli, SCAN_READER, startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { seedManyKeys } from '../support/seed.ts';
@@ -142,6 +142,7 @@ describe('a 300 MB string, a 2M-member set, a 1M-field hash and a 1M-entry strea
       const cli = watchCli(
         startCli(
           syncArgs(source.url, target.url, stateDir(), [
+            ...SCAN_READER,
             '--until',
             'caught-up',
             '--memory-budget',
@@ -218,7 +219,14 @@ describe('a 300 MB string, a 2M-member set, a 1M-field hash and a 1M-entry strea
       const state = stateDir();
       // The Verify step's budget is checked at 128 MB above; here the copy, without it, to keep CI short.
       const r = await runCli(
-        [...syncArgs(source.url, target.url, state), '--sync-type', 'full', '--verify', 'off'],
+        // The Lambdas' path: CopyChunk reads with SCAN.
+        [
+          ...syncArgs(source.url, target.url, state, [...SCAN_READER]),
+          '--sync-type',
+          'full',
+          '--verify',
+          'off',
+        ],
         {
           REDIS_DTS_MEMORY_BUDGET: String(budget),
         },

@@ -76,11 +76,15 @@ describe('a clean pair', () => {
       'existing-keys',
       'source-psync',
       'repl-backlog',
+      'full-sync-reader',
       'modules',
       'source-cluster',
       'target-cluster',
       'heartbeat-writable',
     ]);
+    // auto, the default, takes the snapshot here, and says why.
+    expect(item(report, 'full-sync-reader').detail).toMatch(/^rdb \(auto\): PSYNC permitted/);
+    expect(report.fullSyncReader).toBe('rdb');
     expect(report.source).toMatchObject({
       address: `127.0.0.1:${src.port}`,
       version: expect.stringMatching(/^Redis \d+\.\d+\.\d+$/),

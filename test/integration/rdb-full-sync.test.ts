@@ -1,7 +1,7 @@
 import { Cluster } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { seedBigValues, touchBigValues } from '../support/big-values.ts';
-import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
+import { runCli, SCAN_READER, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { assertSameData } from '../support/compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
@@ -154,12 +154,15 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
     );
     const lambda = await readerItem(['--full-sync-reader', 'auto', '--incremental-mode', 'lambda']);
     expect(lambda?.detail).toMatch(/^scan \(auto\): incremental\.mode lambda/);
+    const throttled = await readerItem(['--max-keys-per-second', '5000']);
+    expect(throttled?.detail).toMatch(/^scan \(auto\): the task is throttled/);
     const auto = await readerItem(['--full-sync-reader', 'auto']);
     expect(auto?.detail).toMatch(
       /^rdb \(auto\): PSYNC permitted; .* uses .* of .*; the fork's copy-on-write is estimated at/,
     );
-    // The scan reader (the default) needs no such item.
-    expect(await readerItem([])).toBeUndefined();
+    // auto is the default; scan, asked for, needs no such item.
+    expect((await readerItem([]))?.detail).toMatch(/^rdb \(auto\): PSYNC permitted/);
+    expect(await readerItem(['--full-sync-reader', 'scan'])).toBeUndefined();
   }, 60_000);
 
   it('refuses rdb with incremental mode lambda in the precheck, naming the fix', async () => {
@@ -216,7 +219,13 @@ describe('redis-dts sync --full-sync-reader rdb', () => {
     await sleep(300);
     const cli = watch(
       startCli(
-        syncArgs(source.url, target.url, stateDir(), ['--on-backlog-lost', 'resync', '--until', 'caught-up']),
+        syncArgs(source.url, target.url, stateDir(), [
+          ...SCAN_READER,
+          '--on-backlog-lost',
+          'resync',
+          '--until',
+          'caught-up',
+        ]),
       ),
     );
     await cli.until('onBacklogLost is resync, so the full sync is taken again from the RDB');

@@ -37,7 +37,13 @@ describe('progress lines of a full sync and its verification', () => {
     const progress = new ProgressReporter({ out, tty: false, intervalMs: 0, windowMs: 20 });
     let report: VerifyReport | undefined;
     const spec = parseTaskSpec(
-      { source: { url: source.url }, target: { url: target.url }, syncType: 'full' },
+      // The scan reader's copy prints a line per batch, as the verification does.
+      {
+        source: { url: source.url },
+        target: { url: target.url },
+        syncType: 'full',
+        fullSync: { reader: 'scan' },
+      },
       { mode: 'local' },
     );
     await runTaskLocally(spec, {

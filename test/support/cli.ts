@@ -37,6 +37,12 @@ export function collect(child: ChildProcess): Promise<CliResult> {
   });
 }
 
+/**
+ * For tests of the scan reader's own behaviour (SCAN chunks, their cursors and checkpoints, the catch-up
+ * re-copy of keys written during the copy): the default reader, auto, takes the RDB where it can.
+ */
+export const SCAN_READER = ['--full-sync-reader', 'scan'] as const;
+
 /** `redis-dts sync` full+incremental with JSON progress; `--yes` accepts the precheck's warnings. */
 export function syncArgs(source: string, target: string, state: string, extra: string[] = []): string[] {
   return [

@@ -360,7 +360,7 @@ describe('parseTaskSpec accepts', () => {
       target: { url: 'redis://dst-host:6380' },
       syncType: 'full+incremental',
       existingKeys: 'block',
-      fullSync: { reader: 'scan', chunkKeys: 1000, checkpointIntervalMs: 250 },
+      fullSync: { reader: 'auto', chunkKeys: 1000, checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
         reader: 'psync',
@@ -410,7 +410,7 @@ describe('parseTaskSpec accepts', () => {
       duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
     });
     expect(out.fullSync).toEqual({
-      reader: 'scan',
+      reader: 'auto',
       chunkKeys: 1000,
       maxInFlightBytes: 1 << 26,
       checkpointIntervalMs: 250,

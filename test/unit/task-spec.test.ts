@@ -377,6 +377,7 @@ describe('parseTaskSpec accepts', () => {
         duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
       },
       limits: {},
+      events: { caughtUp: { lagMs: 1000, forMs: 10_000 } },
       acknowledgeWarnings: false,
     } satisfies TaskSpec);
   });

@@ -91,11 +91,9 @@ export const EVENT_DETAILS = {
   'Inconsistency Found': z
     .object({
       taskId,
-      verification: z
-        .enum(['sampled', 'final'])
-        .meta({
-          description: 'sampled: the scheduled one during incremental sync; final: the Verify state.',
-        }),
+      verification: z.enum(['sampled', 'final']).meta({
+        description: 'sampled: the scheduled one during incremental sync; final: the Verify state.',
+      }),
       keysCompared: count('Keys compared.'),
       keysDiffering: count('Keys that differed through every round.'),
       examples: z.array(z.string()).meta({ description: 'A few differing keys with how they differ.' }),

@@ -6,17 +6,12 @@ import { intIn, text } from './spec-fields.ts';
 const CaughtUpSchema = z
   .strictObject(
     {
-      lagMs: intIn(0, 3_600_000)
-        .default(1000)
-        .meta({
-          description:
-            'Lag (milliseconds, from the heartbeat) at or under which the task counts as caught up.',
-        }),
-      forMs: intIn(0, 86_400_000)
-        .default(10_000)
-        .meta({
-          description: 'How long lag must stay at or under lagMs before the Caught Up event is sent.',
-        }),
+      lagMs: intIn(0, 3_600_000).default(1000).meta({
+        description: 'Lag (milliseconds, from the heartbeat) at or under which the task counts as caught up.',
+      }),
+      forMs: intIn(0, 86_400_000).default(10_000).meta({
+        description: 'How long lag must stay at or under lagMs before the Caught Up event is sent.',
+      }),
     },
     { error: 'an object' },
   )

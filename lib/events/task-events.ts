@@ -2,11 +2,6 @@ import { type EventSink, TaskEvents } from './emitter.ts';
 import { EVENT_BUS_ENV, EventBridgeSink } from './eventbridge-sink.ts';
 import { FileEventSink } from './file-sink.ts';
 
-/** The part of a task spec that says where its events go. */
-export interface EventsSpec {
-  events?: { file?: string | undefined };
-}
-
 // One sink per file and per bus in a process: every step of a local run appends through one chain.
 const files = new Map<string, FileEventSink>();
 const buses = new Map<string, EventBridgeSink>();
@@ -16,11 +11,12 @@ const buses = new Map<string, EventBridgeSink>();
  * REDIS_DTS_EVENT_BUS (the stack's workers). Neither: events are dropped, at no cost.
  */
 export function taskEvents(
-  spec: EventsSpec | undefined,
+  /** A parsed task spec, or the stored (redacted) one. */
+  spec: unknown,
   env: Record<string, string | undefined> = process.env,
 ): TaskEvents {
   const sinks: EventSink[] = [];
-  const file = spec?.events?.file;
+  const file = eventsFileOf(spec);
   if (file) {
     if (!files.has(file)) files.set(file, new FileEventSink(file));
     sinks.push(files.get(file)!);
@@ -31,4 +27,9 @@ export function taskEvents(
     sinks.push(buses.get(bus)!);
   }
   return new TaskEvents(sinks);
+}
+
+function eventsFileOf(spec: unknown): string | undefined {
+  const events = (spec as { events?: { file?: unknown } } | undefined)?.events;
+  return typeof events?.file === 'string' && events.file !== '' ? events.file : undefined;
 }

@@ -143,7 +143,12 @@ describe('task lifecycle events and redis-dts cutover', () => {
     const state = dirs.make();
     const file = join(state, 'events.jsonl');
     const r = await runCli(
-      syncArgs(source.url, target.url, state, ['--events-file', file, '--target-password-env', 'WRONG_PW']),
+      syncArgs(source.url, `redis://127.0.0.1:${target.port}`, state, [
+        '--events-file',
+        file,
+        '--target-password-env',
+        'WRONG_PW',
+      ]),
       { WRONG_PW: 'wrong-one' },
     );
     expect(r.code, r.stderr).toBe(1);

@@ -452,6 +452,7 @@ describe('parseTaskSpec accepts', () => {
         duringIncremental: { intervalMs: 60_000, sampleRate: 0.5 },
       },
       limits: { memoryBudget: '256mb' },
+      events: { file: 'events.jsonl', caughtUp: { lagMs: 250, forMs: 5000 } },
       acknowledgeWarnings: true,
     };
     expect(parseTaskSpec(full)).toEqual(full);

@@ -136,6 +136,34 @@ describe('task lifecycle events and redis-dts cutover', () => {
     await assertSameData(source.url, target.url);
   }, 120_000);
 
+  it('the RDB reader sends Full Sync Completed too (a full-only task, then Task Succeeded)', async () => {
+    const source = await startRedis();
+    const target = await startRedis();
+    await seed(source, [0, 1], 3_000);
+    const state = dirs.make();
+    const file = join(state, 'events.jsonl');
+    const r = await runCli(
+      syncArgs(source.url, target.url, state, [
+        '--events-file',
+        file,
+        '--sync-type',
+        'full',
+        '--full-sync-reader',
+        'rdb',
+      ]),
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const events = readEvents(file);
+    expect(events.map((e) => e['detail-type'])).toEqual([
+      'Task Started',
+      'Precheck Passed',
+      'Full Sync Completed',
+      'Task Succeeded',
+    ]);
+    expect(events[2]!.detail).toMatchObject({ reader: 'rdb', keys: 6_000 });
+    await assertSameData(source.url, target.url);
+  }, 60_000);
+
   it('a task whose destination password is wrong emits Precheck Failed and Task Failed with cause and fix', async () => {
     const source = await startRedis();
     const target = await startRedis({ args: ['--requirepass', 'right-one'], password: 'right-one' });

@@ -33,7 +33,10 @@ export class CutOverWatch {
       if (this.busy || this.done) return;
       this.busy = true;
       this.tick()
-        .catch(() => undefined)
+        .catch(() => {
+          // A lost conditional write (the request was asked again meanwhile) or a failed read: read it afresh.
+          if (!this.accepted) this.request = undefined;
+        })
         .finally(() => {
           this.busy = false;
         });

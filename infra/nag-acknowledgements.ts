@@ -15,7 +15,7 @@ export function acknowledgeAcceptedFindings(dts: RedisDts): void {
     'Secret ARNs end in a random suffix, so reads are limited to the configured name prefix with a wildcard';
   const xrayReason = 'X-Ray PutTraceSegments/PutTelemetryRecords have no resource-level permissions';
 
-  for (const fn of Object.values(dts.functions)) {
+  for (const fn of [...Object.values(dts.functions), dts.cutOverFunction]) {
     for (const policy of ['AWSLambdaBasicExecutionRole', 'AWSLambdaVPCAccessExecutionRole']) {
       ack(
         fn,

@@ -3,7 +3,7 @@ import type { ISecurityGroup, IVpc, SubnetSelection } from 'aws-cdk-lib/aws-ec2'
 import { SecurityGroup, SubnetType } from 'aws-cdk-lib/aws-ec2';
 import { Cluster, ContainerInsights, type FargateTaskDefinition } from 'aws-cdk-lib/aws-ecs';
 import { EventBus, Rule, RuleTargetInput } from 'aws-cdk-lib/aws-events';
-import { SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
+import { LambdaFunction, SfnStateMachine } from 'aws-cdk-lib/aws-events-targets';
 import { type IGrantable, PolicyStatement } from 'aws-cdk-lib/aws-iam';
 import { Architecture, type IFunction, Runtime, Tracing } from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -17,6 +17,8 @@ import {
 } from 'aws-cdk-lib/aws-stepfunctions';
 import { ArnFormat, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib/core';
 import { Construct } from 'constructs';
+import { EVENT_BUS_ENV } from '../lib/events/eventbridge-sink.ts';
+import { CUT_OVER_EVENT } from '../lib/orchestration/cut-over-event.ts';
 import { budgetForMemory, MEMORY_BUDGET_ENV } from '../lib/util/memory-budget.ts';
 import { TaskMonitoring, type TaskMonitoringProps } from './monitoring.ts';
 import { PROJECT_ROOT } from './project-root.ts';
@@ -25,6 +27,7 @@ import { buildTaskDefinition, type StepFunctions } from './task-definition.ts';
 
 /** Event source and detail-type that start a task; the event's detail is the task spec. */
 export const START_EVENT = { source: 'redis-dts', detailType: 'Start Task' } as const;
+export { CUT_OVER_EVENT };
 
 export const DEFAULT_SECRET_NAME_PREFIX = 'redis-dts/';
 
@@ -116,6 +119,9 @@ export class RedisDts extends Construct {
   readonly functions: Record<keyof StepFunctions, NodejsFunction>;
   readonly eventBus: EventBus;
   readonly startRule: Rule;
+  /** `Cut Over Task` events → the cut-over function, which sets the task's cut-over request. */
+  readonly cutOverRule: Rule;
+  readonly cutOverFunction: NodejsFunction;
   readonly cluster: Cluster;
   readonly replicatorTask: FargateTaskDefinition;
   readonly securityGroups: ISecurityGroup[];
@@ -165,8 +171,14 @@ export class RedisDts extends Construct {
         new PolicyStatement({ actions: ['secretsmanager:GetSecretValue'], resources: [secretArns] }),
       );
 
-    const fns = {} as Record<keyof StepFunctions, NodejsFunction>;
-    for (const [name, spec] of Object.entries(FUNCTIONS) as [keyof StepFunctions, FunctionSpec][]) {
+    // Made before the workers: each is told its name and may put the task lifecycle events on it.
+    this.eventBus = new EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? 'redis-dts' });
+    const grantEvents = (g: IGrantable) =>
+      g.grantPrincipal.addToPrincipalPolicy(
+        new PolicyStatement({ actions: ['events:PutEvents'], resources: [this.eventBus.eventBusArn] }),
+      );
+
+    const makeFunction = (name: string, spec: FunctionSpec) => {
       const fn = new NodejsFunction(this, `${upperFirst(name)}Function`, {
         entry: `${PROJECT_ROOT}functions/${spec.dir}/handler.ts`,
         handler: 'handler',
@@ -186,6 +198,7 @@ export class RedisDts extends Construct {
         }),
         environment: {
           TABLE_NAME: this.table.tableName,
+          [EVENT_BUS_ENV]: this.eventBus.eventBusName,
           POWERTOOLS_SERVICE_NAME: 'redis-dts',
           POWERTOOLS_METRICS_NAMESPACE: 'RedisDts',
           NODE_OPTIONS: '--enable-source-maps',
@@ -204,10 +217,21 @@ export class RedisDts extends Construct {
         },
       });
       grantTable(fn);
+      grantEvents(fn);
       if (spec.redis) grantSecrets(fn);
-      fns[name] = fn;
+      return fn;
+    };
+    const fns = {} as Record<keyof StepFunctions, NodejsFunction>;
+    for (const [name, spec] of Object.entries(FUNCTIONS) as [keyof StepFunctions, FunctionSpec][]) {
+      fns[name] = makeFunction(name, spec);
     }
     this.functions = fns;
+    this.cutOverFunction = makeFunction('cutOver', {
+      dir: 'cut-over',
+      timeout: Duration.seconds(30),
+      memorySize: 256,
+      redis: false,
+    });
 
     this.cluster = new Cluster(this, 'Cluster', {
       vpc: props.vpc,
@@ -215,9 +239,11 @@ export class RedisDts extends Construct {
     });
     this.replicatorTask = addReplicatorTask(this, {
       tableName: this.table.tableName,
+      eventBusName: this.eventBus.eventBusName,
       passwords: props.replicatorPasswords,
     });
     grantTable(this.replicatorTask.taskRole);
+    grantEvents(this.replicatorTask.taskRole);
     grantSecrets(this.replicatorTask.taskRole);
 
     const stateMachineName = props.stateMachineName ?? `${stack.stackName}-tasks`;
@@ -255,12 +281,18 @@ export class RedisDts extends Construct {
     for (const statement of policy) this.stateMachine.addToRolePolicy(statement);
     this.replicatorTaskArns = taskArns;
 
-    this.eventBus = new EventBus(this, 'EventBus', { eventBusName: props.eventBusName ?? 'redis-dts' });
     this.startRule = new Rule(this, 'StartTaskRule', {
       eventBus: this.eventBus,
       description: 'Starts a redis-dts task: the detail of the event is the task spec',
       eventPattern: { source: [START_EVENT.source], detailType: [START_EVENT.detailType] },
       targets: [new SfnStateMachine(this.stateMachine, { input: RuleTargetInput.fromEventPath('$.detail') })],
+    });
+    this.cutOverRule = new Rule(this, 'CutOverTaskRule', {
+      eventBus: this.eventBus,
+      description:
+        'Asks a running redis-dts task to cut over: the detail is {"taskId": …, "quietTimeoutMs": …}',
+      eventPattern: { source: [CUT_OVER_EVENT.source], detailType: [CUT_OVER_EVENT.detailType] },
+      targets: [new LambdaFunction(this.cutOverFunction, { retryAttempts: 2 })],
     });
 
     this.monitoring = new TaskMonitoring(

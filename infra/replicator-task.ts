@@ -11,6 +11,7 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { ISecret } from 'aws-cdk-lib/aws-secretsmanager';
 import { IgnoreMode, RemovalPolicy } from 'aws-cdk-lib/core';
 import type { Construct } from 'constructs';
+import { EVENT_BUS_ENV } from '../lib/events/eventbridge-sink.ts';
 import { budgetForMemory, MEMORY_BUDGET_ENV } from '../lib/util/memory-budget.ts';
 import { PROJECT_ROOT } from './project-root.ts';
 
@@ -45,7 +46,7 @@ const REPLICATOR_MEMORY_MIB = 2048;
  */
 export function addReplicatorTask(
   scope: Construct,
-  o: { tableName: string; passwords?: ReplicatorPasswords },
+  o: { tableName: string; eventBusName: string; passwords?: ReplicatorPasswords },
 ): FargateTaskDefinition {
   const task = new FargateTaskDefinition(scope, 'ReplicatorTask', {
     cpu: 1024,
@@ -77,6 +78,8 @@ export function addReplicatorTask(
     // The table name and the budget: the task id comes as the one override, passwords as the secrets above.
     environment: {
       TABLE_NAME: o.tableName,
+      // The task lifecycle events (Caught Up, Backlog Lost, Cut Over Refused …) go to the stack's bus.
+      [EVENT_BUS_ENV]: o.eventBusName,
       // The replicator also spools the stream in memory: half the container is the data's budget.
       [MEMORY_BUDGET_ENV]: String(budgetForMemory(REPLICATOR_MEMORY_MIB / 2, 0)),
     },

@@ -33,6 +33,8 @@ Commands:
   list      list the tasks in a state directory (--table: in the deployed table)
   stop      ask a running task to stop cleanly (a full sync can be resumed; an incremental sync
             ends through verification and cleanup)
+  cutover   ask a running incremental task to finish once the source is quiet: every change
+            applied, a final verification, the Task Cut Over event; refused while still written
   help CMD  show a command's options
 
 Examples:
@@ -92,6 +94,15 @@ What to copy:
   --exclude-prefix P           never copy keys starting with P (repeatable; wins over include)
   --existing-keys MODE         block (default): refuse to start when a selected destination db has
                                keys, naming up to 10; overwrite: replace keys of the same name
+
+Events (schema/task-events.schema.json; on AWS they go to the stack's bus as well):
+  --events-file FILE           append each lifecycle event to FILE as a JSON line: Task Started,
+                               Precheck Passed/Failed, Full Sync Completed, Caught Up, Inconsistency
+                               Found, Backlog Lost, Task Failed/Stopped/Succeeded, Cut Over Refused,
+                               Task Cut Over. An event that cannot be written is reported on stderr;
+                               the sync goes on
+  --caught-up-lag D            Caught Up is sent once lag stays at or under D (default 1s; 500ms, 2s …)
+  --caught-up-for D            … for this long (default 10s); without a heartbeat: nothing behind
 
 Incremental sync:
   --until WHEN                 stopped (default): replay until Ctrl-C, SIGTERM or redis-dts stop;
@@ -202,6 +213,31 @@ chunks, the task is recorded as stopped and the execution ends failed; start the
 resume.
 `;
 
+const CUTOVER = `Usage: redis-dts cutover TASK-ID [--quiet-timeout 60s] [--no-wait]
+                       [--state-dir DIR | --table NAME [--region R]]
+
+Asks a running incremental task to finish, for the switch of the application to the destination:
+stop the application's writes to the source first. The task waits until every change read is
+applied and the source has had no writes (but the heartbeat) for a second (what --until caught-up
+waits for), ends its incremental sync, runs the final verification (verify.mode of its spec), sends
+the Task Cut Over event with the verification's summary, and ends as succeeded. This command waits
+for that and prints the summary (exit 0).
+
+Refused, exit 1 with the reason and the fix, and the Cut Over Refused event, when the source is
+still being written after --quiet-timeout: the task is not ended and goes on replicating; stop the
+writes and ask again. Refused at once when the task is not running, is a full sync only, is still
+in its full sync, or reads keyspace notifications (not built for that reader yet).
+
+  --quiet-timeout D            how long to wait for the source to go quiet (default 60s; 90s, 2m …)
+  --no-wait                    ask and return; follow with redis-dts status (or the events)
+  --state-dir DIR              a local task (default .redis-dts): reaches the running sync's store
+  --table NAME                 a task on AWS: the stack's TableName output (dynamodb:GetItem and
+                               PutItem); on the bus, a "Cut Over Task" event with the detail
+                               {"taskId": …, "quietTimeoutMs": …} does the same
+  --region R                   with --table
+  -h, --help                   this help
+`;
+
 export const HELP: Record<string, string> = {
   main: MAIN,
   sync: SYNC,
@@ -211,4 +247,5 @@ export const HELP: Record<string, string> = {
   status: STATUS,
   list: LIST,
   stop: STOP,
+  cutover: CUTOVER,
 };

@@ -41,6 +41,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./status-command.ts')).listCommand(rest);
       case 'stop':
         return await (await import('./status-command.ts')).stopCommand(rest);
+      case 'cutover':
+        return await (await import('./cutover-command.ts')).cutoverCommand(rest);
       default:
         throw new UsageError(`unknown command '${command}'`, 'main');
     }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { DtsError } from '../errors.ts';
+import { durationMs } from '../util/duration.ts';
 import { parseByteSize } from '../util/memory-budget.ts';
 import {
   ENDPOINT_OPTIONS,
@@ -37,6 +38,9 @@ export const SPEC_OPTIONS = {
   'incremental-reader': { type: 'string' },
   'on-backlog-lost': { type: 'string' },
   'set-notify-keyspace-events': { type: 'boolean' },
+  'events-file': { type: 'string' },
+  'caught-up-lag': { type: 'string' },
+  'caught-up-for': { type: 'string' },
   yes: { type: 'boolean', short: 'y' },
 } as const;
 
@@ -122,6 +126,21 @@ export function specInput(v: Partial<SpecFlags>): Record<string, unknown> {
     if (v['no-heartbeat'])
       inc.heartbeat = { ...((inc.heartbeat ?? {}) as Record<string, unknown>), enabled: false };
     input.incremental = inc;
+  }
+  if (
+    v['events-file'] !== undefined ||
+    v['caught-up-lag'] !== undefined ||
+    v['caught-up-for'] !== undefined
+  ) {
+    const events = { ...((input.events ?? {}) as Record<string, unknown>) };
+    set(events, 'file', v['events-file']);
+    if (v['caught-up-lag'] !== undefined || v['caught-up-for'] !== undefined) {
+      const caughtUp = { ...((events.caughtUp ?? {}) as Record<string, unknown>) };
+      if (v['caught-up-lag'] !== undefined) caughtUp.lagMs = durationMs(v['caught-up-lag']);
+      if (v['caught-up-for'] !== undefined) caughtUp.forMs = durationMs(v['caught-up-for']);
+      events.caughtUp = caughtUp;
+    }
+    input.events = events;
   }
   if (v.yes) input.acknowledgeWarnings = true;
   return input;

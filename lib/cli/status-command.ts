@@ -15,6 +15,12 @@ import { DEFAULT_STATE_DIR } from './sync-command.ts';
 import { parseFlags } from './task-options.ts';
 import { UsageError } from './usage-error.ts';
 
+export const STORE_OPTIONS = {
+  'state-dir': { type: 'string' },
+  table: { type: 'string' },
+  region: { type: 'string' },
+} as const;
+
 const OPTIONS = {
   'state-dir': { type: 'string' },
   table: { type: 'string' },
@@ -27,7 +33,7 @@ function parse(argv: string[], command: string) {
   return parseFlags(argv, OPTIONS, command);
 }
 
-type Values = ReturnType<typeof parse>['values'];
+type Values = Pick<ReturnType<typeof parse>['values'], 'state-dir' | 'table' | 'region'>;
 
 /**
  * Runs `use` on the task store the flags name: the deployed table (--table, AWS credentials of the
@@ -35,7 +41,7 @@ type Values = ReturnType<typeof parse>['values'];
  * lib/state/local-state-dir.ts); without a task id, locally, the store of the task updated last.
  * `actions` are the IAM actions named when AWS says no.
  */
-async function withStore<T>(
+export async function withStore<T>(
   values: Values,
   command: string,
   actions: string[],

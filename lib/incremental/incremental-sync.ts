@@ -413,9 +413,17 @@ export class IncrementalSync {
   }
 
   private caughtUp(): boolean {
-    if (this.o.until !== 'caught-up' || this.stamps.size > 0 || this.out.unacknowledged > 0) return false;
+    return this.o.until === 'caught-up' && this.isDrained(this.o.quietMs ?? 1000);
+  }
+
+  /**
+   * Everything the source wrote is applied and acknowledged, and it has written nothing (but the
+   * heartbeat) for quietMs: where `until: caught-up` ends, and what a cut-over waits for.
+   */
+  isDrained(quietMs: number): boolean {
+    if (this.phase !== 'incremental' || !this.router || !this.out || !this.link) return false;
+    if (this.stamps.size > 0 || this.out.unacknowledged > 0) return false;
     if (!this.out.isEmpty || this.router.inTransaction) return false;
-    const quietMs = this.o.quietMs ?? 1000;
     const polled = this.link.lastPolled;
     return (
       Date.now() - this.router.lastDataAt >= quietMs &&

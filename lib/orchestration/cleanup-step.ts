@@ -1,10 +1,12 @@
 import type { Redis } from 'ioredis';
 import { DtsError } from '../errors.ts';
+import { taskEvents } from '../events/task-events.ts';
 import { openApplier } from '../incremental/cluster-marker-applier.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { openTargetRouting } from '../redis/target-routing.ts';
 import type { TaskStore, UnitCheckpoint } from '../state/task-store.ts';
+import { finishCutOver } from './cut-over-state.ts';
 import { markerDbFor } from './replicate-step.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
@@ -28,6 +30,7 @@ export async function cleanupStep(
   const units = (await o.store.listCheckpoints(taskId)).map((c) => c.value);
   const tgt = await connectAdmin(target);
   let tempKeysRemoved = 0;
+  let stopped = false;
   try {
     // Temporary keys exist only where keys were copied in parts; scanning a whole destination for
     // them costs as much as a second SCAN of the data, so dbs without such keys are not scanned.
@@ -35,7 +38,9 @@ export async function cleanupStep(
       tempKeysRemoved += await removeTempKeys(tgt, db, `redis-dts:tmp:${taskId}:`);
     }
     if (spec.syncType !== 'full') {
-      const shardIds = (await o.store.listShards(taskId)).map((s) => s.value.shardId);
+      const shards = (await o.store.listShards(taskId)).map((s) => s.value);
+      const shardIds = shards.map((s) => s.shardId);
+      stopped = shards.some((s) => s.phase === 'stopped');
       await removeMarkers(target, taskId, spec, units, shardIds);
     }
   } finally {
@@ -57,6 +62,12 @@ export async function cleanupStep(
     progress: { keysWritten, bytes },
     lastError: undefined,
   });
+  // How the task ended, as an event: cut over, stopped during incremental sync, or done by itself.
+  const events = taskEvents(spec);
+  const cutOver = await finishCutOver(o.store, taskId);
+  if (cutOver) await events.emit('Task Cut Over', { taskId, ...cutOver });
+  else if (stopped) await events.emit('Task Stopped', { taskId, phase: 'incremental' });
+  else await events.emit('Task Succeeded', { taskId, keysWritten });
   return { keysWritten, tempKeysRemoved };
 }
 

@@ -7,6 +7,7 @@ import { numericDbMap, unitCheckpoint } from '../fullsync/unit-checkpoint.ts';
 import { connectAdmin, serverInfo } from '../redis/admin-client.ts';
 import { openTargetRouting } from '../redis/target-routing.ts';
 import type { TaskStore } from '../state/task-store.ts';
+import { fullSyncCompleted, markFullSyncStarted } from './lifecycle-events.ts';
 import { sourceShards } from './source-shards.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { PlanResult, TaskStepInput } from './step-types.ts';
@@ -59,8 +60,17 @@ export async function planUnitsStep(
     for (const u of units) if (!saved.has(u.unitId)) writer.update(unitCheckpoint(u, freshProgress()));
     await writer.flush();
     await o.store.updateTask(taskId, { phase: 'full-sync' });
+    await markFullSyncStarted(o.store, taskId);
 
     const pending = units.filter((u) => saved.get(u.unitId)?.value.done !== true);
+    if (pending.length === 0) {
+      const all = (await o.store.listCheckpoints(taskId)).map((c) => c.value);
+      await fullSyncCompleted(o.store, spec, taskId, {
+        reader: 'scan',
+        keys: all.reduce((n, u) => n + u.keysWritten, 0),
+        bytes: all.reduce((n, u) => n + u.bytes, 0),
+      });
+    }
     return {
       units: pending,
       allDone: pending.length === 0,

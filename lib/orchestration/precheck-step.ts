@@ -1,8 +1,10 @@
+import { taskEvents } from '../events/task-events.ts';
 import { formatPrecheckReport } from '../precheck/format-report.ts';
 import { runPrecheck } from '../precheck/run-precheck.ts';
 import type { PrecheckItem } from '../precheck/types.ts';
 import { precheckForResume } from '../precheck/verdict.ts';
 import type { TaskStore } from '../state/task-store.ts';
+import { precheckItems } from './lifecycle-events.ts';
 import type { SecretValues } from './step-endpoints.ts';
 import type { FullSyncReader, TaskStepInput } from './step-types.ts';
 
@@ -40,6 +42,14 @@ export async function precheckStep(
       ? 'scan'
       : report.fullSyncReader;
   const text = formatPrecheckReport(report);
+  // The same verdict as the state machine's PrecheckPassed? choice.
+  const events = taskEvents(input.spec);
+  const items = precheckItems(report.items);
+  // Kept on the task: status shows it, and a failed task's event names the failing check.
+  await o.store.updateTask(input.taskId, { precheck: { status: report.status, items } });
+  if (report.status === 'failed' || (report.status === 'warning' && !input.spec.acknowledgeWarnings))
+    await events.emit('Precheck Failed', { taskId: input.taskId, status: report.status, items });
+  else await events.emit('Precheck Passed', { taskId: input.taskId, status: report.status, items });
   return {
     status: report.status,
     items: report.items,

@@ -3,6 +3,7 @@ import { loadCatalogue } from '../commands/catalogue.ts';
 import type { FilterContext } from '../commands/command-filter.ts';
 import { makeKeyFilter, targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
+import { taskEvents } from '../events/task-events.ts';
 import type { OversizedKeyCopier } from '../fullsync/oversized-key-copier.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { IncrementalSync } from '../incremental/incremental-sync.ts';
@@ -15,6 +16,8 @@ import { refreshClusterRouting, type TargetRouting } from '../redis/target-routi
 import type { ShardCheckpoint, TaskStore, UnitCheckpoint, Versioned } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { MAX_RESYNCS, markForResync, resyncWanted } from './backlog-resync.ts';
+import { IncrementalSignals } from './incremental-signals.ts';
+import { fullSyncCompleted, fullSyncRedone, markFullSyncStarted } from './lifecycle-events.ts';
 import { notificationReplicateStep } from './notification-replicate-step.ts';
 import { loadShardRdb, needsRdbLoad, redoInterruptedRdbLoads } from './rdb-shard-load.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
@@ -54,6 +57,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
   let context: UnitCopyContext | undefined;
   let admin: Redis | undefined;
   let sampled: SampledVerification | undefined;
+  let signals: IncrementalSignals | undefined;
   try {
     context = await UnitCopyContext.open({ source, target, spec, taskId });
     admin = await connectAdmin(source);
@@ -75,6 +79,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
     });
     const loading = shards.some((s) => needsRdbLoad(s.value));
     await o.store.updateTask(taskId, { phase: loading ? 'full-sync' : 'incremental' });
+    if (loading) await markFullSyncStarted(o.store, taskId);
     if (spec.syncType === 'full')
       return await rdbFullOnly(shards, { ...o, spec, taskId, source, copy: context, progress });
     sampled = new SampledVerification({
@@ -87,6 +92,14 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       ...(o.onSampledVerification ? { onResult: o.onSampledVerification } : {}),
     });
     sampled.start();
+    signals = new IncrementalSignals({
+      store: o.store,
+      taskId,
+      spec,
+      shards: shards.length,
+      log: (m) => progress.log(m, { phase: 'incremental' }),
+    });
+    const signal = signals;
     for (let resyncs = 0; ; resyncs++) {
       // One shard failing stops the others (cleanly, at their marker) before the error is raised.
       const failed = new AbortController();
@@ -101,12 +114,16 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         copy: context,
         progress,
         deadline: o.deadline,
-        shouldStop: () => stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted,
+        shouldStop: () =>
+          stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted || signal.cutOverAccepted,
+        register: (shardId, sync) => signal.register(shardId, sync),
+        rdbLoaded: () => rdbCompleted(o.store, spec, taskId),
         onProgress: (shardId, p) => {
           latest.set(shardId, p);
           if (latest.size < shards.length) return;
           const all = combineProgress([...latest.values()]);
           o.onProgress?.(all);
+          signal.onProgress(all);
           const now = Date.now();
           if (now - lastLog < PROGRESS_LOG_MS) return;
           lastLog = now;
@@ -131,6 +148,19 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         return combineOutcomes(results.map((r) => (r as PromiseFulfilledResult<IncrementalOutcome>).value));
       }
       const lost = results.find((r) => r.status === 'rejected' && resyncWanted(r.reason, spec));
+      const backlog = results.find(
+        (r): r is PromiseRejectedResult =>
+          r.status === 'rejected' && isDtsError(r.reason) && r.reason.code === 'BACKLOG_LOST',
+      );
+      if (backlog) {
+        const e = backlog.reason as DtsError;
+        await taskEvents(spec).emit('Backlog Lost', {
+          taskId,
+          action: lost && resyncs < MAX_RESYNCS ? 'resync' : 'fail',
+          cause: e.message,
+          fix: e.fix,
+        });
+      }
       if (!lost || resyncs >= MAX_RESYNCS) throw failure.reason;
       const redo = { spec, taskId, store: o.store, units, copy: context, markerDb: markerDbFor(spec, units) };
       const log = (m: string) => progress.log(m, { phase: 'full-sync' });
@@ -143,10 +173,11 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         },
       );
       shards = await redoInterruptedRdbLoads(marked, { ...redo, log });
-      await o.store.updateTask(taskId, { phase: 'full-sync' });
+      await o.store.updateTask(taskId, { phase: 'full-sync', ...fullSyncRedone() });
     }
   } finally {
     await sampled?.stop();
+    signals?.close();
     stop.close();
     const a = admin;
     await a?.quit().catch(() => a.disconnect());
@@ -165,6 +196,10 @@ interface ShardRunShared {
   deadline: number | undefined;
   shouldStop: () => boolean;
   onProgress: (shardId: string, p: IncrementalProgress) => void;
+  /** The sync a shard runs now, for the cut-over's drained check. */
+  register: (shardId: string, sync: IncrementalSync) => void;
+  /** A shard finished its RDB load (the last one sends Full Sync Completed). */
+  rdbLoaded: () => Promise<void>;
 }
 
 /** One source shard's stream, from its captured offset and its units' largest stamp, or from its marker. */
@@ -192,7 +227,10 @@ async function replicateShard(
     : undefined;
   if (rdb) {
     shard = rdb.shard;
-    if (rdb.loaded) await store.updateTask(taskId, { phase: 'incremental' });
+    if (rdb.loaded) {
+      await store.updateTask(taskId, { phase: 'incremental' });
+      await s.rdbLoaded();
+    }
   }
   const { shardId, replid, startOffset, node, tag } = shard.value;
   // A shard loaded from an RDB starts at its snapshot: the scan units (of a resynced task) are history.
@@ -228,8 +266,8 @@ async function replicateShard(
       return c;
     },
   };
-  const makeSync = (routing: TargetRouting) =>
-    new IncrementalSync({
+  const makeSync = (routing: TargetRouting) => {
+    const sync = new IncrementalSync({
       source,
       target: s.target,
       routing,
@@ -286,6 +324,9 @@ async function replicateShard(
       log,
       onProgress: (p) => s.onProgress(shardId, p),
     });
+    s.register(shardId, sync);
+    return sync;
+  };
   const outcome = await runFollowingTarget(makeSync, copy.routing, s.target, log);
   await store.putShard(
     taskId,
@@ -335,6 +376,7 @@ async function rdbFullOnly(
       return load;
     }),
   );
+  await rdbCompleted(o.store, o.spec, o.taskId);
   const first = loads[0]!.shard.value;
   return {
     ended: 'caught-up',
@@ -355,6 +397,17 @@ async function rdbFullOnly(
       reconnects: 0,
     },
   };
+}
+
+/** Full Sync Completed of the RDB reader, once every shard's snapshot is loaded. */
+async function rdbCompleted(store: TaskStore, spec: TaskSpec, taskId: string): Promise<void> {
+  const shards = (await store.listShards(taskId)).map((s) => s.value);
+  if (!shards.every((s) => s.rdb === 'loaded')) return;
+  await fullSyncCompleted(store, spec, taskId, {
+    reader: 'rdb',
+    keys: shards.reduce((n, s) => n + (s.rdbKeys ?? 0), 0),
+    bytes: shards.reduce((n, s) => n + (s.rdbBytes ?? 0), 0),
+  });
 }
 
 /** Up to a minute: a cluster promotes a replica within its node timeout (15 s by default). */

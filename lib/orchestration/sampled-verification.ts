@@ -1,8 +1,10 @@
+import { taskEvents } from '../events/task-events.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import type { TaskRecord, TaskStore } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
+import { inconsistencyDetail } from './inconsistency-event.ts';
 
 /**
  * While incremental sync runs, a sample of keys is verified on a schedule (like DTS's incremental data
@@ -67,6 +69,9 @@ export class SampledVerification {
       if (this.abort.signal.aborted) return;
       await store.updateTask(taskId, { sampledVerification: summary(report) });
       this.o.onResult?.(report.keysDiffering);
+      if (report.keysDiffering > 0) {
+        await taskEvents(spec).emit('Inconsistency Found', inconsistencyDetail(taskId, 'sampled', report));
+      }
       this.o.log(
         `sampled verification: ${report.keysDiffering} inconsistent of ${report.keysCompared} keys compared ` +
           `(${report.sampleRate * 100}% sample, ${report.rounds} round(s))`,

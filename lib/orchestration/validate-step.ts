@@ -1,7 +1,9 @@
 import { DtsError } from '../errors.ts';
+import { taskEvents } from '../events/task-events.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { defaultTaskId, generateTaskName, parseTaskSpec, redactSpec, type TaskSpec } from '../task/spec.ts';
 import { TaskSpecError } from '../task/spec-errors.ts';
+import { endpointLabel } from './lifecycle-events.ts';
 import { DTS_ERROR_PREFIX } from './step-error.ts';
 import type { ContinueInput, SpecRefusal, TaskState } from './step-types.ts';
 
@@ -32,22 +34,25 @@ export async function validateStep(input: unknown, o: ValidateOptions): Promise<
   const stored = redactSpec({ ...spec, taskId });
   const now = new Date().toISOString();
   await o.store.clearStop(taskId);
+  await o.store.clearCutOver(taskId);
   const existing = await o.store.getTask(taskId);
   // An incremental task that ended cleanly removed its markers: running it again is a new sync, not a
   // resume from offsets the source may no longer hold.
-  if (existing?.value.status === 'succeeded' && spec.syncType !== 'full')
-    await o.store.deleteSyncState(taskId);
+  const fresh = existing?.value.status === 'succeeded' && spec.syncType !== 'full';
+  if (fresh) await o.store.deleteSyncState(taskId);
+  const name = existing?.value.name ?? spec.name ?? generateTaskName(spec);
   if (existing) {
     await o.store.updateTask(taskId, {
       status: 'running',
       phase: 'validate',
       spec: stored as unknown as Record<string, unknown>,
       lastError: undefined,
+      ...(fresh ? { fullSyncStartedAt: undefined, fullSyncCompletedAt: undefined } : {}),
     });
   } else {
     await o.store.putTask({
       taskId,
-      name: spec.name ?? generateTaskName(spec),
+      name,
       spec: stored as unknown as Record<string, unknown>,
       status: 'running',
       phase: 'validate',
@@ -55,6 +60,14 @@ export async function validateStep(input: unknown, o: ValidateOptions): Promise<
       updatedAt: now,
     });
   }
+  await taskEvents(spec).emit('Task Started', {
+    taskId,
+    name,
+    syncType: spec.syncType,
+    source: endpointLabel(spec.source),
+    target: endpointLabel(spec.target),
+    resumed: existing !== undefined && !fresh,
+  });
   return taskState({ ...spec, taskId }, 'start');
 }
 

@@ -1,8 +1,11 @@
+import { taskEvents } from '../events/task-events.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import { onlyKeptExtras, summaryLine, verifyFailedError } from '../verify/summary.ts';
 import { verifyTask } from '../verify/verify-task.ts';
 import type { VerifyReport } from '../verify/verify-types.ts';
+import { recordCutOverVerify } from './cut-over-state.ts';
+import { inconsistencyDetail } from './inconsistency-event.ts';
 import { type SecretValues, stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
 
@@ -26,12 +29,36 @@ export async function verifyStep(
     onReport?: (report: VerifyReport) => void;
   },
 ): Promise<VerifyStepResult> {
-  if (input.spec.verify.mode === 'off') return { skipped: true, keysCompared: 0, summary: 'verify: skipped' };
-  await o.store.updateTask(input.taskId, { phase: 'verify' });
-  const { source, target } = stepEndpoints(input.spec, o.secrets);
-  const report = await verifyTask({ spec: input.spec, source, target, progress: o.progress });
+  const { taskId, spec } = input;
+  if (spec.verify.mode === 'off') {
+    const summary = 'verify: skipped';
+    await recordCutOverVerify(o.store, taskId, {
+      mode: 'off',
+      skipped: true,
+      consistent: true,
+      keysCompared: 0,
+      keysDiffering: 0,
+      summary,
+    });
+    return { skipped: true, keysCompared: 0, summary };
+  }
+  await o.store.updateTask(taskId, { phase: 'verify' });
+  const { source, target } = stepEndpoints(spec, o.secrets);
+  const report = await verifyTask({ spec, source, target, progress: o.progress });
   o.onReport?.(report);
   const summary = summaryLine(report);
-  if (!report.consistent && !onlyKeptExtras(report, input.spec)) throw verifyFailedError(report);
+  if (report.keysDiffering > 0) {
+    await taskEvents(spec).emit('Inconsistency Found', inconsistencyDetail(taskId, 'final', report));
+  }
+  const failed = !report.consistent && !onlyKeptExtras(report, spec);
+  await recordCutOverVerify(o.store, taskId, {
+    mode: spec.verify.mode,
+    skipped: false,
+    consistent: !failed,
+    keysCompared: report.keysCompared,
+    keysDiffering: report.keysDiffering,
+    summary,
+  });
+  if (failed) throw verifyFailedError(report);
   return { skipped: false, keysCompared: report.keysCompared, summary };
 }

@@ -10,6 +10,7 @@ export function taskPk(taskId: string): string {
 
 export const TASK_SK = 'task';
 export const STOP_SK = 'stop';
+export const CUT_OVER_SK = 'cutover';
 export const UNIT_SK_PREFIX = 'unit#';
 
 export function unitSk(unitId: string): string {

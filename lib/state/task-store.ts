@@ -15,6 +15,7 @@ import { DtsError } from '../errors.ts';
 import type { UnitProgress } from '../fullsync/copy-unit.ts';
 import { marshalItem, unmarshalItem } from './attribute-codec.ts';
 import {
+  CUT_OVER_SK,
   DIRTY_SK_PREFIX,
   dirtyPageSk,
   SHARD_SK_PREFIX,
@@ -55,6 +56,9 @@ export interface TaskRecord {
   sampledVerification?: { at: string; keysCompared: number; inconsistentKeys: number; examples: string[] };
   /** Incremental sync from keyspace notifications: how the subscription started, its gaps and repairs. */
   notifications?: NotificationStatus;
+  /** When the full sync began and ended (for the Full Sync Completed event, sent once per full sync). */
+  fullSyncStartedAt?: string;
+  fullSyncCompletedAt?: string;
   /** The last precheck report (items with status, detail and fix). */
   precheck?: {
     status: string;
@@ -73,6 +77,29 @@ export interface NotificationStatus {
   lastRepair?: { at: string; keysCompared: number; keysDiffering: number; seconds: number };
   keysRecopied: number;
   dirtyKeys: number;
+  updatedAt: string;
+}
+
+/**
+ * A cut-over asked of a running incremental task (`redis-dts cutover`, the Cut Over Task event), and
+ * how it went: requested → accepted (quiet and applied: the sync ends, Verify runs) → done (Cleanup),
+ * or refused (still written after the quiet timeout: the sync goes on).
+ */
+export interface CutOverRequest {
+  requestedAt: string;
+  quietTimeoutMs: number;
+  state: 'requested' | 'accepted' | 'refused' | 'done';
+  reason?: string;
+  fix?: string;
+  /** The final verification's summary line, once Verify ran. */
+  verify?: {
+    mode: string;
+    skipped: boolean;
+    consistent: boolean;
+    keysCompared: number;
+    keysDiffering: number;
+    summary: string;
+  };
   updatedAt: string;
 }
 
@@ -343,6 +370,22 @@ export class TaskStore {
       }),
     );
     return out.Item !== undefined;
+  }
+
+  async getCutOver(taskId: string): Promise<Versioned<CutOverRequest> | undefined> {
+    return this.getVersioned<CutOverRequest>(taskId, CUT_OVER_SK);
+  }
+
+  /** Conditional on expectedVersion (undefined: the item must not exist), like every versioned item. */
+  async putCutOver(taskId: string, request: CutOverRequest, expectedVersion?: number): Promise<number> {
+    return this.putVersioned(taskId, CUT_OVER_SK, request, expectedVersion);
+  }
+
+  /** A new run of a task starts without an old cut-over request. */
+  async clearCutOver(taskId: string): Promise<void> {
+    await this.client.send(
+      new DeleteItemCommand({ TableName: this.tableName, Key: keyOf(taskId, CUT_OVER_SK) }),
+    );
   }
 
   /** Removes every item of the task (task, checkpoints, offsets, dirty pages, stop flag). */

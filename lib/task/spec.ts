@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { redactUrl } from '../redis/url.ts';
 import { BYTE_SIZE_TEXT, MIN_MEMORY_BUDGET, parseByteSize } from '../util/memory-budget.ts';
 import { awsPasswordProblems, EndpointSchema, SourceEndpointSchema } from './endpoint-spec.ts';
+import { EventsSchema } from './events-spec.ts';
 import { describeTaskSpecIssues, TaskSpecError } from './spec-errors.ts';
 import {
   always,
@@ -351,6 +352,7 @@ export const TaskSpecSchema = z
       incremental: IncrementalSchema.prefault({}),
       verify: VerifySchema.prefault({}),
       limits: LimitsSchema.prefault({}),
+      events: EventsSchema.prefault({}),
       acknowledgeWarnings: flag()
         .default(false)
         .meta({

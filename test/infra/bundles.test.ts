@@ -13,7 +13,8 @@ describe('Lambda bundles', () => {
       .filter((d) => d.startsWith('asset.'))
       .map((d) => join(out, d, 'index.mjs'))
       .filter((f) => existsSync(f));
-    expect(bundles).toHaveLength(Object.keys(stack.dts.functions).length);
+    // The step functions and the Cut Over Task rule's function.
+    expect(bundles).toHaveLength(Object.keys(stack.dts.functions).length + 1);
     for (const file of bundles) {
       // Loading proves no native module (the embedded DynamoDB's LevelDB) or CommonJS require broke in.
       const mod = (await import(pathToFileURL(file).href)) as { handler?: unknown };

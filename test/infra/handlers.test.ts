@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handler as planUnits } from '../../functions/plan-units/handler.ts';
 import type { StepContext } from '../../functions/shared/step-handler.ts';
 import { handler as validate } from '../../functions/validate/handler.ts';
+import { cutOverFromEvent } from '../../lib/orchestration/cut-over-event.ts';
 import { describeCaught } from '../../lib/orchestration/record-failure-step.ts';
 import { validateStep } from '../../lib/orchestration/validate-step.ts';
 import { type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
@@ -119,5 +120,52 @@ describe('validateStep', () => {
         { store: local.store, mode: 'aws' },
       ),
     ).rejects.toMatchObject({ code: 'TASK_NOT_FOUND' });
+  });
+});
+
+describe('the Cut Over Task event (the rule target core: cutOverFromEvent)', () => {
+  let local: LocalStore;
+  beforeAll(async () => {
+    local = await openLocalStore();
+  });
+  afterAll(async () => {
+    await local.close();
+  });
+
+  const putTask = (taskId: string, syncType: string, phase: string) =>
+    local.store.putTask({
+      taskId,
+      name: taskId,
+      spec: { taskId, source: { url: 'redis://10.0.0.5:6379' }, target: { host: '10.0.0.6' }, syncType },
+      status: 'running',
+      phase,
+      createdAt: new Date().toISOString(),
+      updatedAt: new Date().toISOString(),
+    });
+
+  it('sets the same cut-over request as redis-dts cutover --table', async () => {
+    await putTask('inc-task', 'full+incremental', 'incremental');
+    await cutOverFromEvent({ taskId: 'inc-task', quietTimeoutMs: 90_000 }, { store: local.store });
+    expect((await local.store.getCutOver('inc-task'))?.value).toMatchObject({
+      state: 'requested',
+      quietTimeoutMs: 90_000,
+    });
+  });
+
+  it('refuses a bad detail, a full-only task and one still in its full sync, with the reason', async () => {
+    await expect(cutOverFromEvent({ task: 'x' }, { store: local.store })).rejects.toMatchObject({
+      code: 'BAD_CUT_OVER_EVENT',
+    });
+    await putTask('full-task', 'full', 'full-sync');
+    await expect(cutOverFromEvent({ taskId: 'full-task' }, { store: local.store })).rejects.toMatchObject({
+      code: 'CUT_OVER_REFUSED',
+      message: "task 'full-task' cannot cut over: it is a full sync only, which ends by itself",
+    });
+    await putTask('copying', 'full+incremental', 'full-sync');
+    await expect(cutOverFromEvent({ taskId: 'copying' }, { store: local.store })).rejects.toMatchObject({
+      code: 'CUT_OVER_REFUSED',
+      message: expect.stringContaining('it is in phase full-sync'),
+    });
+    expect(await local.store.getCutOver('copying')).toBeUndefined();
   });
 });

@@ -2,8 +2,9 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import type { Stack } from 'aws-cdk-lib/core';
 import { StateMachine as LocalStateMachine } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, test } from 'vitest';
-import { LAMBDA_BASELINE_MIB, START_EVENT, TABLE_ACTIONS } from '../../infra/redis-dts.ts';
+import { CUT_OVER_EVENT, LAMBDA_BASELINE_MIB, START_EVENT, TABLE_ACTIONS } from '../../infra/redis-dts.ts';
 import { REPLICATOR_TASK_ENV } from '../../infra/replicator-run-task.ts';
+import { EVENT_BUS_ENV } from '../../lib/events/eventbridge-sink.ts';
 import { type Definition, definitionOf, SOURCE_SECRET_ARN, synthTestStack } from './synth-stack.ts';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
@@ -59,7 +60,8 @@ describe('task table', () => {
 describe('Lambda functions', () => {
   test('every step is Node 24 on arm64, traced, in the given VPC subnets and security group', () => {
     const fns = Object.entries(resources).filter(([, r]) => r.Type === 'AWS::Lambda::Function');
-    expect(fns).toHaveLength(Object.keys(built.stack.dts.functions).length);
+    // The steps and the Cut Over Task rule's function.
+    expect(fns).toHaveLength(1 + Object.keys(built.stack.dts.functions).length);
     const sg = logicalId(built.stack.dts.securityGroups[0] as never);
     for (const [, fn] of fns) {
       expect(fn.Properties.Runtime).toBe('nodejs24.x');
@@ -326,7 +328,11 @@ describe('secrets never reach the execution', () => {
       Secrets?: { Name: string; ValueFrom: unknown }[];
     }[];
     expect(defs).toHaveLength(1);
-    expect(defs[0]!.Environment!.map((e) => e.Name)).toEqual(['TABLE_NAME', 'REDIS_DTS_MEMORY_BUDGET']);
+    expect(defs[0]!.Environment!.map((e) => e.Name)).toEqual([
+      'TABLE_NAME',
+      'REDIS_DTS_EVENT_BUS',
+      'REDIS_DTS_MEMORY_BUDGET',
+    ]);
     expect(defs[0]!.Secrets).toEqual([{ Name: 'REDIS_DTS_SOURCE_PASSWORD', ValueFrom: SOURCE_SECRET_ARN }]);
     const overrides = (
       definition.States.RunReplicator!.Parameters!.Overrides as {
@@ -351,6 +357,51 @@ describe('EventBridge', () => {
         Match.objectLike({ Arn: { Ref: logicalId(built.stack.dts.stateMachine) }, InputPath: '$.detail' }),
       ],
     });
+  });
+
+  test('a Cut Over Task event on the bus invokes the cut-over function, which may write the table', () => {
+    const fn = built.stack.dts.cutOverFunction;
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: logicalId(built.stack.dts.eventBus) },
+      EventPattern: { source: [CUT_OVER_EVENT.source], 'detail-type': [CUT_OVER_EVENT.detailType] },
+      Targets: [Match.objectLike({ Arn: { 'Fn::GetAtt': [logicalId(fn), 'Arn'] } })],
+    });
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      Principal: 'events.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [logicalId(fn), 'Arn'] },
+    });
+    const role = logicalId((fn as unknown as { role: never }).role);
+    const dynamo = statementsOf(role).filter((s) => actions(s).some((a) => a.startsWith('dynamodb:')));
+    expect(dynamo).toHaveLength(1);
+    expect(dynamo[0]!.Resource).toEqual({ 'Fn::GetAtt': [logicalId(built.stack.dts.table), 'Arn'] });
+  });
+
+  test('every function and the replicator are told the bus and may PutEvents on it, and only on it', () => {
+    const dts = built.stack.dts;
+    const bus = { 'Fn::GetAtt': [logicalId(dts.eventBus), 'Arn'] };
+    const busName = { Ref: logicalId(dts.eventBus) };
+    const fns = [...Object.values(dts.functions), dts.cutOverFunction];
+    for (const fn of fns) {
+      const r = resources[logicalId(fn)]!;
+      const vars = (r.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+      expect(vars[EVENT_BUS_ENV]).toEqual(busName);
+    }
+    const roles = [
+      ...fns.map((fn) => logicalId((fn as unknown as { role: never }).role)),
+      logicalId(dts.replicatorTask.taskRole as never),
+    ];
+    for (const role of roles) {
+      const puts = statementsOf(role).filter((s) => actions(s).some((a) => a.startsWith('events:')));
+      expect(puts, role).toHaveLength(1);
+      expect(actions(puts[0]!)).toEqual(['events:PutEvents']);
+      expect(puts[0]!.Resource).toEqual(bus);
+    }
+    const container = Object.values(resources).find((r) => r.Type === 'AWS::ECS::TaskDefinition')!;
+    const env = (
+      container.Properties.ContainerDefinitions as { Environment: { Name: string; Value: unknown }[] }[]
+    )[0]!.Environment;
+    expect(env).toContainEqual({ Name: EVENT_BUS_ENV, Value: busName });
   });
 
   test('outputs name the state machine, the table, the bus and the rule', () => {

@@ -377,6 +377,7 @@ describe('parseTaskSpec accepts', () => {
         duringIncremental: { intervalMs: 300_000, sampleRate: 0.01 },
       },
       limits: {},
+      events: { caughtUp: { lagMs: 1000, forMs: 10_000 } },
       acknowledgeWarnings: false,
     } satisfies TaskSpec);
   });
@@ -451,6 +452,7 @@ describe('parseTaskSpec accepts', () => {
         duringIncremental: { intervalMs: 60_000, sampleRate: 0.5 },
       },
       limits: { memoryBudget: '256mb' },
+      events: { file: 'events.jsonl', caughtUp: { lagMs: 250, forMs: 5000 } },
       acknowledgeWarnings: true,
     };
     expect(parseTaskSpec(full)).toEqual(full);

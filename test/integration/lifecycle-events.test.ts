@@ -92,7 +92,8 @@ describe('task lifecycle events and redis-dts cutover', () => {
       seconds: number;
       reader: string;
     };
-    expect(full.reader).toBe('scan');
+    // auto, the default, takes the RDB on a local run with PSYNC.
+    expect(full.reader).toBe('rdb');
     expect(full.keys).toBeGreaterThanOrEqual(40_000);
     expect(full.bytes).toBeGreaterThan(0);
     expect(full.seconds).toBeGreaterThan(0);

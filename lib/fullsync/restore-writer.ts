@@ -159,13 +159,16 @@ export class RestoreWriter {
   }
 }
 
+/** What a run again does after a scan copy stopped; an RDB load (rdb-shard-load.ts) replaces it with its own. */
+export const RESUMES_FROM_CHECKPOINT = 'it resumes from its checkpoint';
+
 function fatalWriteError(who: string, err: RespError): DtsError {
   switch (err.prefix) {
     case 'OOM':
       return new DtsError(
         'TARGET_OOM',
         `${who} is out of memory (maxmemory reached): the full sync stopped and the destination is partially written`,
-        'raise maxmemory on the destination (or free memory), then run the same task again: it resumes from its checkpoint',
+        `raise maxmemory on the destination (or free memory), then run the same task again: ${RESUMES_FROM_CHECKPOINT}`,
       );
     case 'NOPERM':
       return new DtsError(
@@ -185,7 +188,7 @@ function fatalWriteError(who: string, err: RespError): DtsError {
         'TARGET_SLOTS_MOVED',
         `${who} no longer serves a key's slot (${err.message}): the destination cluster was resharded or ` +
           'failed over during the copy',
-        'run the same task again: it reads the new slot map and resumes from its checkpoint',
+        `run the same task again: it reads the new slot map and ${RESUMES_FROM_CHECKPOINT}`,
       );
     default:
       return new DtsError(

@@ -1,6 +1,7 @@
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { type RdbFullSyncResult, rdbFullSync } from '../fullsync/rdb-full-sync.ts';
+import { RESUMES_FROM_CHECKPOINT } from '../fullsync/restore-writer.ts';
 import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { openApplier } from '../incremental/cluster-marker-applier.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
@@ -187,8 +188,6 @@ export async function loadShardRdb(
   return { shard: current, loaded: result, oversized: result.oversized };
 }
 
-const RESUMES = /it resumes from its checkpoints?/;
-
 /** A failed load leaves part of a snapshot on the destination: say so, and what a run again does. */
 function partialLoad(e: unknown): unknown {
   if (!(e instanceof DtsError)) return e;
@@ -196,8 +195,8 @@ function partialLoad(e: unknown): unknown {
     e.code,
     `${e.message} (the full sync from the RDB stopped part-way: the destination holds part of the snapshot)`,
     // The writer's fix may promise a resume from a checkpoint: an RDB load has none, it starts over.
-    RESUMES.test(e.fix)
-      ? e.fix.replace(RESUMES, 'it empties the dbs it wrote and takes the snapshot again')
+    e.fix.includes(RESUMES_FROM_CHECKPOINT)
+      ? e.fix.replace(RESUMES_FROM_CHECKPOINT, 'it empties the dbs it wrote and takes the snapshot again')
       : `${e.fix}; running the task again empties the dbs it wrote and takes the snapshot again`,
   );
 }

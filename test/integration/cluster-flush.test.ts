@@ -42,6 +42,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BIG_BACKLOG = ['--repl-backlog-size', '256mb'];
 /** Master 1 of a 3-master test cluster serves slots 5461-10921 (redis-cluster.ts splits them evenly). */
 const SHARD_1 = 'slots5461-10921';
+/** One step of a two-run test: long enough for a loaded CI machine, short enough to show the output. */
+const STEP_MS = 70_000;
 
 /** Keys spread over every slot, written through a cluster client. */
 async function seedCluster(c: RedisClusterProcess, count: number): Promise<void> {
@@ -261,22 +263,22 @@ describe('cluster source: FLUSHALL/FLUSHDB on one master', () => {
     // The destination refuses UNLINK: the first run stops at the emptying, as a crash there would.
     expect(await target.cli('ACL', 'SETUSER', 'default', '-unlink')).toBe('OK');
     const first = sync(source.url, target.url, state);
-    await first.until(`shard ${SHARD_1}: incremental sync: applying changes`);
+    await first.until(`shard ${SHARD_1}: incremental sync: applying changes`, STEP_MS);
     await sleep(500);
     expect(await source.masters[1]!.cli('FLUSHALL')).toBe('OK');
-    const r1 = await first.done;
+    const r1 = await first.doneWithin(STEP_MS);
     expect(r1.code, first.output()).toBe(1);
     expect(first.output()).toMatch(
       /refused SCAN\/UNLINK while the slots of a flushed source shard were emptied/,
     );
     expect(await target.cli('ACL', 'SETUSER', 'default', '+unlink')).toBe('OK');
     const second = sync(source.url, target.url, state);
-    await second.until(`shard ${SHARD_1}: incremental sync: applying changes`);
+    await second.until(`shard ${SHARD_1}: incremental sync: applying changes`, STEP_MS);
     await sleep(1000);
     const stats = await writers.stop();
     expect(stats.ops).toBeGreaterThan(0);
     await sleep(700);
-    const r2 = await second.done;
+    const r2 = await second.doneWithin(STEP_MS);
     expect(r2.code, second.output()).toBe(0);
     expect(second.output()).toContain("from the destination's marker");
     // The flush was replayed: its marker had stayed before it.

@@ -62,8 +62,14 @@ export function syncArgs(source: string, target: string, state: string, extra: s
 
 export interface WatchedCli {
   child: ChildProcess;
-  /** Resolves once stdout or stderr has shown `text`; rejects if the CLI exits first. */
-  until(text: string): Promise<void>;
+  /**
+   * Resolves once stdout or stderr has shown `text`; rejects if the CLI exits first, or after `timeoutMs`
+   * (given) with everything printed so far, so a stalled run shows where it stopped instead of a bare
+   * test timeout.
+   */
+  until(text: string, timeoutMs?: number): Promise<void>;
+  /** `done`, or after `timeoutMs` the CLI is killed and this rejects with everything it printed. */
+  doneWithin(timeoutMs: number): Promise<CliResult>;
   /** Everything printed so far, both streams in arrival order. */
   output(): string;
   done: Promise<CliResult>;
@@ -87,15 +93,47 @@ export function watchCli(child: ChildProcess): WatchedCli {
   const done = collect(child);
   return {
     child,
-    until: (text) =>
+    until: (text, timeoutMs) =>
       seen.includes(text)
         ? Promise.resolve()
         : new Promise<void>((resolve, reject) => {
-            waiters.push({ text, resolve });
-            done.then((r) =>
-              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`)),
-            );
+            const timer =
+              timeoutMs === undefined
+                ? undefined
+                : setTimeout(
+                    () =>
+                      reject(new Error(`the CLI did not print '${text}' within ${timeoutMs} ms:\n${seen}`)),
+                    timeoutMs,
+                  );
+            waiters.push({
+              text,
+              resolve: () => {
+                clearTimeout(timer);
+                resolve();
+              },
+            });
+            done.then((r) => {
+              clearTimeout(timer);
+              reject(new Error(`the CLI exited (${r.code}) before printing '${text}':\n${seen}`));
+            });
           }),
+    doneWithin: (timeoutMs) =>
+      new Promise<CliResult>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          child.kill('SIGKILL');
+          reject(new Error(`the CLI had not ended after ${timeoutMs} ms (killed); it printed:\n${seen}`));
+        }, timeoutMs);
+        done.then(
+          (r) => {
+            clearTimeout(timer);
+            resolve(r);
+          },
+          (e: unknown) => {
+            clearTimeout(timer);
+            reject(e);
+          },
+        );
+      }),
     output: () => seen,
     done,
   };

@@ -65,6 +65,8 @@ const LONG_TTL_S = [100, 1000] as const;
 const VOLATILE_TTL_MS = [50, 500] as const;
 /** After a connection failure (not a Redis reply), so a dead server does not turn the loop into a spin. */
 const FAILURE_PAUSE_MS = 20;
+/** How long stop() lets the writers finish their commands in flight before it disconnects them. */
+const STOP_GRACE_MS = 10_000;
 
 /**
  * Starts concurrent writers issuing a mix of non-idempotent commands (INCR, LPUSH, RPOPLPUSH, XADD *,
@@ -151,8 +153,18 @@ export function startWriters(o: WritersOptions): Writers {
       stopped ??= (async () => {
         stopping = true;
         for (const wake of [...sleeps]) wake();
-        await Promise.all(loops);
+        // A command can wait in a cluster client's offline queue while it refreshes its slot map (slow
+        // under load): after a grace period, disconnecting rejects it, so stop() always ends.
+        let grace: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.all(loops),
+          new Promise<void>((r) => {
+            grace = setTimeout(r, STOP_GRACE_MS);
+          }),
+        ]);
+        clearTimeout(grace);
         for (const c of clients) c.disconnect();
+        await Promise.all(loops);
         return { ops: stats.ops, errors: stats.errors, byCommand: { ...stats.byCommand } };
       })();
       return stopped;

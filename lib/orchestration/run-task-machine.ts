@@ -7,6 +7,8 @@ import { recordFailureStep } from './record-failure-step.ts';
 import { DTS_ERROR_PREFIX } from './step-error.ts';
 import type { ContinueInput } from './step-types.ts';
 
+const NO_VALIDATION = { validationOptions: { noValidate: true } } as never;
+
 export interface RunTaskMachineOptions {
   store: TaskStore;
   copyChunkMs?: LocalHandlerOptions['copyChunkMs'];
@@ -49,7 +51,9 @@ async function runExecutions(
     o.onExecution?.(index, next);
     const continued: { resume: ContinueInput }[] = [];
     let permanent: DtsError | undefined;
-    const execution = new StateMachine(definition as never).run(next as never, {
+    // Not validated again here: that is about a sixth of a second per run (asl-validator compiles its JSON
+    // schema), and the definition is the synthesized stack's, which test/infra/stack.test.ts validates.
+    const execution = new StateMachine(definition as never, NO_VALIDATION).run(next as never, {
       context: localExecutionContext(next, `execution-${index + 1}`) as never,
       overrides: {
         taskResourceLocalHandlers: localTaskHandlers({

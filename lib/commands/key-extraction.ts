@@ -37,6 +37,20 @@ export function extractKeys(catalogue: Catalogue, argv: readonly Buffer[]): Extr
   const command = lookupCommand(catalogue, argv);
   if (!command) return { ...empty('unknown'), reason: 'not in the command catalogue' };
   if (command.keyspace) return { ...empty('keyspace'), command };
+  const single = singleKeyAt1(command);
+  if (single !== undefined && argv.length >= 2) {
+    // Most commands of a stream (SET, INCR, LPUSH, HSET…): one key, argv[1]; what the general path below
+    // returns for them, without its arrays of positions (the apply loop runs this for every command).
+    const key = argv[1]!;
+    return {
+      kind: 'keys',
+      keys: [key],
+      positions: [1],
+      writes: single.written || command.write ? [key] : [],
+      complete: true,
+      command,
+    };
+  }
   let refs: KeyRef[];
   let complete = true;
   try {
@@ -60,6 +74,31 @@ export function extractKeys(catalogue: Catalogue, argv: readonly Buffer[]): Extr
     complete,
     command,
   };
+}
+
+const SINGLE_KEY = new WeakMap<CommandSpec, { written: boolean } | null>();
+
+/** Whether the command's key specs name exactly argv[1] (when argv has it), and if that key is written. */
+function singleKeyAt1(command: CommandSpec): { written: boolean } | undefined {
+  let plan = SINGLE_KEY.get(command);
+  if (plan === undefined) {
+    const specs = command.keySpecs;
+    const spec = specs?.length === 1 ? specs[0]! : undefined;
+    plan =
+      !command.keysProc &&
+      spec &&
+      !spec.flags.includes('not_key') &&
+      !spec.flags.includes('incomplete') &&
+      spec.begin.type === 'index' &&
+      spec.begin.index === 1 &&
+      spec.find.type === 'range' &&
+      spec.find.lastKey === 0 &&
+      spec.find.keyStep >= 1
+        ? { written: !spec.flags.includes('RO') }
+        : null;
+    SINGLE_KEY.set(command, plan);
+  }
+  return plan ?? undefined;
 }
 
 function empty(kind: ExtractedKeys['kind']): ExtractedKeys {

@@ -95,9 +95,17 @@ export function commandLabel(argv: readonly Buffer[], catalogue?: Catalogue): st
   return label || '(empty command)';
 }
 
+/** Looked up for every command of the stream: plain ASCII (nearly every name) takes the built-in lowering. */
 export function asciiLower(b: Buffer): string {
+  let high = false;
+  for (let i = 0; i < b.length; i++) if (b[i]! > 127) high = true;
+  if (!high) return b.toString('latin1').toLowerCase();
+  // toLowerCase would also lower Latin-1 letters (À → à): only A-Z may change, as the server folds them.
   let s = '';
-  for (const c of b) s += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    s += String.fromCharCode(c >= 65 && c <= 90 ? c + 32 : c);
+  }
   return s;
 }
 

@@ -116,7 +116,7 @@ export function filterCommand(entry: StreamCommand, ctx: FilterContext): FilterD
   if (command.keyspace) return keyspaceDecision(command.keyspace, entry, ctx);
   if (command.serverWide) return applyAsClient(command, ctx, db, argv, undefined, true);
 
-  const ex = extractKeys(ctx.catalogue, argv);
+  const ex = extractKeys(ctx.catalogue, argv, command);
   if (ex.kind === 'unknown') return error(`${label(argv, ctx)}: ${ex.reason}; it was not applied`);
   if (command.dbChange) {
     const at = locateArg(argv, command.dbChange.arg);

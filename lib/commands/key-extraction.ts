@@ -33,8 +33,13 @@ class KeysUnknown extends Error {}
  * Where argv's keys are, computed from the catalogue's key specs as the server itself does it
  * (db.c getKeysUsingKeySpecs), or from first/last/step for entries from servers without key specs.
  */
-export function extractKeys(catalogue: Catalogue, argv: readonly Buffer[]): ExtractedKeys {
-  const command = lookupCommand(catalogue, argv);
+export function extractKeys(
+  catalogue: Catalogue,
+  argv: readonly Buffer[],
+  /** argv's catalogue entry, when the caller has looked it up already. */
+  known?: CommandSpec,
+): ExtractedKeys {
+  const command = known ?? lookupCommand(catalogue, argv);
   if (!command) return { ...empty('unknown'), reason: 'not in the command catalogue' };
   if (command.keyspace) return { ...empty('keyspace'), command };
   const single = singleKeyAt1(command);

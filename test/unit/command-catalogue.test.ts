@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildCatalogue, lookupCommand, tableCatalogue } from '../../lib/commands/catalogue.ts';
+import { asciiLower, buildCatalogue, lookupCommand, tableCatalogue } from '../../lib/commands/catalogue.ts';
 import { parseCommandReply } from '../../lib/commands/catalogue-reply.ts';
 import { tableCommands } from '../../lib/commands/catalogue-table.ts';
 import type { CommandInfo } from '../../lib/commands/catalogue-types.ts';
@@ -672,5 +672,15 @@ describe('CommandInfo shape in the table', () => {
     const set = tableCommands().find((c) => c.name === 'set') as CommandInfo;
     expect(JSON.parse(JSON.stringify(set))).toEqual(set);
     expect(set.keySpecs?.[0]?.begin).toEqual({ type: 'index', index: 1 });
+  });
+});
+
+describe('asciiLower (command names as the server folds them)', () => {
+  it('lowers A-Z only, and leaves every other byte as it is', () => {
+    expect(asciiLower(Buffer.from('HSeT'))).toBe('hset');
+    expect(asciiLower(Buffer.from('xgroup|CREATE'))).toBe('xgroup|create');
+    expect(asciiLower(Buffer.from(''))).toBe('');
+    // Latin-1 capitals (À, Þ) are not ASCII: the server does not fold them, so neither may we.
+    expect(asciiLower(Buffer.from([0xc0, 0x41, 0xde, 0x7a]))).toBe('\u00c0a\u00dez');
   });
 });

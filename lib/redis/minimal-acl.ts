@@ -42,4 +42,6 @@ export const OCCASIONAL_ACL_RULES = {
    * each slot are listed there (a standalone destination is SCANned, which +@read covers; UNLINK is @write).
    */
   targetClusterShardFlush: '+cluster|countkeysinslot +cluster|getkeysinslot',
+  /** A cluster on either side: its slot map, read at the start and again after a failover or MOVED. */
+  cluster: '+cluster|slots',
 } as const;

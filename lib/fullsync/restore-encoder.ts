@@ -14,6 +14,9 @@ export interface EncodedRestores {
 
 const RESTORE_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n');
+/** A key without expiry: ABSTTL says nothing about a TTL of 0, and one argument fewer is parsed per key. */
+const RESTORE_HEAD_NO_TTL = Buffer.from('*5\r\n$7\r\nRESTORE\r\n');
+const REPLACE = Buffer.from('$7\r\nREPLACE\r\n');
 const MIN_CAPACITY = 64 * 1024;
 /** Kept per encoder: as many as its batches in flight, roughly. */
 const MAX_FREE = 4;
@@ -63,7 +66,9 @@ export class RestoreEncoder {
         REPLACE_ABSTTL.length,
     );
     const out = this.buf;
-    let pos = copyBytes(RESTORE_HEAD, 0, RESTORE_HEAD.length, out, this.pos);
+    const head = expireAtMs === 0 ? RESTORE_HEAD_NO_TTL : RESTORE_HEAD;
+    const tail = expireAtMs === 0 ? REPLACE : REPLACE_ABSTTL;
+    let pos = copyBytes(head, 0, head.length, out, this.pos);
     this.keyStarts.push(pos + 1 + decimalLength(key.length) + 2);
     this.keyLengths.push(key.length);
     pos = writeBulk(out, pos, key);
@@ -87,7 +92,7 @@ export class RestoreEncoder {
     pos += 8;
     out[pos++] = 13;
     out[pos++] = 10;
-    this.pos = copyBytes(REPLACE_ABSTTL, 0, REPLACE_ABSTTL.length, out, pos);
+    this.pos = copyBytes(tail, 0, tail.length, out, pos);
   }
 
   /** The commands so far; the encoder starts a new buffer (the taken one stays valid). */

@@ -69,26 +69,43 @@ describe('ExpiryPlacer: relative expiries placed by the source clock only while 
   });
 
   it('a command read during or just after a stall of the event loop is re-copied; one read before it is placed', async () => {
-    const p = make();
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    await sleep(20);
-    const early = Date.now();
-    await sleep(20);
-    const before = Date.now();
-    p.observeHeartbeat(before + OFFSET, before);
-    // Block the loop well past the ticker's interval plus the bound, as a long GC pause would.
-    const stalledUntil = Date.now() + 4 * PLACEMENT_BOUND_MS + 20;
-    while (Date.now() < stalledUntil) {
-      // busy: no timer can run
+    // The read before the stall is placed only if the loop ran freely around it: on a loaded machine a
+    // natural stall there makes re-copy the right answer, so the scenario is run again until one such
+    // attempt (our own 1 ms timer seeing no gap above the bound means the placer's 5 ms ticker saw none
+    // above its threshold, the bound plus its interval).
+    for (let attempt = 1; ; attempt++) {
+      const p = make();
+      let last = Date.now();
+      let widestGap = 0;
+      const watch = setInterval(() => {
+        const now = Date.now();
+        widestGap = Math.max(widestGap, now - last);
+        last = now;
+      }, 1);
+      await sleep(20);
+      const early = Date.now();
+      await sleep(20);
+      clearInterval(watch);
+      const quiet = widestGap <= PLACEMENT_BOUND_MS;
+      const before = Date.now();
+      p.observeHeartbeat(before + OFFSET, before);
+      // Block the loop well past the ticker's interval plus the bound, as a long GC pause would.
+      const stalledUntil = Date.now() + 4 * PLACEMENT_BOUND_MS + 20;
+      while (Date.now() < stalledUntil) {
+        // busy: no timer can run
+      }
+      const readAfter = Date.now();
+      // Still unseen by the ticker: the read is long after its last tick.
+      expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
+      await sleep(20);
+      // Seen and remembered now.
+      expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
+      if (!quiet && attempt < 30) continue;
+      // Read before the tick that preceded the stall: placed.
+      expect(Array.isArray(p.place(argv('EXPIRE', 'k', '10'), 100, early)), `attempt ${attempt}`).toBe(true);
+      break;
     }
-    const readAfter = Date.now();
-    // Still unseen by the ticker: the read is long after its last tick.
-    expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
-    await sleep(20);
-    // Seen and remembered now.
-    expect(p.place(argv('EXPIRE', 'k', '10'), 100, readAfter)).toBe('recopy');
-    // Read before the tick that preceded the stall: placed.
-    expect(Array.isArray(p.place(argv('EXPIRE', 'k', '10'), 100, early))).toBe(true);
   });
 
   it('without a measured clock offset (no heartbeat) everything with a relative expiry is re-copied', () => {

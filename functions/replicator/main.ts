@@ -4,6 +4,11 @@ import { isDtsError } from '../../lib/errors.ts';
 import type { IncrementalProgress } from '../../lib/incremental/incremental-types.ts';
 import { TASK_METRIC } from '../../lib/metrics/task-metrics.ts';
 import { replicateStep } from '../../lib/orchestration/replicate-step.ts';
+import {
+  earlierReplicatorVerdict,
+  isPermanentFailure,
+  recordReplicatorVerdict,
+} from '../../lib/orchestration/replicator-verdict.ts';
 import { REPLICATOR_TASK_ENV } from '../../lib/orchestration/step-types.ts';
 import { TaskStore } from '../../lib/state/task-store.ts';
 import { parseTaskSpec } from '../../lib/task/spec.ts';
@@ -14,7 +19,8 @@ import { addInconsistentKeys, addIncrementalMetrics, taskMetrics } from '../shar
  * REDIS_DTS_TASK_ID, the spec from the task table (TABLE_NAME), passwords from the ECS secrets
  * REDIS_DTS_SOURCE_PASSWORD / REDIS_DTS_TARGET_PASSWORD (resolveEndpoint's defaults). It replicates
  * until the task's stop flag, `until: caught-up`, or SIGTERM (ECS StopTask), and exits 0; any failure
- * exits 1, so Step Functions retries it, and the retry resumes from the destination's marker.
+ * exits 1, so Step Functions retries it, and the retry resumes from the destination's marker; a
+ * permanent failure is recorded, and the retries end at once with it (replicator-verdict.ts).
  */
 async function main(): Promise<number> {
   const taskId = process.env[REPLICATOR_TASK_ENV];
@@ -29,6 +35,8 @@ async function main(): Promise<number> {
     log('error', `task '${taskId}' is not in table ${table}`);
     return 1;
   }
+  const earlier = earlierReplicatorVerdict(task.value);
+  if (earlier) throw earlier;
   const spec = parseTaskSpec(task.value.spec, { mode: 'aws' });
   const stop = new AbortController();
   for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => stop.abort());
@@ -47,7 +55,10 @@ async function main(): Promise<number> {
         result: (fields) => log('info', 'result', fields),
       },
     },
-  );
+  ).catch(async (e: unknown) => {
+    if (isPermanentFailure(e)) await recordReplicatorVerdict(store, taskId, e);
+    throw e;
+  });
   log(
     'info',
     `incremental sync ended (${outcome.ended}) at ${outcome.position.replid}:${outcome.position.offset}`,

@@ -1,4 +1,4 @@
-import { type DtsError, isDtsError } from '../errors.ts';
+import type { DtsError } from '../errors.ts';
 import type { HeldWatches } from '../notifications/held-watches.ts';
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import type { TaskStore } from '../state/task-store.ts';
@@ -11,6 +11,7 @@ import { planUnitsStep } from './plan-units-step.ts';
 import { type PrecheckStepResult, precheckStep } from './precheck-step.ts';
 import { recordFailureStep } from './record-failure-step.ts';
 import { replicateStep } from './replicate-step.ts';
+import { isPermanentFailure } from './replicator-verdict.ts';
 import { asStepError } from './step-error.ts';
 import {
   type CaughtError,
@@ -57,19 +58,6 @@ export interface LocalHandlerOptions {
 
 type Handler = (input: never) => Promise<unknown>;
 
-/** Failures a new attempt may get past: the network, a busy or restarting server. */
-const TRANSIENT_CODES = new Set([
-  'CONNECTION_LOST',
-  'UNREACHABLE',
-  'TIMEOUT',
-  'REPLICATION_LINK_LOST',
-  'REPLICATION_TIMEOUT',
-  'APPLY_INTERRUPTED',
-  'SERVER_LOADING',
-  'SERVER_BUSY',
-  'TOO_MANY_CLIENTS',
-]);
-
 /**
  * The Task states of the task state machine (infra/task-definition.ts), by state name, as in-process
  * functions: what `aws-local-stepfunctions` runs in place of each Lambda (its
@@ -90,7 +78,7 @@ export function localTaskHandlers(o: LocalHandlerOptions): Record<string, Handle
         { store, progress: o.progress, deadline, signal: o.signal, ...(watch ? { watch } : {}) },
       );
     } catch (e) {
-      if (isDtsError(e) && !TRANSIENT_CODES.has(e.code)) o.onPermanentFailure?.(e);
+      if (isPermanentFailure(e)) o.onPermanentFailure?.(e);
       throw e;
     }
   };

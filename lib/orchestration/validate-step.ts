@@ -47,6 +47,7 @@ export async function validateStep(input: unknown, o: ValidateOptions): Promise<
       phase: 'validate',
       spec: stored as unknown as Record<string, unknown>,
       lastError: undefined,
+      replicatorVerdict: undefined,
       ...(fresh ? { fullSyncStartedAt: undefined, fullSyncCompletedAt: undefined } : {}),
     });
   } else {

@@ -51,6 +51,8 @@ export interface TaskRecord {
   createdAt: string;
   updatedAt: string;
   lastError?: { code: string; message: string; fix: string };
+  /** The Fargate replicator's permanent failure in the current run (replicator-verdict.ts). */
+  replicatorVerdict?: { code: string; message: string; fix: string; at: string };
   progress?: Record<string, number>;
   /** The latest sampled verification during incremental sync. */
   sampledVerification?: { at: string; keysCompared: number; inconsistentKeys: number; examples: string[] };

@@ -5,6 +5,7 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { captureStartStep } from '../../lib/orchestration/capture-start-step.ts';
+import { validateStep } from '../../lib/orchestration/validate-step.ts';
 import { createDynamoClient } from '../../lib/state/dynamo-client.ts';
 import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../lib/state/embedded-dynamo.ts';
 import { type ShardCheckpoint, TaskStore } from '../../lib/state/task-store.ts';
@@ -305,6 +306,48 @@ describe('the replicator container entry (functions/replicator/main.ts)', () => 
       expect(errors[0]?.code).toBe('BACKLOG_LOST');
       expect(errors[0]?.fix).toMatch(/repl-backlog-size/);
       expect((await store.getShard(taskId, '0'))?.value.phase).toBe('captured');
+    },
+    TEST_TIMEOUT_MS,
+  );
+  it(
+    'a permanent failure is recorded: the retries of the same run end at once with it, a new start clears it',
+    async () => {
+      const source = await startRedis({ args: ['--repl-backlog-size', '16kb'] });
+      const target = await startRedis();
+      const taskId = await createTask(source, target);
+      const writer = new Redis(source.url);
+      try {
+        const pipeline = writer.pipeline();
+        for (let i = 0; i < 2000; i++) pipeline.set(`filler:${i}`, 'x'.repeat(1024));
+        await pipeline.exec();
+      } finally {
+        writer.disconnect();
+      }
+      const first = startReplicator(taskId);
+      expect((await first.exit).code, first.output()).toBe(1);
+      expect((await store.getTask(taskId))?.value.replicatorVerdict?.code).toBe('BACKLOG_LOST');
+
+      // The state machine's retry: the same container again. It must not touch either side.
+      const connections = async (r: RedisProcess) =>
+        Number(/total_connections_received:(\d+)/.exec(await r.cli('INFO', 'stats'))![1]);
+      const before = [await connections(source), await connections(target)];
+      const retry = startReplicator(taskId);
+      expect((await retry.exit).code, retry.output()).toBe(1);
+      const errors = logLines(retry.stdout()).filter((l) => l.level === 'error');
+      expect(errors, retry.output()).toHaveLength(1);
+      expect(errors[0]?.code).toBe('BACKLOG_LOST');
+      expect(errors[0]?.message).toMatch(/an earlier attempt of this run failed .* would fail again/);
+      expect(errors[0]?.fix).toMatch(/repl-backlog-size/);
+      // Each INFO above is one connection of its own.
+      expect([await connections(source), await connections(target)]).toEqual([
+        before[0]! + 1,
+        before[1]! + 1,
+      ]);
+
+      // Started again (Validate): the verdict is gone, so the next replicator tries for itself.
+      const task = await store.getTask(taskId);
+      await validateStep({ ...task!.value.spec, taskId }, { store, mode: 'aws' });
+      expect((await store.getTask(taskId))?.value.replicatorVerdict).toBeUndefined();
     },
     TEST_TIMEOUT_MS,
   );

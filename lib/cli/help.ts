@@ -225,8 +225,9 @@ for that and prints the summary (exit 0).
 
 Refused, exit 1 with the reason and the fix, and the Cut Over Refused event, when the source is
 still being written after --quiet-timeout: the task is not ended and goes on replicating; stop the
-writes and ask again. Refused at once when the task is not running, is a full sync only, is still
-in its full sync, or reads keyspace notifications (not built for that reader yet).
+writes and ask again. Refused at once when the task is not running, is a full sync only, or is still
+in its full sync. With --incremental-reader notifications, quiet means no keyspace event for a second
+and nothing left to copy; a final repair round then proves the destination equal before the verify.
 
   --quiet-timeout D            how long to wait for the source to go quiet (default 60s; 90s, 2m …)
   --no-wait                    ask and return; follow with redis-dts status (or the events)

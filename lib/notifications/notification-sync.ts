@@ -31,6 +31,8 @@ export interface NotificationSyncOptions {
   quietMs?: number;
   deadline?: number;
   shouldStop: () => boolean;
+  /** A cut-over was accepted: end as 'caught-up' does (the final repair round first), whatever `until`. */
+  cutOverAccepted?: () => boolean;
   limiter?: RateLimiter;
   onProgress?: (p: NotificationProgress) => void;
   log: (m: string) => void;
@@ -94,7 +96,8 @@ export class NotificationSync {
         const drained = await this.drainOnce();
         this.report();
         if (drained) continue;
-        if (this.o.until === 'caught-up' && (await this.caughtUp())) ended = 'caught-up';
+        const endWhenCaughtUp = this.o.until === 'caught-up' || this.o.cutOverAccepted?.() === true;
+        if (endWhenCaughtUp && (await this.caughtUp())) ended = 'caught-up';
         else await sleep(IDLE_MS);
       }
       await this.writing;
@@ -190,6 +193,20 @@ export class NotificationSync {
         // Raised by the loop: a repair that cannot run leaves the destination unproven.
         this.repairFailure = e;
       },
+    );
+  }
+
+  /**
+   * Nothing waits to be copied, no repair is due or running, and no event came for quietMs: what a
+   * cut-over waits for before it is accepted (the final repair round then proves the destination equal).
+   */
+  isQuiet(quietMs: number): boolean {
+    const { watch } = this.o;
+    return (
+      watch.dirtyKeys === 0 &&
+      !this.repairDue &&
+      this.repairing === undefined &&
+      Date.now() - watch.lastEventAt >= quietMs
     );
   }
 

@@ -31,12 +31,6 @@ export async function requestCutOver(
   if (spec.syncType === 'full') {
     throw refuse('it is a full sync only, which ends by itself', 'wait for it to end (redis-dts status)');
   }
-  if (spec.incremental.reader === 'notifications') {
-    throw refuse(
-      'the notifications reader has no replication stream to drain (not built for it yet)',
-      'stop the writes, then redis-dts stop (it ends with a repair round and the verification), or run it with --until caught-up',
-    );
-  }
   if (task.status !== 'running') {
     throw refuse(
       `it is ${task.status}, not running`,

@@ -22,6 +22,8 @@ export class CutOverWatch {
     /** The task's spec: where the events go. */
     spec: unknown;
     drained: () => boolean;
+    /** How the source's writes showed, for the refusal: '(changes kept arriving on …)'. */
+    writesSeenOn?: string;
     log: (m: string) => void;
     pollMs?: number;
   };
@@ -77,7 +79,7 @@ export class CutOverWatch {
     if (Date.now() < Date.parse(r.value.requestedAt) + r.value.quietTimeoutMs) return;
     const reason =
       `the source was still being written ${r.value.quietTimeoutMs / 1000} s after the cut-over was requested ` +
-      '(changes kept arriving on the replication stream, so the destination was not final)';
+      `(changes kept arriving on ${this.o.writesSeenOn ?? 'the replication stream'}, so the destination was not final)`;
     const fix =
       "stop the application's writes to the source, then run redis-dts cutover again (--quiet-timeout waits longer)";
     this.request = undefined;

@@ -13,6 +13,7 @@ import { silentProgress } from '../progress/progress-reporter.ts';
 import type { NotificationStatus } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { planVerifyUnits } from '../verify/verify-units.ts';
+import { CutOverWatch } from './cut-over-watch.ts';
 import { startKeyspaceWatch } from './keyspace-watch-start.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
 import { stepEndpoints } from './step-endpoints.ts';
@@ -21,6 +22,8 @@ import { StopFlag } from './stop-flag.ts';
 import { UnitCopyContext } from './unit-copy-context.ts';
 
 const PROGRESS_LOG_MS = 2000;
+/** The quiet a cut-over waits for, as the replication stream's (incremental-signals.ts). */
+const CUT_OVER_QUIET_MS = 1000;
 const STATUS_WRITE_MS = 5000;
 
 /**
@@ -47,6 +50,7 @@ export async function notificationReplicateStep(
   const units = (await o.store.listCheckpoints(taskId)).map((c) => c.value);
   const shards = await o.store.listShards(taskId);
   const stop = new StopFlag(o.store, taskId);
+  let cutOver: CutOverWatch | undefined;
   let watch: KeyspaceWatch | undefined = o.watch;
   let context: UnitCopyContext | undefined;
   const recopiers = new Map<string, KeyRecopier>();
@@ -148,6 +152,7 @@ export async function notificationReplicateStep(
         }),
       until: spec.incremental.until,
       shouldStop: () => stop.stopRequested || o.signal?.aborted === true,
+      cutOverAccepted: () => cutOver?.accepted === true,
       limiter: new RateLimiter({
         keysPerSecond: spec.throttle?.maxKeysPerSecond,
         bytesPerSecond: spec.throttle?.maxBytesPerSecond,
@@ -174,6 +179,14 @@ export async function notificationReplicateStep(
         }
       },
     });
+    cutOver = new CutOverWatch({
+      store: o.store,
+      taskId,
+      spec,
+      log,
+      drained: () => sync.isQuiet(CUT_OVER_QUIET_MS),
+      writesSeenOn: "the source's keyspace notifications",
+    });
     const outcome = await sync.run();
     await writing;
     await o.store.updateTask(taskId, {
@@ -193,6 +206,7 @@ export async function notificationReplicateStep(
     }
     return outcome;
   } finally {
+    cutOver?.close();
     stop.close();
     await Promise.all([...recopiers.values()].map((r) => r.close().catch(() => undefined)));
     await writer?.close();

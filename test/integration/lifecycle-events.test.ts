@@ -4,6 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { EVENT_DETAILS, type TaskEventEnvelope } from '../../lib/events/event-types.ts';
 import { runCli, startCli, syncArgs, watchCli as watch } from '../support/cli.ts';
 import { assertSameData } from '../support/compare.ts';
+import { startManagedRedis } from '../support/managed-redis.ts';
 import { type RedisProcess, startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { assertNoInternalKeys, seedDbs as seed, settle, sleep, stateDirs } from '../support/sync-helpers.ts';
 import { startWriters } from '../support/writers.ts';
@@ -136,6 +137,55 @@ describe('task lifecycle events and redis-dts cutover', () => {
     expect(readEvents(file).at(-1)!['detail-type']).toBe('Task Cut Over');
     await assertSameData(source.url, target.url);
   }, 120_000);
+
+  it('the notifications reader cuts over too: refused while written, then the final repair round, verify and Task Cut Over', async () => {
+    // As ElastiCache looks from a client: no PSYNC, KEA set in its parameter group.
+    const source = await startManagedRedis(
+      { psync: 'disabled' },
+      { configLines: ['notify-keyspace-events KEA'] },
+    );
+    const target = await startRedis();
+    await seed(source, [0, 1], 5_000);
+    const state = dirs.make();
+    const file = join(state, 'events.jsonl');
+    const cli = watch(
+      startCli(
+        syncArgs(source.url, target.url, state, [
+          '--incremental-reader',
+          'notifications',
+          '--events-file',
+          file,
+        ]),
+      ),
+    );
+    await cli.until('incremental sync from keyspace notifications');
+    const writers = startWriters({ url: source.url, dbs: [0, 1], writers: 2, ratePerWriter: 50 });
+    const taskId = taskIdOf(source, target);
+    const refused = await runCli(['cutover', taskId, '--state-dir', state, '--quiet-timeout', '3s']);
+    expect(refused.code, refused.stdout + refused.stderr).toBe(1);
+    expect(refused.stderr).toMatch(/changes kept arriving on the source's keyspace notifications/);
+    expect(cli.child.exitCode).toBeNull();
+    const stats = await settle(writers);
+    for (const kind of ['INCR', 'LPUSH', 'APPEND', 'HINCRBY', 'EXPIRE', 'DEL']) {
+      expect(stats.byCommand[kind] ?? 0, kind).toBeGreaterThan(0);
+    }
+    const cut = await runCli(['cutover', taskId, '--state-dir', state, '--quiet-timeout', '30s']);
+    expect(cut.code, cut.stdout + cut.stderr).toBe(0);
+    expect(cut.stdout).toContain('verify: consistent');
+    const r = await cli.doneWithin(90_000);
+    expect(r.code, cli.output()).toBe(0);
+    // The round before the cut-over ran, and found the destination equal.
+    expect(cli.output()).toContain('the source is quiet: the round before the cut-over');
+    const types = readEvents(file).map((e) => e['detail-type']);
+    expect(types).toContain('Cut Over Refused');
+    expect(types.at(-1)).toBe('Task Cut Over');
+    expect(readEvents(file).at(-1)!.detail).toMatchObject({
+      taskId,
+      verify: { mode: 'full', skipped: false, consistent: true, keysDiffering: 0 },
+    });
+    await assertSameData(source.url, target.url);
+    await assertNoInternalKeys(source.url, target.url);
+  }, 180_000);
 
   it('the RDB reader sends Full Sync Completed too (a full-only task, then Task Succeeded)', async () => {
     const source = await startRedis();

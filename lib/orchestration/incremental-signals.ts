@@ -1,9 +1,8 @@
-import { CaughtUpDetector } from '../events/caught-up-detector.ts';
-import { taskEvents } from '../events/task-events.ts';
 import type { IncrementalSync } from '../incremental/incremental-sync.ts';
 import type { IncrementalProgress } from '../incremental/incremental-types.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
+import { CaughtUpSignal } from './caught-up-signal.ts';
 import { CutOverWatch } from './cut-over-watch.ts';
 
 /** The quiet a cut-over waits for: the same second as `until: caught-up`. */
@@ -16,7 +15,7 @@ const CUT_OVER_QUIET_MS = 1000;
  */
 export class IncrementalSignals {
   private readonly syncs = new Map<string, IncrementalSync>();
-  private readonly caughtUp: CaughtUpDetector;
+  private readonly caughtUp: CaughtUpSignal;
   private readonly cutOver: CutOverWatch;
   private readonly o: {
     store: TaskStore;
@@ -28,7 +27,7 @@ export class IncrementalSignals {
 
   constructor(o: IncrementalSignals['o']) {
     this.o = o;
-    this.caughtUp = new CaughtUpDetector(o.spec.events.caughtUp);
+    this.caughtUp = new CaughtUpSignal(o.spec, o.taskId);
     this.cutOver = new CutOverWatch({
       store: o.store,
       taskId: o.taskId,
@@ -49,15 +48,7 @@ export class IncrementalSignals {
   }
 
   onProgress(p: IncrementalProgress): void {
-    if (!this.caughtUp.observe(p, Date.now())) return;
-    const { lagMs, forMs } = this.o.spec.events.caughtUp;
-    void taskEvents(this.o.spec).emit('Caught Up', {
-      taskId: this.o.taskId,
-      lagMs: p.lagMs ?? null,
-      bytesBehind: p.bytesBehind ?? null,
-      thresholdMs: lagMs,
-      forMs,
-    });
+    this.caughtUp.onProgress(p);
   }
 
   close(): void {

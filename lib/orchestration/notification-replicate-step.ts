@@ -13,6 +13,7 @@ import { silentProgress } from '../progress/progress-reporter.ts';
 import type { NotificationStatus } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { planVerifyUnits } from '../verify/verify-units.ts';
+import { CaughtUpSignal } from './caught-up-signal.ts';
 import { CutOverWatch } from './cut-over-watch.ts';
 import { startKeyspaceWatch } from './keyspace-watch-start.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
@@ -136,6 +137,7 @@ export async function notificationReplicateStep(
       ...spec.keyFilter,
       exclude: [...(spec.keyFilter?.exclude ?? []), spec.incremental.heartbeat.prefix],
     });
+    const caughtUp = new CaughtUpSignal(spec, taskId);
     const sync = new NotificationSync({
       watch: w,
       recopierOf,
@@ -160,6 +162,7 @@ export async function notificationReplicateStep(
       log,
       onProgress: (p) => {
         o.onProgress?.(p);
+        caughtUp.onProgress(p);
         const now = Date.now();
         if (now - lastLog >= PROGRESS_LOG_MS) {
           lastLog = now;

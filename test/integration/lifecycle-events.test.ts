@@ -169,6 +169,14 @@ describe('task lifecycle events and redis-dts cutover', () => {
     for (const kind of ['INCR', 'LPUSH', 'APPEND', 'HINCRBY', 'EXPIRE', 'DEL']) {
       expect(stats.byCommand[kind] ?? 0, kind).toBeGreaterThan(0);
     }
+    // Lag here is the age of the oldest key waiting to be copied again.
+    const caughtUp = (await eventSeen(file, 'Caught Up')).detail as {
+      taskId: string;
+      lagMs: number;
+      thresholdMs: number;
+    };
+    expect(caughtUp.taskId).toBe(taskId);
+    expect(caughtUp.lagMs).toBeLessThanOrEqual(caughtUp.thresholdMs);
     const cut = await runCli(['cutover', taskId, '--state-dir', state, '--quiet-timeout', '30s']);
     expect(cut.code, cut.stdout + cut.stderr).toBe(0);
     expect(cut.stdout).toContain('verify: consistent');

@@ -2,6 +2,8 @@ import { taskEvents } from '../events/task-events.ts';
 import type { CutOverRequest, TaskStore, Versioned } from '../state/task-store.ts';
 
 const POLL_MS = 500;
+/** The quiet a cut-over waits for: the same second as `until: caught-up`. */
+export const CUT_OVER_QUIET_MS = 1000;
 
 /**
  * Beside a running incremental sync: reads the task's cut-over request (off the data path, like the

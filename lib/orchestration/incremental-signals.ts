@@ -3,10 +3,7 @@ import type { IncrementalProgress } from '../incremental/incremental-types.ts';
 import type { TaskStore } from '../state/task-store.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { CaughtUpSignal } from './caught-up-signal.ts';
-import { CutOverWatch } from './cut-over-watch.ts';
-
-/** The quiet a cut-over waits for: the same second as `until: caught-up`. */
-const CUT_OVER_QUIET_MS = 1000;
+import { CUT_OVER_QUIET_MS, CutOverWatch } from './cut-over-watch.ts';
 
 /**
  * What an incremental run tells the operator beside the data: the Caught Up event (from the combined

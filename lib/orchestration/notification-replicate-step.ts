@@ -14,7 +14,7 @@ import type { NotificationStatus } from '../state/task-store.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 import { planVerifyUnits } from '../verify/verify-units.ts';
 import { CaughtUpSignal } from './caught-up-signal.ts';
-import { CutOverWatch } from './cut-over-watch.ts';
+import { CUT_OVER_QUIET_MS, CutOverWatch } from './cut-over-watch.ts';
 import { startKeyspaceWatch } from './keyspace-watch-start.ts';
 import type { ReplicateOptions } from './replicate-options.ts';
 import { stepEndpoints } from './step-endpoints.ts';
@@ -23,8 +23,6 @@ import { StopFlag } from './stop-flag.ts';
 import { UnitCopyContext } from './unit-copy-context.ts';
 
 const PROGRESS_LOG_MS = 2000;
-/** The quiet a cut-over waits for, as the replication stream's (incremental-signals.ts). */
-const CUT_OVER_QUIET_MS = 1000;
 const STATUS_WRITE_MS = 5000;
 
 /**

@@ -360,7 +360,7 @@ describe('parseTaskSpec accepts', () => {
       target: { url: 'redis://dst-host:6380' },
       syncType: 'full+incremental',
       existingKeys: 'block',
-      fullSync: { reader: 'auto', chunkKeys: 1000, checkpointIntervalMs: 250 },
+      fullSync: { reader: 'auto', chunkKeys: 1000, crossVersion: 'logical', checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
         reader: 'psync',

@@ -115,7 +115,14 @@ export async function streamCommandsFromInfo(
     yield entries;
   }
   // The source and page size are not used: entries come from the reply, and runs are not split.
-  const c = { key, tmp: key, writer: sink, pageSize: Number.MAX_SAFE_INTEGER } as unknown as PartCopyContext;
+  const c = {
+    key,
+    tmp: key,
+    writer: sink,
+    pageSize: Number.MAX_SAFE_INTEGER,
+    // What createGroup writes for consumers depends on it (no CREATECONSUMER before 6.2).
+    ...(targetVersion !== undefined ? { targetVersion } : {}),
+  } as unknown as PartCopyContext;
   await writeStream(c, meta, once());
   return out;
 }
@@ -168,7 +175,12 @@ async function writeStream(
     xsetidArgs(c.tmp, meta, added === undefined || added >= withPlaceholders ? added : withPlaceholders),
   );
 
-  for (const g of meta.groups) await createGroup(c, g);
+  const firstPlaceholder = placeholders[0];
+  const firstId =
+    firstPlaceholder && (!firstReal || compareIds(firstPlaceholder, firstReal) < 0)
+      ? firstPlaceholder
+      : firstReal;
+  for (const g of meta.groups) await createGroup(c, g, firstId);
 
   const head = firstReal ? placeholders.filter((id) => compareIds(id, firstReal) < 0) : placeholders;
   if (head.length > 0) {
@@ -209,7 +221,8 @@ function xsetidArgs(tmp: Buffer, meta: StreamMeta, entriesAdded: bigint | undefi
   return args;
 }
 
-async function createGroup(c: PartCopyContext, g: GroupMeta): Promise<void> {
+/** `firstId`: the stream's first entry while groups are created (placeholders included), if any. */
+async function createGroup(c: PartCopyContext, g: GroupMeta, firstId: StreamId | undefined): Promise<void> {
   const create: Arg[] = ['CREATE', c.tmp, g.name, g.lastDeliveredId];
   // -1 is how the server itself records an unknown entries-read.
   if (g.entriesRead !== undefined) create.push('ENTRIESREAD', g.entriesRead ?? '-1');
@@ -217,13 +230,15 @@ async function createGroup(c: PartCopyContext, g: GroupMeta): Promise<void> {
   if (c.targetVersion === undefined || hasCreateConsumer(c.targetVersion)) {
     for (const consumer of g.consumers)
       await c.writer.send('XGROUP', ['CREATECONSUMER', c.tmp, g.name, consumer]);
-  } else if (g.consumers.length > 0) {
-    // Before 6.2 there is no CREATECONSUMER, but XREADGROUP creates its consumer even when it delivers
-    // nothing: with the group at the stream's end (`$`) for the while, then back at its own position.
-    await c.writer.send('XGROUP', ['SETID', c.tmp, g.name, '$']);
+  } else if (g.consumers.length > 0 && firstId !== undefined) {
+    // Before 6.2 there is no CREATECONSUMER, and XREADGROUP creates its consumer only when it delivers
+    // an entry: each consumer is handed the stream's first entry from position 0, which is then acked
+    // (the XCLAIMs below write the real pending entries), and the group goes back to its own position.
     for (const consumer of g.consumers) {
+      await c.writer.send('XGROUP', ['SETID', c.tmp, g.name, '0']);
       await c.writer.send('XREADGROUP', ['GROUP', g.name, consumer, 'COUNT', '1', 'STREAMS', c.tmp, '>']);
     }
+    await c.writer.send('XACK', [c.tmp, g.name, formatId(firstId)]);
     await c.writer.send('XGROUP', ['SETID', c.tmp, g.name, g.lastDeliveredId]);
   }
   // One XCLAIM per run of entries sharing consumer, delivery time and count (TIME/RETRYCOUNT apply to all

@@ -88,7 +88,9 @@ export async function restoreSample(
         detail:
           `the destination cannot RESTORE the source's DUMP payloads (${versions}): ${what} ` +
           `was refused${rdb !== undefined && reads !== undefined ? ` (the destination reads RDB ${reads} and older)` : ''}`,
-        fix: `use a destination of ${productVersion(source.fields)} or newer (the destination must not be older than the source)`,
+        fix: olderRdb(source.info.versionNum, target.info.versionNum)
+          ? `use a destination of ${productVersion(source.fields)} or newer, or --cross-version logical (fullSync.crossVersion) to write every key with type commands`
+          : `use a destination of ${productVersion(source.fields)} or newer (the destination must not be older than the source)`,
       };
     }
     if (/bad data format/i.test(msg)) {

@@ -228,7 +228,7 @@ describe('cross-version: a destination of an older RDB version gets every key wi
 });
 
 describe('cross-version: what is refused', () => {
-  const [s, t] = [serverBuild('redis-7.2.6'), serverBuild('redis-6.2.16')];
+  const [s, t] = [serverBuild('redis-7.2.6'), serverBuild('redis-7.0')];
   pairTest(
     s,
     t,
@@ -240,6 +240,11 @@ describe('cross-version: what is refused', () => {
     expect(refused.code, refused.stderr).toBe(1);
     expect(refused.stderr).toMatch(
       /^error: precheck failed: Versions and DUMP compatibility: the destination cannot RESTORE the source's DUMP payloads .*RDB 11/m,
+    );
+    // A named error with both versions in the cause and a fix to act on.
+    expect(refused.stderr).toMatch(/source Redis 7\.2\.6, destination Redis 7\.0\.\d+/);
+    expect(refused.stderr).toMatch(
+      /^fix: .*--cross-version logical|^fix: .*destination of Redis 7\.2\.6 or newer/m,
     );
     const rdb = await runCli(syncArgs(source.url, target.url, stateDir(), ['--full-sync-reader', 'rdb']));
     expect(rdb.code, rdb.stderr).toBe(1);

@@ -149,9 +149,9 @@ Pace and state:
                                are emptied first)
   --cross-version MODE         logical (default): a destination of an older RDB version than the
                                source (7.2 or Valkey 8 → 6.x or 7.0), which refuses its DUMP payloads,
-                               gets every key written with type commands instead of RESTORE (scan
-                               reader; a precheck warning to acknowledge with --yes). refuse: the
-                               precheck fails for such a pair
+                               gets every key written with type commands instead of RESTORE (auto
+                               takes the scan reader, rdb is refused; a precheck warning names both
+                               versions, to acknowledge with --yes). refuse: the precheck fails
   --memory-budget SIZE         bytes of data this process may hold at once (copy, verify and
                                re-copies together; 128mb, 1GiB …; default 512MiB or a quarter of the
                                machine's memory, on AWS the worker's memory less its baseline).

@@ -147,6 +147,11 @@ Pace and state:
                                incremental sync goes on on the same link from the snapshot's offset;
                                an interrupted rdb full sync starts over (the destination dbs it wrote
                                are emptied first)
+  --cross-version MODE         logical (default): a destination of an older RDB version than the
+                               source (7.2 or Valkey 8 → 6.x or 7.0), which refuses its DUMP payloads,
+                               gets every key written with type commands instead of RESTORE (auto
+                               takes the scan reader, rdb is refused; a precheck warning names both
+                               versions, to acknowledge with --yes). refuse: the precheck fails
   --memory-budget SIZE         bytes of data this process may hold at once (copy, verify and
                                re-copies together; 128mb, 1GiB …; default 512MiB or a quarter of the
                                machine's memory, on AWS the worker's memory less its baseline).

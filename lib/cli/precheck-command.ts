@@ -19,6 +19,7 @@ const OPTIONS = {
   'full-sync-reader': { type: 'string' },
   'max-keys-per-second': { type: 'string' },
   'max-bytes-per-second': { type: 'string' },
+  'cross-version': { type: 'string' },
   'incremental-mode': { type: 'string' },
   'incremental-reader': { type: 'string' },
   'set-notify-keyspace-events': { type: 'boolean' },
@@ -66,6 +67,9 @@ Options (the same as sync's, so a sync command line can be checked as it is):
                                machine's memory for the fork's copy-on-write, the selection's share
                                of the keys, --existing-keys, --incremental-mode, a throttle)
   --max-keys-per-second N, --max-bytes-per-second N   the task's throttle (auto then picks scan)
+  --cross-version MODE         logical (default) | refuse: a destination that cannot RESTORE the
+                               source's payloads (older RDB version) is a warning (keys are written
+                               with type commands) or a failure
   --incremental-mode MODE      fargate (default) | lambda (rdb cannot run in Lambda windows)
   --incremental-reader R       psync (default) | notifications: with notifications, PSYNC and the
                                backlog are skipped and notify-keyspace-events is checked instead (K

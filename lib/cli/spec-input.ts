@@ -28,6 +28,7 @@ export const SPEC_OPTIONS = {
   'max-bytes-per-second': { type: 'string' },
   'chunk-keys': { type: 'string' },
   'full-sync-reader': { type: 'string' },
+  'cross-version': { type: 'string' },
   'memory-budget': { type: 'string' },
   verify: { type: 'string' },
   until: { type: 'string' },
@@ -87,10 +88,15 @@ export function specInput(v: Partial<SpecFlags>): Record<string, unknown> {
     if (v['max-bytes-per-second'] !== undefined) t.maxBytesPerSecond = parseBytes(v['max-bytes-per-second']);
     input.throttle = t;
   }
-  if (v['chunk-keys'] !== undefined || v['full-sync-reader'] !== undefined) {
+  if (
+    v['chunk-keys'] !== undefined ||
+    v['full-sync-reader'] !== undefined ||
+    v['cross-version'] !== undefined
+  ) {
     const fs = { ...((input.fullSync ?? {}) as Record<string, unknown>) };
     if (v['chunk-keys'] !== undefined) fs.chunkKeys = numberish(v['chunk-keys']);
     set(fs, 'reader', v['full-sync-reader']);
+    set(fs, 'crossVersion', v['cross-version']);
     input.fullSync = fs;
   }
   if (v['memory-budget'] !== undefined) {

@@ -29,6 +29,8 @@ export interface CopyAtStampOptions {
   attempts?: number;
   /** See CopyInPartsOptions.deferRename. */
   deferRename?: boolean;
+  /** See CopyInPartsOptions.targetVersion. */
+  targetVersion?: number;
 }
 
 export interface CopyAtStampResult extends CopyInPartsResult {

@@ -1,14 +1,16 @@
 import type { Redis } from 'ioredis';
-import { type Arg, argBytes, type PartWriter } from './copy-key-writer.ts';
+import { type Arg, argBytes, type CommandSink } from './copy-key-writer.ts';
 
 /** What one type's copier needs: `tmp` is the destination key being built. */
 export interface PartCopyContext {
   source: Redis;
   key: Buffer;
   tmp: Buffer;
-  writer: PartWriter;
+  writer: CommandSink;
   pageSize: number;
   maxCommandBytes: number;
+  /** The destination's redis_version number; absent: it knows every argument the source does. */
+  targetVersion?: number;
 }
 
 /** Elements and payload bytes written, or 'vanished' when the source key was gone before anything was read. */

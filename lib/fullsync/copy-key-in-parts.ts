@@ -35,6 +35,11 @@ export interface CopyInPartsOptions {
    * incremental sync, whose batch may still hold earlier commands on it).
    */
   deferRename?: boolean;
+  /**
+   * The destination's redis_version as a number (server-versions.ts); absent: not older than the source.
+   * An older one gets only the stream arguments it knows (no ENTRIESADDED, ENTRIESREAD before 7.0).
+   */
+  targetVersion?: number;
 }
 
 export interface CopyInPartsResult {
@@ -77,7 +82,15 @@ export async function copyKeyInParts(o: CopyInPartsOptions): Promise<CopyInParts
   const tmp = tempKeyFor(o.key, o.tempPrefix);
   const writer = new PartWriter(o.target, maxCommandBytes, pageSize);
   try {
-    const copied = await copier({ source: o.source, key: o.key, tmp, writer, pageSize, maxCommandBytes });
+    const copied = await copier({
+      source: o.source,
+      key: o.key,
+      tmp,
+      writer,
+      pageSize,
+      maxCommandBytes,
+      ...(o.targetVersion !== undefined ? { targetVersion: o.targetVersion } : {}),
+    });
     await writer.drain();
     if (copied === 'vanished') {
       await o.target.del(tmp);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { hasCreateConsumer, hasStreamCounters } from '../redis/server-versions.ts';
 import {
   type PartCopyContext,
   type PartCopyResult,
@@ -56,8 +57,82 @@ export async function copyStream(c: PartCopyContext): Promise<PartCopyResult> {
   // XINFO STREAM FULL returns as many entries as PEL entries per group: size that page by a sample entry.
   const sample = await c.source.xrangeBuffer(c.key, '-', '+', 'COUNT', 1);
   const infoCount = sample[0] ? pageCount(c.pageSize, 1, payloadBytes([sample[0][1]])) : c.pageSize;
-  const meta = await readStreamMeta(c.source, c.key, infoCount, c.pageSize);
-  if (!meta) return 'vanished';
+  const read = await readStreamMeta(c.source, c.key, infoCount, c.pageSize);
+  if (!read) return 'vanished';
+  return writeStream(c, forTarget(read, c.targetVersion), xrangePages(c, read.lastId));
+}
+
+/** The entries up to lastId in XRANGE pages sized by pageCount. */
+async function* xrangePages(c: PartCopyContext, lastId: StreamId): AsyncGenerator<[Buffer, Buffer[]][]> {
+  let start = '-';
+  let elements = 0;
+  let bytes = 0;
+  const end = formatId(lastId);
+  for (;;) {
+    const count = pageCount(c.pageSize, elements, bytes);
+    const page = (await c.source.xrangeBuffer(c.key, start, end, 'COUNT', count)) as [Buffer, Buffer[]][];
+    yield page;
+    const last = page.at(-1);
+    if (page.length < count || !last) break;
+    elements += page.length;
+    for (const [, fields] of page) for (const f of fields) bytes += f.length;
+    // An explicit successor rather than `(id`, which servers before 6.2 do not understand.
+    const after = successor(parseId(last[0]));
+    if (!after) break;
+    start = formatId(after);
+  }
+}
+
+/**
+ * The commands that rebuild a stream read whole in one `XINFO STREAM key FULL COUNT 0` (every entry,
+ * every pending entry), as a logical chunk reads it inside its transaction: the same commands as the
+ * copy in parts, written to `key` itself (the chunk's MULTI makes them atomic). Undefined for a reply
+ * that is no stream's.
+ */
+export async function streamCommandsFromInfo(
+  key: Buffer,
+  reply: unknown,
+  targetVersion: number | undefined,
+): Promise<Buffer[][] | undefined> {
+  if (!Array.isArray(reply) && !(reply instanceof Map)) return undefined;
+  const f = fieldsOf(reply);
+  if (!f.has('last-generated-id')) return undefined;
+  const meta = forTarget(metaFromInfo(f), targetVersion);
+  const entries = listOf(f.get('entries')).map((e) => {
+    const [id, fields] = listOf(e);
+    return [asBuffer(id), listOf(fields).map(asBuffer)] as [Buffer, Buffer[]];
+  });
+  const out: Buffer[][] = [];
+  const collect = async (command: string, args: Arg[]) => {
+    out.push([Buffer.from(command), ...args.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(a)))]);
+  };
+  const sink = {
+    send: collect,
+    sendVariadic: (command: string, head: Arg[], items: Arg[][]) =>
+      collect(command, [...head, ...items.flat()]),
+  };
+  async function* once() {
+    yield entries;
+  }
+  // The source and page size are not used: entries come from the reply, and runs are not split.
+  const c = {
+    key,
+    tmp: key,
+    writer: sink,
+    pageSize: Number.MAX_SAFE_INTEGER,
+    // What createGroup writes for consumers depends on it (no CREATECONSUMER before 6.2).
+    ...(targetVersion !== undefined ? { targetVersion } : {}),
+  } as unknown as PartCopyContext;
+  await writeStream(c, meta, once());
+  return out;
+}
+
+/** Entries (with placeholders for pending entries whose message is gone), counters, groups. */
+async function writeStream(
+  c: PartCopyContext,
+  meta: StreamMeta,
+  pages: AsyncIterable<[Buffer, Buffer[]][]>,
+): Promise<PartCopyResult> {
   const orphans = uniqueSortedIds(meta.groups.flatMap((g) => g.pending.map((p) => p.id)));
   const placeholders: StreamId[] = [];
   let next = 0;
@@ -73,12 +148,7 @@ export async function copyStream(c: PartCopyContext): Promise<PartCopyResult> {
   let elements = 0;
   let bytes = 0;
   let firstReal: StreamId | undefined;
-  let start = '-';
-  const end = formatId(meta.lastId);
-  for (;;) {
-    const count = pageCount(c.pageSize, elements, bytes);
-    const page = await c.source.xrangeBuffer(c.key, start, end, 'COUNT', count);
-    let last: StreamId | undefined;
+  for await (const page of pages) {
     for (const [rawId, fields] of page) {
       const id = parseId(rawId);
       await addPlaceholdersBelow(id, false);
@@ -87,13 +157,7 @@ export async function copyStream(c: PartCopyContext): Promise<PartCopyResult> {
       await c.writer.send('XADD', [c.tmp, rawId, ...fields]);
       elements++;
       for (const f of fields) bytes += f.length;
-      last = id;
     }
-    if (page.length < count || !last) break;
-    // An explicit successor rather than `(id`, which servers before 6.2 do not understand.
-    const after = successor(last);
-    if (!after) break;
-    start = formatId(after);
   }
   await addPlaceholdersBelow(meta.lastId, true);
 
@@ -111,7 +175,12 @@ export async function copyStream(c: PartCopyContext): Promise<PartCopyResult> {
     xsetidArgs(c.tmp, meta, added === undefined || added >= withPlaceholders ? added : withPlaceholders),
   );
 
-  for (const g of meta.groups) await createGroup(c, g);
+  const firstPlaceholder = placeholders[0];
+  const firstId =
+    firstPlaceholder && (!firstReal || compareIds(firstPlaceholder, firstReal) < 0)
+      ? firstPlaceholder
+      : firstReal;
+  for (const g of meta.groups) await createGroup(c, g, firstId);
 
   const head = firstReal ? placeholders.filter((id) => compareIds(id, firstReal) < 0) : placeholders;
   if (head.length > 0) {
@@ -131,6 +200,20 @@ export async function copyStream(c: PartCopyContext): Promise<PartCopyResult> {
   return { elements, bytes };
 }
 
+/**
+ * What an older destination can hold of the metadata: before 7.0 a stream has no entries-added or
+ * max-deleted-entry-id and a group no entries-read (the destination would refuse the arguments).
+ */
+function forTarget(meta: StreamMeta, targetVersion: number | undefined): StreamMeta {
+  if (targetVersion === undefined || hasStreamCounters(targetVersion)) return meta;
+  return {
+    lastId: meta.lastId,
+    entriesAdded: undefined,
+    maxDeletedId: undefined,
+    groups: meta.groups.map((g) => ({ ...g, entriesRead: undefined })),
+  };
+}
+
 function xsetidArgs(tmp: Buffer, meta: StreamMeta, entriesAdded: bigint | undefined): Arg[] {
   const args: Arg[] = [tmp, formatId(meta.lastId)];
   if (entriesAdded !== undefined) args.push('ENTRIESADDED', entriesAdded.toString());
@@ -138,13 +221,26 @@ function xsetidArgs(tmp: Buffer, meta: StreamMeta, entriesAdded: bigint | undefi
   return args;
 }
 
-async function createGroup(c: PartCopyContext, g: GroupMeta): Promise<void> {
+/** `firstId`: the stream's first entry while groups are created (placeholders included), if any. */
+async function createGroup(c: PartCopyContext, g: GroupMeta, firstId: StreamId | undefined): Promise<void> {
   const create: Arg[] = ['CREATE', c.tmp, g.name, g.lastDeliveredId];
   // -1 is how the server itself records an unknown entries-read.
   if (g.entriesRead !== undefined) create.push('ENTRIESREAD', g.entriesRead ?? '-1');
   await c.writer.send('XGROUP', create);
-  for (const consumer of g.consumers)
-    await c.writer.send('XGROUP', ['CREATECONSUMER', c.tmp, g.name, consumer]);
+  if (c.targetVersion === undefined || hasCreateConsumer(c.targetVersion)) {
+    for (const consumer of g.consumers)
+      await c.writer.send('XGROUP', ['CREATECONSUMER', c.tmp, g.name, consumer]);
+  } else if (g.consumers.length > 0 && firstId !== undefined) {
+    // Before 6.2 there is no CREATECONSUMER, and XREADGROUP creates its consumer only when it delivers
+    // an entry: each consumer is handed the stream's first entry from position 0, which is then acked
+    // (the XCLAIMs below write the real pending entries), and the group goes back to its own position.
+    for (const consumer of g.consumers) {
+      await c.writer.send('XGROUP', ['SETID', c.tmp, g.name, '0']);
+      await c.writer.send('XREADGROUP', ['GROUP', g.name, consumer, 'COUNT', '1', 'STREAMS', c.tmp, '>']);
+    }
+    await c.writer.send('XACK', [c.tmp, g.name, formatId(firstId)]);
+    await c.writer.send('XGROUP', ['SETID', c.tmp, g.name, g.lastDeliveredId]);
+  }
   // One XCLAIM per run of entries sharing consumer, delivery time and count (TIME/RETRYCOUNT apply to all
   // IDs of a command). FORCE creates the pending entry; JUSTID keeps the reply small; min-idle 0 always passes.
   let run: PendingEntry[] = [];
@@ -200,10 +296,22 @@ async function readStreamMeta(
     throw e;
   }
   const f = fieldsOf(reply);
+  const meta = metaFromInfo(f);
+  for (const [i, raw] of listOf(f.get('groups')).entries()) {
+    const g = meta.groups[i]!;
+    const pelCount = Number(text(fieldsOf(raw).get('pel-count')));
+    if (g.pending.length < pelCount) {
+      g.pending.push(...(await readMorePending(source, key, g.name, g.pending.at(-1)?.id, pageSize)));
+    }
+  }
+  return meta;
+}
+
+/** The metadata in an XINFO STREAM FULL reply (each group's PEL as far as its COUNT reached). */
+function metaFromInfo(f: Map<string, unknown>): StreamMeta {
   const groups: GroupMeta[] = [];
   for (const raw of listOf(f.get('groups'))) {
     const gf = fieldsOf(raw);
-    const name = asBuffer(gf.get('name'));
     const pending: PendingEntry[] = listOf(gf.get('pending')).map((p) => {
       const [id, consumer, time, count] = listOf(p);
       return {
@@ -213,12 +321,8 @@ async function readStreamMeta(
         deliveryCount: text(count),
       };
     });
-    const pelCount = Number(text(gf.get('pel-count')));
-    if (pending.length < pelCount) {
-      pending.push(...(await readMorePending(source, key, name, pending.at(-1)?.id, pageSize)));
-    }
     groups.push({
-      name,
+      name: asBuffer(gf.get('name')),
       lastDeliveredId: text(gf.get('last-delivered-id')),
       entriesRead: gf.has('entries-read') ? nullableText(gf.get('entries-read')) : undefined,
       consumers: listOf(gf.get('consumers')).map((cr) => asBuffer(fieldsOf(cr).get('name'))),

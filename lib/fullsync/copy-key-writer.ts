@@ -9,12 +9,18 @@ export function argBytes(arg: Arg): number {
   return (typeof arg === 'string' ? Buffer.byteLength(arg) : arg.length) + ARG_OVERHEAD;
 }
 
+/** Where a copier's commands go: a PartWriter, or a list (a logical chunk's stream, see copy-key-stream.ts). */
+export interface CommandSink {
+  send(command: string, args: Arg[]): Promise<void>;
+  sendVariadic(command: string, head: Arg[], items: Arg[][]): Promise<void>;
+}
+
 /**
  * Pipelines write commands to the destination in batches of at most `maxBatchBytes` / `maxBatchCommands`,
  * with one batch in flight while the next is being filled (source reads overlap destination writes, and
  * memory stays bounded to about two batches). The first error reply fails the copy.
  */
-export class PartWriter {
+export class PartWriter implements CommandSink {
   readonly #target: Redis;
   readonly #maxBatchBytes: number;
   readonly #maxBatchCommands: number;

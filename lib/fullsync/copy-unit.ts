@@ -6,7 +6,9 @@ import { type MemoryBudget, processMemoryBudget, resolveMemoryBudget } from '../
 import type { RateLimiter } from '../util/rate-limiter.ts';
 import { printableKey } from './copy-key-in-parts.ts';
 import { KeyScanner } from './key-scanner.ts';
-import { type KeyError, RestoreWriter } from './restore-writer.ts';
+import { LogicalChunkReader } from './logical-chunk-reader.ts';
+import { LogicalWriter } from './logical-writer.ts';
+import { type KeyError, RestoreWriter, type WriteResult } from './restore-writer.ts';
 import { RoutedRestoreWriter } from './routed-restore-writer.ts';
 import { SizeProbe } from './size-probe.ts';
 import { type Chunk, type KeyBatch, type Stamp, StampedChunkReader } from './stamped-chunk-reader.ts';
@@ -81,6 +83,12 @@ export interface CopyUnitOptions {
    * last part, which the chunk's stamp then covers. Absent: such keys are refused, one error each.
    */
   copyInParts?: (key: Buffer) => Promise<Stamp>;
+  /**
+   * The destination cannot RESTORE the source's payloads (an older RDB version): every key is read as
+   * data and written with type commands (LogicalChunkReader, LogicalWriter), each command under
+   * maxCommandBytes; keys whose type changed while read go to copyInParts.
+   */
+  logical?: { maxCommandBytes: number; targetVersion: number };
   /** What one process may hold (default: resolveMemoryBudget's); keys over its share go in parts. */
   budget?: MemoryBudget;
   /** Told once when the source refuses MEMORY USAGE (sizes unknown: every key is DUMPed whole). */
@@ -133,32 +141,45 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
     conns.push(probeConn);
     const probe = new SizeProbe(probeConn, (reason) => o.onProbeUnavailable?.(reason));
     const routing = o.routing ?? standaloneRouting(o.target);
-    const writers: RestoreWriter[] = [];
+    const writeConns: RawConnection[] = [];
     for (const node of routing.nodes) {
       const writeConn = await RawConnection.open(node, { db: o.unit.targetDb, clientName: name });
       conns.push(writeConn);
-      writers.push(
-        new RestoreWriter(writeConn, {
-          // The bound is for the whole unit: shared out over the nodes.
-          maxInFlightBytes: Math.ceil((o.maxInFlightBytes ?? budget.inFlightBytes) / routing.nodes.length),
-          maxPayloadBytes: o.maxPayloadBytes,
-        }),
-      );
+      writeConns.push(writeConn);
     }
+    // The bound is for the whole unit: shared out over the nodes.
+    const perNode = Math.ceil((o.maxInFlightBytes ?? budget.inFlightBytes) / routing.nodes.length);
 
     const scanner = new KeyScanner(scanConn, {
       cursor: progress.cursor,
       count: o.scanCount ?? 1000,
       keep: o.keep,
     });
-    const reader = new StampedChunkReader(readConn, {
-      sourceVersion: o.sourceVersion,
-      db: o.unit.sourceDb,
-      dbHasExpiringKeys: o.dbHasExpiringKeys ?? true,
-      // A cluster master refuses one transaction over many slots.
-      boundedStamp: o.unit.sourceNode !== undefined,
-    });
-    const writer = new RoutedRestoreWriter(writers, routing);
+    // A cluster master refuses one transaction over many slots.
+    const boundedStamp = o.unit.sourceNode !== undefined;
+    let pipe: ChunkPipe;
+    if (o.logical) {
+      const reader = new LogicalChunkReader(readConn, {
+        sourceVersion: o.sourceVersion,
+        maxCommandBytes: o.logical.maxCommandBytes,
+        targetVersion: o.logical.targetVersion,
+        boundedStamp,
+      });
+      const writer = new LogicalWriter(writeConns, routing, perNode);
+      pipe = { read: (b) => reader.read(b), write: (c) => writer.write(c as never) };
+    } else {
+      const reader = new StampedChunkReader(readConn, {
+        sourceVersion: o.sourceVersion,
+        db: o.unit.sourceDb,
+        dbHasExpiringKeys: o.dbHasExpiringKeys ?? true,
+        boundedStamp,
+      });
+      const writers = writeConns.map(
+        (c) => new RestoreWriter(c, { maxInFlightBytes: perNode, maxPayloadBytes: o.maxPayloadBytes }),
+      );
+      const writer = new RoutedRestoreWriter(writers, routing);
+      pipe = { read: (b) => reader.read(b), write: (c) => writer.write(c as Chunk) };
+    }
     const maxInFlight = o.maxInFlightChunks ?? 4;
 
     // Reads are issued as soon as SCAN returns keys; sends to the destination follow in SCAN order
@@ -210,14 +231,14 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
       // Released once the chunk is acknowledged: DUMPs in flight stay within the process's share.
       const release = await budget.reserve(sized.smallBytes);
       const small = { cursorAfter: batch.cursorAfter, keys: sized.small };
-      const read = small.keys.length > 0 ? reader.read(small) : Promise.resolve(emptyChunk(small));
+      const read = small.keys.length > 0 ? pipe.read(small) : Promise.resolve(emptyChunk(small));
       // Observed through `sent` below, unless an earlier chunk failed first: then nobody awaits it.
       read.catch(() => undefined);
       const sent = sendChain.then(async () => {
         if (failed) throw new Error('an earlier chunk failed');
         const chunk = await read;
         await o.limiter?.acquire(0, chunk.bytes);
-        return { chunk, acked: writer.write(chunk) };
+        return { chunk, acked: pipe.write(chunk) };
       });
       sendChain = sent.catch(() => {
         failed = true;
@@ -250,8 +271,17 @@ export async function copyUnit(o: CopyUnitOptions): Promise<UnitOutcome> {
   }
 }
 
+/** What copyUnit needs of a chunk, whichever reader made it. */
+type ReadChunk = Pick<Chunk, 'cursorAfter' | 'keys' | 'stamp' | 'bytes'>;
+
+/** A reader and its writer: DUMP and RESTORE, or the logical pair for an older destination. */
+interface ChunkPipe {
+  read(batch: KeyBatch): Promise<ReadChunk>;
+  write(chunk: ReadChunk): Promise<WriteResult>;
+}
+
 interface Applied {
-  chunk: Chunk;
+  chunk: ReadChunk;
   result: { written: number; vanished: number; errors: KeyError[] };
   /** Keys copied in parts (probed big, or DUMPed too big for one RESTORE). */
   inParts: Buffer[];
@@ -262,13 +292,6 @@ interface Applied {
   stamp?: Stamp;
 }
 
-function emptyChunk(batch: KeyBatch): Chunk {
-  return {
-    cursorAfter: batch.cursorAfter,
-    keys: [],
-    payloads: [],
-    expireAt: [],
-    stamp: { replid: '', offset: 0 },
-    bytes: 0,
-  };
+function emptyChunk(batch: KeyBatch): ReadChunk {
+  return { cursorAfter: batch.cursorAfter, keys: [], stamp: { replid: '', offset: 0 }, bytes: 0 };
 }

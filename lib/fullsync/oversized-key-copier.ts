@@ -22,6 +22,7 @@ export class OversizedKeyCopier {
   private readonly maxCommandBytes: number;
   private readonly sourceVersion: number;
   private readonly budget: MemoryBudget;
+  private readonly targetVersion: number | undefined;
   private sourceClient?: Promise<Redis>;
   /** Per destination node, opened when a key of its slots first needs it. */
   private readonly targetClients = new Map<number, Promise<Redis>>();
@@ -37,6 +38,8 @@ export class OversizedKeyCopier {
     /** The destination's proto-max-bulk-len: each write of a part stays well below it. */
     protoMaxBulkLen: number;
     sourceVersion: number;
+    /** The destination's redis_version number, when it is older than the source (see copyKeyInParts). */
+    targetVersion?: number;
     /** Parts are at most its partBytes; one key at a time per process. */
     budget: MemoryBudget;
     /** Told about each key before it is copied (progress output). */
@@ -50,6 +53,7 @@ export class OversizedKeyCopier {
     this.maxCommandBytes = Math.min(o.budget.partBytes, Math.floor(o.protoMaxBulkLen / 4));
     this.sourceVersion = o.sourceVersion;
     this.budget = o.budget;
+    this.targetVersion = o.targetVersion;
   }
 
   /** Copies `key` with its expiry and returns the stamp its value holds at (see PartStampMode). */
@@ -85,6 +89,7 @@ export class OversizedKeyCopier {
       sourceVersion: this.sourceVersion,
       mode,
       deferRename,
+      ...(this.targetVersion !== undefined ? { targetVersion: this.targetVersion } : {}),
     });
     // Gone from the source at the stamp: the destination must not keep an older value.
     if (result.type === 'none' && !deferRename) await target.del(key);

@@ -27,7 +27,7 @@ const RESTORE_HEAD = Buffer.from('*6\r\n$7\r\nRESTORE\r\n');
 const REPLACE_ABSTTL = Buffer.from('$7\r\nREPLACE\r\n$6\r\nABSTTL\r\n');
 
 /** Destination errors after which writing more keys cannot succeed: stop the task at once. */
-const FATAL_PREFIXES = new Set([
+export const FATAL_PREFIXES = new Set([
   'OOM',
   'NOPERM',
   'READONLY',
@@ -162,7 +162,7 @@ export class RestoreWriter {
 /** What a run again does after a scan copy stopped; an RDB load (rdb-shard-load.ts) replaces it with its own. */
 export const RESUMES_FROM_CHECKPOINT = 'it resumes from its checkpoint';
 
-function fatalWriteError(who: string, err: RespError): DtsError {
+export function fatalWriteError(who: string, err: RespError): DtsError {
   switch (err.prefix) {
     case 'OOM':
       return new DtsError(

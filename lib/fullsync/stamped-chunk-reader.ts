@@ -176,7 +176,7 @@ export class StampedChunkReader {
 }
 
 /** TIME's [seconds, microseconds] as whole ms (truncated, as the server's own clock for PTTL). */
-function timeMs(reply: RespValue): number {
+export function timeMs(reply: RespValue): number {
   const t = reply as Buffer[];
   return Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000);
 }
@@ -208,7 +208,7 @@ export function parseStamp(info: RespValue): Stamp {
   return { replid, offset: Number(offset) };
 }
 
-function chunkReadError(conn: RawConnection, err: RespError): DtsError {
+export function chunkReadError(conn: RawConnection, err: RespError): DtsError {
   const who = describeEndpoint(conn.endpoint);
   if (err.prefix === 'NOPERM' || /NOPERM/.test(err.message)) {
     return new DtsError(

@@ -9,6 +9,7 @@ import { isFunctionCommand } from './function-copier.ts';
 import { type HeartbeatWriter, isHeartbeat } from './heartbeat.ts';
 import { keyspaceOnClusterShard, unsupported } from './incremental-errors.ts';
 import { ALL_NODES, type Applier, type ApplyCommand } from './marker-applier.ts';
+import type { OlderTarget } from './older-target.ts';
 import type { SkipStamps } from './skip-stamps.ts';
 import type { ShardFlush } from './slot-flush.ts';
 import { splitBySlot } from './slot-split.ts';
@@ -31,6 +32,8 @@ export interface CommandRouterOptions {
   peek: (n: number) => readonly StreamItem[];
   /** Copies keys again at a stamp (recording their skip entries); the commands that write the copy. */
   recopy: (db: number, keys: Buffer[]) => Promise<{ commands: ApplyCommand[] }>;
+  /** The destination is older than the source: commands it lacks are rewritten or their keys re-copied. */
+  olderTarget?: OlderTarget;
   /** A cluster source shard: empties its slots on the destination (FLUSHDB/FLUSHALL on its master). */
   shardFlush?: ShardFlush;
   log?: (message: string) => void;
@@ -263,11 +266,38 @@ export class CommandRouter {
   }
 
   /**
+   * pushRouted, after an older destination's adaptation (older-target.ts): the command as it is, what
+   * it is rewritten into, or its keys copied again (in the other db too for COPY … DB).
+   */
+  private pushApplied(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    const older = this.c.olderTarget?.adapt(d.argv, d.keys.length);
+    if (older === undefined) return this.pushRouted(d, item, db);
+    this.lastDataAt = Date.now();
+    if (older === 'recopy') {
+      const here = this.recopyInto(db, uniqueKeys(d.keys));
+      const other = d.otherDb;
+      return other ? here.then(() => this.recopyInto(other.db, other.writes)) : here;
+    }
+    let pending: Promise<void> | undefined;
+    for (const argv of older.argvs) {
+      const next = { ...d, argv };
+      pending = pending
+        ? pending.then(() => this.pushRouted(next, item, db))
+        : this.pushRouted(next, item, db);
+    }
+    return pending;
+  }
+
+  /**
    * A command replayed as the filter gave it (its db argument rewritten through dbMap). On a cluster
    * destination it goes to the node of its slot; one whose keys span slots is split per slot where that
    * keeps its meaning, otherwise its keys are re-copied (never a CROSSSLOT error).
    */
-  private pushApplied(
+  private pushRouted(
     d: Extract<FilterDecision, { action: 'apply' }>,
     item: StreamItem,
     db: number,
@@ -300,9 +330,15 @@ export class CommandRouter {
       const ahead = relativeExpiryKeysAhead(this.c.peek(LOOK_AHEAD_COMMANDS), db, this.c.scope.filter);
       return this.recopyInto(db, uniqueKeys([...d.keys, ...ahead]));
     }
-    // One key each: none needs the cross-slot handling that could return a promise.
-    for (const argv of placed) this.pushApplied({ ...d, argv }, item, db);
-    return undefined;
+    // One key each: none needs the cross-slot handling, but an older destination may re-copy the key.
+    let pending: Promise<void> | undefined;
+    for (const argv of placed) {
+      const next = { ...d, argv };
+      pending = pending
+        ? pending.then(() => this.pushApplied(next, item, db))
+        : this.pushApplied(next, item, db);
+    }
+    return pending;
   }
 
   private push(c: ApplyCommand): undefined {

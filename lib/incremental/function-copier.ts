@@ -60,7 +60,15 @@ export function isFunctionCommand(argv: readonly Buffer[]): boolean {
  */
 export async function copyFunctions(
   source: RawConnection,
-  o: { sourceVersion: number; markerDb: number; cluster: boolean; replid: string; log?: (m: string) => void },
+  o: {
+    sourceVersion: number;
+    /** The destination's redis_version number: before 7.0 it has no FUNCTION. */
+    targetVersion?: number;
+    markerDb: number;
+    cluster: boolean;
+    replid: string;
+    log?: (m: string) => void;
+  },
 ): Promise<{ commands: ApplyCommand[]; stampOffset: number } | undefined> {
   if (o.sourceVersion < 70000) return undefined;
   const copy = await readFunctions(source, o.markerDb);
@@ -76,6 +84,14 @@ export async function copyFunctions(
     );
   }
   if (!copy.command) return { commands: [], stampOffset: copy.stamp.offset };
+  if (o.targetVersion !== undefined && o.targetVersion > 0 && o.targetVersion < 70000) {
+    throw new DtsError(
+      'COMMAND_TOO_NEW_FOR_TARGET',
+      `the source holds ${copy.libraries} function libraries, and the destination (redis_version below 7.0) ` +
+        'has no FUNCTION to hold them (since Redis 7.0)',
+      'use a destination of Redis 7.0 or newer, or FUNCTION DELETE the libraries on the source before the task',
+    );
+  }
   o.log?.(`functions: copying the source's ${copy.libraries} function libraries`);
   const command = { ...copy.command, ...(o.cluster ? { slot: ALL_NODES } : {}) };
   return { commands: [command], stampOffset: copy.stamp.offset };

@@ -21,6 +21,7 @@ import type {
 import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter } from './lag-meter.ts';
 import type { Applier, ApplyCommand } from './marker-applier.ts';
+import { OlderTarget } from './older-target.ts';
 import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { shardFlush } from './slot-flush.ts';
@@ -108,6 +109,14 @@ export class IncrementalSync {
         heartbeatWriter: () => this.link.heartbeat,
         peek: (n) => this.feed?.peek(n) ?? [],
         recopy: (db, keys) => this.recopy(db, keys),
+        ...(o.targetVersion !== undefined && o.targetVersion > 0 && o.targetVersion < o.sourceVersion
+          ? {
+              olderTarget: new OlderTarget({
+                targetVersion: o.targetVersion,
+                logical: o.bigKeys.logical !== undefined,
+              }),
+            }
+          : {}),
         ...(o.clusterSource
           ? {
               shardFlush: shardFlush({
@@ -241,6 +250,7 @@ export class IncrementalSync {
     const conn = await RawConnection.open(this.link.endpoint, { clientName: 'redis-dts-functions' });
     const fn = await copyFunctions(conn, {
       sourceVersion: o.sourceVersion,
+      ...(o.targetVersion !== undefined ? { targetVersion: o.targetVersion } : {}),
       markerDb: this.applier.markerDb,
       log: o.log,
       cluster: this.cluster,

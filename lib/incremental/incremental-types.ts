@@ -42,6 +42,11 @@ export interface IncrementalSyncOptions {
    */
   resyncDb: (sourceDb: number) => Promise<number>;
   sourceVersion: number;
+  /**
+   * The destination's redis_version as a number; older than the source's, commands it lacks are
+   * rewritten or their keys re-copied (older-target.ts). Absent: not older.
+   */
+  targetVersion?: number;
   /** Keys too big for the memory budget or one RESTORE: how re-copies read them (KeyRecopier). */
   bigKeys: BigKeyOptions;
   heartbeat?: { prefix: string; intervalMs: number; db: number };

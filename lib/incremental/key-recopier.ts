@@ -1,6 +1,8 @@
 import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError, isDtsError } from '../errors.ts';
 import { printableKey } from '../fullsync/copy-key-in-parts.ts';
+import { type LogicalChunk, LogicalChunkReader } from '../fullsync/logical-chunk-reader.ts';
+import { replaceCommands } from '../fullsync/logical-writer.ts';
 import { SizeProbe } from '../fullsync/size-probe.ts';
 import { type Chunk, type Stamp, StampedChunkReader } from '../fullsync/stamped-chunk-reader.ts';
 import { keySlot } from '../redis/cluster-slot.ts';
@@ -27,6 +29,11 @@ export interface BigKeyOptions {
   ) => Promise<{ stamp: Stamp; pending?: { tmp: Buffer; pexpireAt: number } }>;
   /** Keys whose MEMORY USAGE exceeds its inPartsAbove go to copyInParts; absent: every key is DUMPed. */
   budget?: MemoryBudget;
+  /**
+   * The destination cannot RESTORE the source's payloads (older RDB version): keys are read as data in
+   * the same stamped transaction (LogicalChunkReader) and written with type commands.
+   */
+  logical?: { targetVersion: number; maxCommandBytes: number };
   log?: (message: string) => void;
 }
 
@@ -109,8 +116,14 @@ export class KeyRecopier {
     // Nothing but big keys: no transaction (an empty input still reads one, for its stamp).
     const groups =
       small.length === 0 && big.length > 0 ? [] : this.o.clusterSource ? groupBySlot(small) : [small];
-    const chunks = await Promise.all(groups.map((g) => this.readChunk(sourceDb, g)));
     const tooBig: Buffer[] = [];
+    if (this.o.logical) {
+      const read = await Promise.all(groups.map((g) => this.readLogical(sourceDb, g)));
+      for (const chunk of read) tooBig.push(...this.appendLogical(out, sourceDb, chunk));
+      for (const key of tooBig) await this.copyBig(out, sourceDb, key);
+      return out;
+    }
+    const chunks = await Promise.all(groups.map((g) => this.readChunk(sourceDb, g)));
     for (const chunk of chunks) {
       if (chunk.stamp.offset > out.stamp.offset) out.stamp = chunk.stamp;
       tooBig.push(...this.append(out, sourceDb, chunk, chunk.stamp));
@@ -146,6 +159,42 @@ export class KeyRecopier {
       }
       this.skip(out, sourceDb, key, stamp, stampText);
     }
+    return tooBig;
+  }
+
+  /**
+   * appendLogical's counterpart of append: each key as DEL, the commands that rebuild it and its
+   * PEXPIREAT (all in the re-copy's transaction). Returns the keys left for copyBig (streams, a type
+   * change between the reads).
+   */
+  private appendLogical(out: Recopy, sourceDb: number, chunk: LogicalChunk): Buffer[] {
+    const targetDb = targetDbFor(this.o.dbMap, sourceDb);
+    const stampText = Buffer.from(String(chunk.stamp.offset));
+    const tooBig: Buffer[] = [];
+    for (let i = 0; i < chunk.keys.length; i++) {
+      const key = chunk.keys[i]!;
+      const v = chunk.values[i] ?? null;
+      if (v === 'parts') {
+        tooBig.push(key);
+        continue;
+      }
+      if (v !== null && 'error' in v) {
+        throw new DtsError(
+          'KEY_NOT_COPYABLE',
+          v.error,
+          'leave such keys out of the task (--exclude-prefix), or use a destination of the source’s version',
+        );
+      }
+      const argvs = v === null ? [[DEL, key]] : replaceCommands(key, v.commands, chunk.expireAt[i]!);
+      for (const argv of argvs) {
+        out.commands.push({
+          db: targetDb,
+          argv: argv.map((a) => (Buffer.isBuffer(a) ? a : Buffer.from(String(a)))),
+        });
+      }
+      this.skip(out, sourceDb, key, chunk.stamp, stampText);
+    }
+    if (chunk.stamp.offset > out.stamp.offset) out.stamp = chunk.stamp;
     return tooBig;
   }
 
@@ -188,9 +237,18 @@ export class KeyRecopier {
     } catch (e) {
       if (!isDtsError(e) || e.code !== 'BIG_KEY_BUSY') throw e;
       this.o.log?.(`warning: ${e.message}; re-copying ${printableKey(key)} whole, over the memory budget`);
+      if (this.o.logical) {
+        const chunk = await this.readLogical(sourceDb, [key]);
+        if (this.appendLogical(out, sourceDb, chunk).length > 0) throw e;
+        return;
+      }
       const chunk = await this.readChunk(sourceDb, [key]);
       this.append(out, sourceDb, chunk, chunk.stamp, true);
     }
+  }
+
+  private async readLogical(sourceDb: number, keys: readonly Buffer[]): Promise<LogicalChunk> {
+    return this.withReader(sourceDb, ({ logical }) => logical!.read({ cursorAfter: '0', keys: [...keys] }));
   }
 
   private async readChunk(sourceDb: number, keys: readonly Buffer[]): Promise<Chunk> {
@@ -238,6 +296,15 @@ export class KeyRecopier {
         }),
         // Re-copies are read one after the other, so the probe may share the connection.
         probe: new SizeProbe(conn, (reason) => this.warnProbe(reason)),
+        ...(this.o.logical
+          ? {
+              logical: new LogicalChunkReader(conn, {
+                sourceVersion: this.o.sourceVersion,
+                maxCommandBytes: this.o.logical.maxCommandBytes,
+                targetVersion: this.o.logical.targetVersion,
+              }),
+            }
+          : {}),
       }));
       this.readers.set(db, r);
     }
@@ -249,6 +316,7 @@ interface DbReader {
   conn: RawConnection;
   reader: StampedChunkReader;
   probe: SizeProbe;
+  logical?: LogicalChunkReader;
 }
 
 function groupBySlot(keys: readonly Buffer[]): Buffer[][] {

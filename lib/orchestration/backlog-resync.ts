@@ -50,6 +50,12 @@ export async function markForResync(
       `use incremental.mode fargate for onBacklogLost resync; ${cause.fix}`,
     );
   }
+  if (o.copy.logical) {
+    throw refuse(
+      "loads the source's RDB snapshot, whose payloads this destination (an older RDB version) refuses",
+      `run the task again from the start (a fresh full sync writes keys with type commands); ${cause.fix}`,
+    );
+  }
   const dbs = await writtenDbs(shards, o);
   o.log(
     `${cause.message}: onBacklogLost is resync, so the full sync is taken again from the RDB ` +

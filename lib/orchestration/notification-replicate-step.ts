@@ -120,6 +120,7 @@ export async function notificationReplicateStep(
             return copier.prepare(key);
           },
           budget: ctx.budget,
+          ...(ctx.logical ? { logical: ctx.logical } : {}),
           log,
           markerDb: 0,
           clusterSource: shard.shard.tag !== undefined,

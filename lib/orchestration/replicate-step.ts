@@ -302,10 +302,12 @@ async function replicateShard(
           log,
         }),
       sourceVersion: copy.info.versionNum,
+      targetVersion: copy.targetInfo.versionNum,
       bigKeys: {
         maxPayloadBytes: copy.maxPayloadBytes,
         copyInParts: (sourceDb, targetDb, key) => recopiers.copierFor(sourceDb, targetDb).prepare(key),
         budget: copy.budget,
+        ...(copy.logical ? { logical: copy.logical } : {}),
         log,
       },
       ...(spec.incremental.heartbeat.enabled

@@ -5,12 +5,21 @@ import { type BulkLimit, OversizedKeyCopier, protoMaxBulkLen } from '../fullsync
 import type { ProgressSink } from '../progress/progress-reporter.ts';
 import { connectAdmin, type ServerInfo, serverInfo } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
+import { olderRdb } from '../redis/server-versions.ts';
 import { openTargetRouting, type TargetRouting } from '../redis/target-routing.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { type MemoryBudget, processMemoryBudget, resolveMemoryBudget } from '../util/memory-budget.ts';
 import { RateLimiter } from '../util/rate-limiter.ts';
 
 const RESTORE_OVERHEAD = 1024;
+
+/** How keys are copied to a destination that cannot RESTORE the source's payloads. */
+export interface LogicalCopy {
+  /** The destination's redis_version as a number: what it knows of streams (server-versions.ts). */
+  targetVersion: number;
+  /** Upper bound on one write command (a value's elements are split over several). */
+  maxCommandBytes: number;
+}
 
 /**
  * What copying a unit needs from both servers (source INFO, the destination's proto-max-bulk-len), read
@@ -30,6 +39,11 @@ export class UnitCopyContext {
   readonly routing: TargetRouting;
   /** The process's memory budget, from the spec or the compute it runs on. */
   readonly budget: MemoryBudget;
+  /**
+   * Set when the destination reads an older RDB version than the source and the spec lets keys be
+   * copied with type commands (fullSync.crossVersion logical): every copy and re-copy is logical.
+   */
+  readonly logical: LogicalCopy | undefined;
   private readonly spec: TaskSpec;
   private readonly taskId: string;
   private readonly admins: Redis[];
@@ -54,6 +68,13 @@ export class UnitCopyContext {
     this.routing = routing;
     this.admins = admins;
     this.budget = processMemoryBudget(resolveMemoryBudget(o.spec.limits.memoryBudget));
+    this.logical =
+      o.spec.fullSync.crossVersion === 'logical' && olderRdb(info.versionNum, targetInfo.versionNum)
+        ? {
+            targetVersion: targetInfo.versionNum,
+            maxCommandBytes: Math.min(this.budget.partBytes, Math.floor(this.maxBulk / 4)),
+          }
+        : undefined;
   }
 
   static async open(o: {
@@ -97,8 +118,15 @@ export class UnitCopyContext {
       taskId: this.taskId,
       protoMaxBulkLen: this.maxBulk,
       sourceVersion: this.info.versionNum,
+      ...(this.logical ? { targetVersion: this.logical.targetVersion } : {}),
       budget: this.budget,
-      onKey: (key) => progress?.log(`copying big key ${key} in parts`, { unit: unit.unitId }),
+      onKey: (key) =>
+        progress?.log(
+          this.logical
+            ? `copying ${key} on its own with type commands (a stream, a big key, or one changed while read)`
+            : `copying big key ${key} in parts`,
+          { unit: unit.unitId },
+        ),
     });
     this.copiers.push(copier);
     return copier;
@@ -120,6 +148,7 @@ export class UnitCopyContext {
       sourceVersion: this.info.versionNum,
       dbHasExpiringKeys: (this.info.keyspace[unit.sourceDb]?.expires ?? 0) > 0,
       maxPayloadBytes: this.maxPayloadBytes,
+      ...(this.logical ? { logical: this.logical } : {}),
       copyInParts: (key) => copier.copy(key, 'after'),
       budget: this.budget,
       onProbeUnavailable: (reason) =>

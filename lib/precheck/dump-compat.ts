@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { makeKeyFilter } from '../commands/key-filter.ts';
 import { printableKey } from '../fullsync/copy-key-in-parts.ts';
 import { classifyAdminError } from '../redis/admin-client.ts';
-import { payloadRdbVersion, rdbVersionOfRelease } from '../redis/server-versions.ts';
+import { olderRdb, payloadRdbVersion, rdbVersionOfRelease } from '../redis/server-versions.ts';
 import { nodeForKey } from './cluster-nodes.ts';
 import {
   addressOf,
@@ -45,8 +45,9 @@ export const dumpCompat: PrecheckCheck = {
       sample = await sampleDump(node.client, dbs, filter, !source.topology);
       if (sample) break;
     }
-    if (!sample) return predictFromVersions(source, target);
-    return restoreSample(source, target, sample);
+    const crossVersion = ctx.spec.fullSync.crossVersion;
+    if (!sample) return predictFromVersions(source, target, crossVersion);
+    return restoreSample(source, target, sample, crossVersion);
   },
 };
 
@@ -58,6 +59,7 @@ export async function restoreSample(
   source: PrecheckSide,
   target: PrecheckSide,
   sample: DumpSample,
+  crossVersion: 'logical' | 'refuse' = 'refuse',
 ): Promise<CheckResult> {
   const versions = `source ${productVersion(source.fields)}, destination ${productVersion(target.fields)}`;
   const rdb = payloadRdbVersion(sample.payload);
@@ -72,12 +74,23 @@ export async function restoreSample(
     const msg = e instanceof Error ? e.message : String(e);
     if (/payload version or checksum are wrong/i.test(msg)) {
       const reads = rdbVersionOfRelease(target.info.versionNum);
+      const refused = `${what} was refused${rdb !== undefined && reads !== undefined ? ` (the destination reads RDB ${reads} and older)` : ''}`;
+      // Only where the release table agrees that the destination is older: a refused payload between
+      // servers of one RDB version is damage, not a version gap, and no logical copy mends that.
+      if (crossVersion === 'logical' && olderRdb(source.info.versionNum, target.info.versionNum)) {
+        return logicalWarning(
+          source,
+          `the destination cannot RESTORE the source's DUMP payloads (${versions}): ${refused}`,
+        );
+      }
       return {
         status: 'failed',
         detail:
           `the destination cannot RESTORE the source's DUMP payloads (${versions}): ${what} ` +
           `was refused${rdb !== undefined && reads !== undefined ? ` (the destination reads RDB ${reads} and older)` : ''}`,
-        fix: `use a destination of ${productVersion(source.fields)} or newer (the destination must not be older than the source)`,
+        fix: olderRdb(source.info.versionNum, target.info.versionNum)
+          ? `use a destination of ${productVersion(source.fields)} or newer, or --cross-version logical (fullSync.crossVersion) to write every key with type commands`
+          : `use a destination of ${productVersion(source.fields)} or newer (the destination must not be older than the source)`,
       };
     }
     if (/bad data format/i.test(msg)) {
@@ -97,12 +110,39 @@ export async function restoreSample(
   };
 }
 
+/**
+ * fullSync.crossVersion logical: the copy goes on with type commands instead of RESTORE, which the
+ * user is to acknowledge (a warning stops the task unless --yes).
+ */
+function logicalWarning(source: PrecheckSide, why: string): CheckResult {
+  return {
+    status: 'warning',
+    detail:
+      `${why}; every key will be written with type commands instead (fullSync.crossVersion logical: ` +
+      'SET, RPUSH, SADD, ZADD, HSET, streams with their ids, groups and pending entries), with the scan ' +
+      'reader; slower than RESTORE, and keys of module types cannot be copied',
+    fix:
+      `acknowledge with --yes to copy so, or use a destination of ${productVersion(source.fields)} or newer ` +
+      '(--cross-version refuse makes this a failure)',
+  };
+}
+
 /** With nothing to sample, the release table is the best we have. */
-function predictFromVersions(source: PrecheckSide, target: PrecheckSide): CheckResult {
+function predictFromVersions(
+  source: PrecheckSide,
+  target: PrecheckSide,
+  crossVersion: 'logical' | 'refuse',
+): CheckResult {
   const versions = `source ${productVersion(source.fields)}, destination ${productVersion(target.fields)}`;
   const writes = rdbVersionOfRelease(source.info.versionNum);
   const reads = rdbVersionOfRelease(target.info.versionNum);
   if (writes !== undefined && reads !== undefined && reads < writes) {
+    if (crossVersion === 'logical') {
+      return logicalWarning(
+        source,
+        `the destination is older (${versions}): it reads RDB ${reads} and older, the source writes RDB ${writes}`,
+      );
+    }
     return {
       status: 'warning',
       detail:

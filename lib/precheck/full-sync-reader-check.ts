@@ -1,3 +1,4 @@
+import { olderRdb } from '../redis/server-versions.ts';
 import type { TaskSpec } from '../task/spec.ts';
 import { psyncVerdict } from './psync-permission.ts';
 import { addressOf, formatBytes } from './server-facts.ts';
@@ -80,6 +81,17 @@ async function refusal(ctx: PrecheckContext): Promise<Refusal | undefined> {
     };
   }
   const source = sideOf(ctx, 'source');
+  const target = ctx.target;
+  if (target && olderRdb(source.info.versionNum, target.info.versionNum)) {
+    return {
+      why:
+        "the destination reads an older RDB version than the source writes, so it refuses the snapshot's " +
+        'payloads, and the rdb reader passes them on without decoding them (the scan reader writes such ' +
+        'keys with type commands, see Versions and DUMP compatibility)',
+      fix: `${scan}, or a destination of the source's version or newer`,
+      hard: true,
+    };
+  }
   const nodes = nodesOf(source);
   for (const node of nodes) {
     const psync = await psyncVerdict(node);

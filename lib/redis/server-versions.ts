@@ -143,3 +143,27 @@ export function smallEncodings(num: number): { hash: string; zset: string; list:
 export function zsetDigestScores(num: number): '%.17g' | 'shortest' {
   return num >= V7_2 ? 'shortest' : '%.17g';
 }
+
+/**
+ * The destination reads an older RDB version than the source writes (7.2 → 6.2, Valkey 8 → 7.0): it
+ * refuses the source's DUMP payloads, so keys can only be copied with type commands (logical copy).
+ * Unknown versions (0) count as not older: RESTORE then says for itself.
+ */
+export function olderRdb(sourceNum: number, targetNum: number): boolean {
+  const writes = rdbVersionOfRelease(sourceNum);
+  const reads = rdbVersionOfRelease(targetNum);
+  return writes !== undefined && reads !== undefined && reads < writes;
+}
+
+/**
+ * Stream counters beyond the last id (7.0+): XSETID … ENTRIESADDED/MAXDELETEDID and XGROUP CREATE/SETID
+ * … ENTRIESREAD. An older destination has no such fields, so these arguments are left out for it.
+ */
+export function hasStreamCounters(num: number): boolean {
+  return num >= V7_0;
+}
+
+/** XGROUP CREATECONSUMER (6.2+). */
+export function hasCreateConsumer(num: number): boolean {
+  return num >= 60200;
+}

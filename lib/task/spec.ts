@@ -76,6 +76,7 @@ const ThrottleSchema = z
   });
 
 export const FULL_SYNC_READERS = ['scan', 'rdb', 'auto'] as const;
+export const CROSS_VERSION_MODES = ['logical', 'refuse'] as const;
 
 const FullSyncSchema = z
   .strictObject(
@@ -104,6 +105,17 @@ const FullSyncSchema = z
           description:
             'Upper bound on bytes read from the source but not yet written to the target (back-pressure). ' +
             'Absent: a default sized for the worker.',
+        }),
+      crossVersion: oneOf(CROSS_VERSION_MODES)
+        .default('logical')
+        .meta({
+          description:
+            'What to do when the destination reads an older RDB version than the source writes (7.2 or ' +
+            "Valkey 8 → 6.x or 7.0), so it refuses the source's DUMP payloads. logical: copy every key with " +
+            'type commands (SET, RPUSH, SADD, ZADD, HSET, XADD with its ids, consumer groups and pending ' +
+            'entries) instead of RESTORE, with the scan reader; the precheck says so as a warning, which ' +
+            'the task needs acknowledged (--yes) before it writes. refuse: the precheck fails instead. ' +
+            "Either way nothing changes for a destination that reads the source's payloads.",
         }),
       checkpointIntervalMs: intIn(0, 60_000)
         .default(250)

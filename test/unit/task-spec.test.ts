@@ -360,7 +360,7 @@ describe('parseTaskSpec accepts', () => {
       target: { url: 'redis://dst-host:6380' },
       syncType: 'full+incremental',
       existingKeys: 'block',
-      fullSync: { reader: 'auto', chunkKeys: 1000, checkpointIntervalMs: 250 },
+      fullSync: { reader: 'auto', chunkKeys: 1000, crossVersion: 'logical', checkpointIntervalMs: 250 },
       incremental: {
         mode: 'fargate',
         reader: 'psync',
@@ -414,6 +414,7 @@ describe('parseTaskSpec accepts', () => {
       reader: 'auto',
       chunkKeys: 1000,
       maxInFlightBytes: 1 << 26,
+      crossVersion: 'logical',
       checkpointIntervalMs: 250,
     });
   });
@@ -435,7 +436,13 @@ describe('parseTaskSpec accepts', () => {
       dbMap: { '0': 3, '1': 4, '2': 5 },
       keyFilter: { include: ['user:'], exclude: ['user:tmp:'] },
       throttle: { maxKeysPerSecond: 5000, maxBytesPerSecond: 1.5e7 },
-      fullSync: { reader: 'rdb', chunkKeys: 500, maxInFlightBytes: 1_000_000, checkpointIntervalMs: 0 },
+      fullSync: {
+        reader: 'rdb',
+        chunkKeys: 500,
+        maxInFlightBytes: 1_000_000,
+        crossVersion: 'refuse',
+        checkpointIntervalMs: 0,
+      },
       incremental: {
         mode: 'lambda',
         reader: 'psync',
@@ -507,6 +514,16 @@ describe('parseTaskSpec accepts', () => {
       replconfCommand: 'replconf-ec-9',
     });
     expect(parseTaskSpec(input).target).toEqual({ url: 'redis://dst-host:6380' });
+  });
+
+  it('--cross-version as fullSync.crossVersion, and names a bad mode', () => {
+    const base = { source: 'redis://src-host:6379', target: 'redis://dst-host:6380' };
+    const input = specInput({ ...base, 'cross-version': 'refuse', 'chunk-keys': '200' });
+    expect(parseTaskSpec(input).fullSync).toMatchObject({ crossVersion: 'refuse', chunkKeys: 200 });
+    expect(parseTaskSpec(specInput(base)).fullSync.crossVersion).toBe('logical');
+    expect(() => parseTaskSpec(specInput({ ...base, 'cross-version': 'restore' }))).toThrow(
+      /fullSync\.crossVersion/,
+    );
   });
 
   it('the same input through TaskSpecSchema directly', () => {

@@ -30,7 +30,7 @@ export function restoreRefusal(message: string, ctx: RestoreRefusalContext): Dts
       return new DtsError(
         'RESTORE_RDB_TOO_NEW',
         `${destination} refused the RESTORE of ${what}: ${source}${reads !== undefined ? `, it reads RDB ${reads} and older` : ''}`,
-        'use a destination at least as new as the source (writing keys with type commands for an older destination is not built)',
+        'use a destination at least as new as the source, or --full-sync-reader scan with --cross-version logical (keys written with type commands)',
       );
     }
     return new DtsError(

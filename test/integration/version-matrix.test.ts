@@ -186,14 +186,15 @@ describe('version matrix: newer source → older destination', () => {
       });
       continue;
     }
+    // The logical copy (the default, crossVersion logical) of such pairs is tested in cross-version.test.ts.
     pairTest(
       s,
       t,
-      `RDB ${s.rdb} into RDB ${t.rdb}: refused by the precheck, nothing written`,
+      `RDB ${s.rdb} into RDB ${t.rdb}, --cross-version refuse: refused by the precheck, nothing written`,
     )(async () => {
       const [source, target] = await startPair(s, t);
       await seedEveryType(source.url, { dbs: [0] });
-      const r = await runCli(syncArgs(source.url, target.url, stateDir()));
+      const r = await runCli(syncArgs(source.url, target.url, stateDir(), ['--cross-version', 'refuse']));
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(
         new RegExp(

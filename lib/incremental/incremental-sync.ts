@@ -1,5 +1,4 @@
 import { DtsError } from '../errors.ts';
-import { keySlot } from '../redis/cluster-slot.ts';
 import { readClusterTopology } from '../redis/cluster-topology.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
@@ -24,7 +23,8 @@ import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter } from './lag-meter.ts';
 import type { Applier, ApplyCommand } from './marker-applier.ts';
 import { OlderTarget } from './older-target.ts';
-import { isSourceSlotsMoved, readFollowingMaster } from './recopy-following-master.ts';
+import { recopyAroundMoves } from './recopy-around-moves.ts';
+import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { shardFlush } from './slot-flush.ts';
 import { SourceLink } from './source-link.ts';
@@ -389,46 +389,11 @@ export class IncrementalSync {
 
   private async recopy(db: number, keys: Buffer[]): Promise<{ commands: ApplyCommand[] }> {
     const moves = this.o.slotMoves;
-    // A key whose RESTORE another shard applied is that shard's now: read here it would be a DEL.
-    if (moves) keys = moves.ownedKeys(this.o.shardId, keys);
     const follow = this.o.resolveSource ? () => this.link.follow() : undefined;
     if (!moves) return { commands: keys.length > 0 ? await this.recopyRead(db, keys, follow) : [] };
-    let leaving = keys.filter((k) => moves.leaving(this.o.shardId, k));
-    let staying = keys.filter((k) => !leaving.includes(k));
-    const commands: ApplyCommand[] = [];
-    if (staying.length > 0) {
-      try {
-        commands.push(...(await this.recopyRead(db, staying, undefined)));
-        staying = [];
-      } catch (e) {
-        if (!isSourceSlotsMoved(e)) throw e;
-        // A slot may have left this master before a poll saw it; else it failed over (followed below).
-        await moves.pollNow();
-        leaving = [...leaving, ...staying.filter((k) => moves.leaving(this.o.shardId, k))];
-        staying = moves.ownedKeys(this.o.shardId, staying).filter((k) => !leaving.includes(k));
-      }
-    }
-    if (staying.length > 0) commands.push(...(await this.recopyRead(db, staying, follow)));
-    // Keys of a slot this master is giving away, one slot at a time: a key already gone from it (MOVED or
-    // ASK) gets its state from the new master's RESTORE, or was deleted here and the DEL follows in this
-    // stream; either way nothing of it is written from here.
-    const bySlot = new Map<number, Buffer[]>();
-    for (const k of leaving) {
-      const slot = keySlot(k);
-      bySlot.set(slot, [...(bySlot.get(slot) ?? []), k]);
-    }
-    for (const group of bySlot.values()) {
-      // One transaction per slot fails whole for one key gone: the others are then read one by one.
-      for (const part of [group, ...(group.length > 1 ? group.map((k) => [k]) : [])]) {
-        try {
-          commands.push(...(await this.recopyRead(db, part, undefined)));
-          break;
-        } catch (e) {
-          if (!isSourceSlotsMoved(e)) throw e;
-        }
-      }
-    }
-    return { commands };
+    const read = (part: Buffer[], following: boolean) =>
+      this.recopyRead(db, part, following ? follow : undefined);
+    return { commands: await recopyAroundMoves(moves, this.o.shardId, keys, read) };
   }
 
   private async recopyRead(

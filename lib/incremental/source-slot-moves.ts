@@ -285,7 +285,7 @@ export class SourceSlotMoves {
         const m = topology.masters[unknown]!;
         this.fatal = new DtsError(
           'SOURCE_RESHARD_NOT_FOLLOWED',
-          `source master ${m.endpoint.host}:${m.endpoint.port} (${m.id}) serves ${m.ranges.length} slot ranges ` +
+          `source master ${m.endpoint.host}:${m.endpoint.port} (${m.id}) serves slots (${m.ranges.length} ranges) ` +
             'but no shard of the task follows it (a master added to the source cluster during the task)',
           'run the task again with a fresh full sync: the stream of a master added during a task is not followed',
         );

@@ -143,3 +143,44 @@ describe('cluster source resharded during incremental sync', () => {
     300_000,
   );
 });
+
+describe('cluster source given a new master during incremental sync', () => {
+  it('redis-cli --cluster add-node + reshard to it → the task stops naming the new master and the fix', async () => {
+    const source = await cluster({ masters: 3, args: BIG_BACKLOG });
+    const target = await startRedis();
+    await seedCluster(source, 3000);
+    const writers = startWriters({ url: source.url, dbs: [0], writers: 2, cluster: true });
+    const cli = watchCli(startCli(syncArgs(source.url, target.url, stateDir(), ['--dbs', '0'])));
+    try {
+      for (const s of SHARDS) await cli.until(`shard ${s}: incremental sync: applying changes`);
+      const extra = await startRedis({
+        args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', ...BIG_BACKLOG],
+      });
+      const m0 = source.masters[0]!;
+      const seed = `${m0.host}:${m0.port}`;
+      await run('redis-cli', ['--cluster', 'add-node', `${extra.host}:${extra.port}`, seed]);
+      // add-node returns once the new node is met; it serves (MIGRATE into it) once it learned the slot
+      // map, and reshard refuses until every node agrees on it (its epoch settles through gossip).
+      for (let i = 0; i < 150 && !(await extra.cli('CLUSTER', 'INFO')).includes('cluster_state:ok'); i++) {
+        await sleep(200);
+      }
+      const from = await m0.cli('CLUSTER', 'MYID');
+      const to = await extra.cli('CLUSTER', 'MYID');
+      for (let attempt = 1; ; attempt++) {
+        const out = await reshard(seed, from, to, 200).catch((e) => e as Error & { stdout: string });
+        if (typeof out === 'string') break;
+        if (!out.stdout?.includes("don't agree") || attempt === 50)
+          throw new Error(`${out.message}\n${out.stdout}`);
+        await sleep(300);
+      }
+      const r = await cli.doneWithin(60_000);
+      expect(r.code).not.toBe(0);
+      const output = cli.output();
+      expect(output).toContain(`source master ${extra.host}:${extra.port}`);
+      expect(output).toContain('a master added to the source cluster during the task');
+      expect(output).toContain('run the task again with a fresh full sync');
+    } finally {
+      await writers.stop();
+    }
+  }, 180_000);
+});

@@ -13,6 +13,7 @@ import type { OlderTarget } from './older-target.ts';
 import type { SkipStamps } from './skip-stamps.ts';
 import type { ShardFlush } from './slot-flush.ts';
 import { splitBySlot } from './slot-split.ts';
+import type { GateResult, SourceSlotMoves } from './source-slot-moves.ts';
 import type { StreamItem } from './stream-feed.ts';
 
 const FLUSHDB = Buffer.from('FLUSHDB');
@@ -36,6 +37,8 @@ export interface CommandRouterOptions {
   olderTarget?: OlderTarget;
   /** A cluster source shard: empties its slots on the destination (FLUSHDB/FLUSHALL on its master). */
   shardFlush?: ShardFlush;
+  /** A cluster source: slots moving between its masters (source-slot-moves.ts). */
+  moves?: SourceSlotMoves;
   log?: (message: string) => void;
 }
 
@@ -91,26 +94,23 @@ export class CommandRouter {
         if (d.reason !== 'ping' && d.reason !== 'replconf') this.commandsSkipped++;
         return undefined;
       case 'apply': {
-        // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
-        if (d.serverWide && item.end <= this.functionsStamp && isFunctionCommand(d.argv)) return undefined;
-        if (d.serverWide || d.keys.length === 0 || item.end > this.c.stamps.maxStamp) {
-          return this.pushPlaced(d, item, db);
+        const moves = this.c.moves;
+        if (moves && !d.serverWide && d.keys.length > 0) {
+          const g = moves.gate(this.c.scope.shardId, d.argv, d.keys, item.end);
+          if (g) return this.gated(g, d, item, db);
         }
-        if (d.otherDb) return this.applyAcrossDbs(d, item, db);
-        const behind = d.keys.filter((k) => !this.c.stamps.covers(db, k, item.end));
-        if (behind.length === d.keys.length) return this.pushPlaced(d, item, db);
-        this.lastDataAt = Date.now();
-        if (behind.length === 0) {
-          this.commandsSkipped++;
-          return undefined;
-        }
-        // Some keys already hold this command's effect, others do not: copy the others' state.
-        return this.recopyInto(db, behind);
+        return this.decideApply(d, item, db);
       }
       case 'recopy': {
         this.lastDataAt = Date.now();
-        const keys = d.keys.filter((k) => !this.c.stamps.covers(d.db, k, item.end));
-        return keys.length > 0 ? this.recopyInto(d.db, keys) : undefined;
+        const g = this.c.moves?.gate(this.c.scope.shardId, item.argv, d.keys, item.end);
+        if (g) {
+          return (g.wait ?? Promise.resolve()).then(() => {
+            const kept = d.keys.filter((k) => !g.drop.includes(k));
+            return this.decideRecopy({ ...d, keys: kept }, item);
+          });
+        }
+        return this.decideRecopy(d, item);
       }
       case 'keyspace':
         this.lastDataAt = Date.now();
@@ -118,6 +118,58 @@ export class CommandRouter {
       case 'error':
         throw unsupported(d.message);
     }
+  }
+
+  /**
+   * A command on keys of a source slot in flight between masters: the keys another shard now holds are
+   * dropped (a DEL loses them; any other command has its remaining keys re-copied), after waiting for the
+   * previous owner's commands on the others.
+   */
+  private async gated(
+    g: GateResult,
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> {
+    if (g.wait) await g.wait;
+    if (g.argv) d = { ...d, argv: g.argv };
+    if (g.drop.length === 0) return this.decideApply(d, item, db);
+    this.lastDataAt = Date.now();
+    const kept = d.keys.filter((k) => !g.drop.includes(k));
+    if (kept.length === 0) {
+      this.commandsSkipped++;
+      return;
+    }
+    if (isDelete(d.argv))
+      return this.decideApply({ ...d, argv: [d.argv[0]!, ...kept], keys: kept }, item, db);
+    return this.recopyInto(db, kept);
+  }
+
+  private decideRecopy(d: Extract<FilterDecision, { action: 'recopy' }>, item: StreamItem) {
+    const keys = d.keys.filter((k) => !this.c.stamps.covers(d.db, k, item.end));
+    return keys.length > 0 ? this.recopyInto(d.db, keys) : undefined;
+  }
+
+  private decideApply(
+    d: Extract<FilterDecision, { action: 'apply' }>,
+    item: StreamItem,
+    db: number,
+  ): Promise<void> | undefined {
+    // Past every re-copy's stamp (the usual case) nothing can be covered: no per-key lookups.
+    if (d.serverWide && item.end <= this.functionsStamp && isFunctionCommand(d.argv)) return undefined;
+    if (d.serverWide || d.keys.length === 0 || item.end > this.c.stamps.maxStamp) {
+      return this.pushPlaced(d, item, db);
+    }
+    if (d.otherDb) return this.applyAcrossDbs(d, item, db);
+    const behind = d.keys.filter((k) => !this.c.stamps.covers(db, k, item.end));
+    if (behind.length === d.keys.length) return this.pushPlaced(d, item, db);
+    this.lastDataAt = Date.now();
+    if (behind.length === 0) {
+      this.commandsSkipped++;
+      return undefined;
+    }
+    // Some keys already hold this command's effect, others do not: copy the others' state.
+    return this.recopyInto(db, behind);
   }
 
   /**
@@ -349,9 +401,17 @@ export class CommandRouter {
   }
 
   private async recopyInto(db: number, keys: Buffer[]): Promise<void> {
+    if (this.c.moves) keys = this.c.moves.ownedKeys(this.c.scope.shardId, keys);
+    if (keys.length === 0) return;
     const r = await this.c.recopy(db, keys);
     for (const c of r.commands) this.c.out.add(c, false);
   }
+}
+
+const DELETES = new Set(['del', 'unlink']);
+
+function isDelete(argv: readonly Buffer[]): boolean {
+  return DELETES.has(argv[0]!.toString('latin1').toLowerCase());
 }
 
 /**

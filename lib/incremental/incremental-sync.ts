@@ -1,4 +1,5 @@
 import { DtsError } from '../errors.ts';
+import { readClusterTopology } from '../redis/cluster-topology.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { propagatesRelativeExpiries } from '../redis/server-versions.ts';
@@ -22,10 +23,12 @@ import { KeyRecopier } from './key-recopier.ts';
 import { LagMeter } from './lag-meter.ts';
 import type { Applier, ApplyCommand } from './marker-applier.ts';
 import { OlderTarget } from './older-target.ts';
+import { recopyAroundMoves } from './recopy-around-moves.ts';
 import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { shardFlush } from './slot-flush.ts';
 import { SourceLink } from './source-link.ts';
+import { isRestoreAsking } from './source-slot-moves.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
 
 const RECOPY_KEYS_PER_BATCH = 500;
@@ -69,6 +72,10 @@ export class IncrementalSync {
   // The stream as processed: the replid and the end of the last whole command (the db: router.db).
   private replid: string;
   private processed: number;
+  /** End of the last command whose handling finished (its commands are in the batch, or it needed none). */
+  private handled = -1;
+  /** Another shard waits for this one's batch (a source slot moving between them). */
+  private flushWanted = false;
 
   private keysRecopied = 0;
   private dbsResynced = 0;
@@ -119,6 +126,7 @@ export class IncrementalSync {
           : {}),
         ...(o.clusterSource
           ? {
+              ...(o.slotMoves ? { moves: o.slotMoves } : {}),
               shardFlush: shardFlush({
                 shardId: o.shardId,
                 sourceNodes: () => [this.link.endpoint, o.source],
@@ -128,6 +136,17 @@ export class IncrementalSync {
             }
           : {}),
         ...(o.log ? { log: o.log } : {}),
+      });
+      o.slotMoves?.attach({
+        shardId: o.shardId,
+        endpoint: () => this.link.endpoint,
+        taken: () => this.processed,
+        settled: () => this.settled(),
+        requestFlush: () => {
+          this.flushWanted = true;
+        },
+        readOffset: () => this.link.readOffset(),
+        readTopology: () => readClusterTopology(this.link.endpoint),
       });
       await this.link.startHeartbeat();
       this.timers.push(setInterval(() => this.pollSource(), SOURCE_POLL_MS));
@@ -163,6 +182,7 @@ export class IncrementalSync {
       o.onProgress?.(outcome.progress);
       return outcome;
     } finally {
+      o.slotMoves?.detach(o.shardId);
       for (const t of this.timers) clearInterval(t);
       this.expiries?.close();
       await this.link?.settle();
@@ -186,6 +206,16 @@ export class IncrementalSync {
       dbsResynced: this.dbsResynced,
       reconnects: this.feed?.reconnects ?? 0,
     };
+  }
+
+  /**
+   * The stream offset up to which the destination holds this shard's commands: the last handled command
+   * when nothing is waiting to be sent or acknowledged, else the last acknowledged batch's marker.
+   */
+  private settled(): number {
+    if (this.phase !== 'incremental') return -1;
+    if (this.out.isEmpty && this.out.unacknowledged === 0) return this.handled;
+    return Math.min(this.handled, this.out.appliedOffset);
   }
 
   // ---- catch-up --------------------------------------------------------------------------------------
@@ -229,6 +259,10 @@ export class IncrementalSync {
 
     this.phase = 're-copy';
     const byDb = dirty.takeKeys();
+    const moves = o.slotMoves;
+    for (const keys of moves ? byDb.values() : []) {
+      if (keys.some((k) => moves!.ownerOf(k) !== o.shardId)) throw reshardedInCatchUp(o.shardId);
+    }
     let total = 0;
     for (const keys of byDb.values()) total += keys.length;
     o.log?.(
@@ -274,6 +308,7 @@ export class IncrementalSync {
       this.router.db ??= hb.db;
       return;
     }
+    if (this.o.slotMoves && isRestoreAsking(item.argv)) throw reshardedInCatchUp(this.o.shardId);
     this.router.db = collectForCatchUp(this.scope(), this.router.db, item.argv, dirty, serverWide);
   }
 
@@ -293,9 +328,11 @@ export class IncrementalSync {
   private async applyLoop(): Promise<IncrementalOutcome['ended']> {
     const o = this.o;
     this.feed ??= await this.openFeed({ replid: this.replid, offset: this.processed });
+    this.handled = this.processed;
     o.log?.('incremental sync: applying changes');
     for (;;) {
       if (this.out.fatal) throw this.out.fatal;
+      if (o.slotMoves?.fatal) throw o.slotMoves.fatal;
       if (o.shouldStop?.() && !this.stopAt) this.stopAt = await this.stopPoint();
       const ended =
         this.stopAt && this.stopReached(this.stopAt)
@@ -319,7 +356,11 @@ export class IncrementalSync {
       this.advance(item);
       const work = this.router.handle(item);
       if (work) await work;
-      if (this.out.isFull(o.maxBatchBytes ?? 256 * 1024, o.maxBatchCommands ?? 2000)) this.flush(false);
+      this.handled = item.end;
+      if (this.flushWanted || this.out.isFull(o.maxBatchBytes ?? 256 * 1024, o.maxBatchCommands ?? 2000)) {
+        this.flushWanted = false;
+        this.flush(false);
+      }
       await this.throttlePending();
     }
   }
@@ -346,8 +387,20 @@ export class IncrementalSync {
     await this.out.throttle(this.o.maxPendingBatches ?? 8);
   }
 
-  private async recopy(db: number, keys: Buffer[]) {
+  private async recopy(db: number, keys: Buffer[]): Promise<{ commands: ApplyCommand[] }> {
+    const moves = this.o.slotMoves;
     const follow = this.o.resolveSource ? () => this.link.follow() : undefined;
+    if (!moves) return { commands: keys.length > 0 ? await this.recopyRead(db, keys, follow) : [] };
+    const read = (part: Buffer[], following: boolean) =>
+      this.recopyRead(db, part, following ? follow : undefined);
+    return { commands: await recopyAroundMoves(moves, this.o.shardId, keys, read) };
+  }
+
+  private async recopyRead(
+    db: number,
+    keys: Buffer[],
+    follow: (() => Promise<void>) | undefined,
+  ): Promise<ApplyCommand[]> {
     const r = await readFollowingMaster(() => this.link.recopier.read(db, keys), follow);
     if (r.stamp.replid !== this.replid && !(await this.link.continuesHistory(r.stamp.replid, this.replid))) {
       throw new DtsError(
@@ -359,7 +412,7 @@ export class IncrementalSync {
     }
     for (const s of r.keyStamps) this.stamps.set(db, s.key, s.offset);
     this.keysRecopied += r.keys;
-    return r;
+    return r.commands;
   }
 
   /** Sends the batch with the marker at the last whole command (never inside a source transaction). */
@@ -449,4 +502,14 @@ export class IncrementalSync {
       this.expiries?.observeSourceOffset(offset, Date.now());
     });
   }
+}
+
+/** The catch-up re-copies keys from this shard's master alone: it cannot order a move between masters. */
+function reshardedInCatchUp(shardId: string): DtsError {
+  return new DtsError(
+    'SOURCE_RESHARD_NOT_FOLLOWED',
+    `shard ${shardId} of the source cluster took part in a slot move during the full sync or before a resume ` +
+      "(its stream holds keys of another master's slots), which only the incremental phase follows",
+    'run the task again with a fresh full sync once the source is no longer being resharded',
+  );
 }

@@ -5,6 +5,7 @@ import type { HeldLink } from '../replication/held-link.ts';
 import type { BigKeyOptions } from './key-recopier.ts';
 import type { LagSnapshot } from './lag-meter.ts';
 import type { MarkerPosition } from './marker-applier.ts';
+import type { SourceSlotMoves } from './source-slot-moves.ts';
 
 // What an incremental sync of one shard is given and what it reports (the readers of its progress
 // import these without the sync itself).
@@ -21,6 +22,8 @@ export interface IncrementalSyncOptions {
   /** A cluster shard: where its master is now (after a failover). */
   resolveSource?: () => Promise<RedisEndpoint>;
   filter: FilterContext;
+  /** A cluster source: the slot moves between its masters, shared by every shard's sync. */
+  slotMoves?: SourceSlotMoves;
   /** Destination db of the marker and its skip hash (one the task writes anyway). */
   markerDb: number;
   /** Where the stream starts when the destination has no marker yet: the offset captured before the full sync. */

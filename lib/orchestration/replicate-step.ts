@@ -9,6 +9,7 @@ import { numericDbMap } from '../fullsync/unit-checkpoint.ts';
 import { IncrementalSync } from '../incremental/incremental-sync.ts';
 import type { IncrementalOutcome, IncrementalProgress } from '../incremental/incremental-types.ts';
 import { combineOutcomes, combineProgress } from '../incremental/shard-progress.ts';
+import type { SourceSlotMoves } from '../incremental/source-slot-moves.ts';
 import { type ProgressSink, silentProgress } from '../progress/progress-reporter.ts';
 import { connectAdmin } from '../redis/admin-client.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
@@ -23,6 +24,7 @@ import { loadShardRdb, needsRdbLoad, redoInterruptedRdbLoads } from './rdb-shard
 import type { ReplicateOptions } from './replicate-options.ts';
 import { resyncDb } from './resync-db.ts';
 import { SampledVerification } from './sampled-verification.ts';
+import { openSlotMoves } from './slot-moves-setup.ts';
 import { STANDALONE_SHARD_ID, shardMaster, sourceAt } from './source-shards.ts';
 import { stepEndpoints } from './step-endpoints.ts';
 import type { TaskStepInput } from './step-types.ts';
@@ -104,6 +106,8 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
       // One shard failing stops the others (cleanly, at their marker) before the error is raised.
       const failed = new AbortController();
       const latest = new Map<string, IncrementalProgress>();
+      // A cluster source: who owns which slot now, shared by the shards to follow slots moving between them.
+      const moves = await openSlotMoves(source, shards, (m) => progress.log(m, { phase: 'incremental' }));
       let lastLog = 0;
       const shared: ShardRunShared = {
         input,
@@ -114,6 +118,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
         copy: context,
         progress,
         deadline: o.deadline,
+        ...(moves ? { moves } : {}),
         shouldStop: () =>
           stop.stopRequested || o.signal?.aborted === true || failed.signal.aborted || signal.cutOverAccepted,
         register: (shardId, sync) => signal.register(shardId, sync),
@@ -142,7 +147,7 @@ export async function replicateStep(input: TaskStepInput, o: ReplicateOptions): 
             throw e;
           }),
         ),
-      );
+      ).finally(() => moves?.close());
       const failure = results.find((r) => r.status === 'rejected');
       if (!failure) {
         return combineOutcomes(results.map((r) => (r as PromiseFulfilledResult<IncrementalOutcome>).value));
@@ -194,6 +199,7 @@ interface ShardRunShared {
   copy: UnitCopyContext;
   progress: ProgressSink;
   deadline: number | undefined;
+  moves?: SourceSlotMoves;
   shouldStop: () => boolean;
   onProgress: (shardId: string, p: IncrementalProgress) => void;
   /** The sync a shard runs now, for the cut-over's drained check. */
@@ -276,6 +282,7 @@ async function replicateShard(
       clusterSource: node !== undefined,
       ...(node ? { resolveSource: () => shardMaster(shardId, [source, s.source]) } : {}),
       filter: s.filter,
+      ...(s.moves ? { slotMoves: s.moves } : {}),
       markerDb: markerDbFor(spec, s.units),
       start: { replid, offset: startOffset },
       catchUpBound: bound,

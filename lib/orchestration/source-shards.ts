@@ -40,6 +40,12 @@ export async function shardMaster(shardId: string, via: readonly RedisEndpoint[]
   const topology = await readClusterTopologyFromAny(via);
   const master = topology.masters.find((m) => shardIdOf(m) === shardId);
   if (master) return master.endpoint;
+  // The shard's first slots moved to another master (the source was resharded): still its master.
+  const here = via[0];
+  const same = topology.masters.find(
+    (m) => here && m.endpoint.host === here.host && m.endpoint.port === here.port,
+  );
+  if (same) return same.endpoint;
   throw new DtsError(
     'SHARD_NOT_FOUND',
     `no master of the source cluster serves ${shardId} any more (the slots were moved)`,

@@ -155,7 +155,8 @@ export async function rdbFullSync(o: RdbFullSyncOptions): Promise<RdbFullSyncRes
     dbs.add(k.db);
     const payload = RestoreEncoder.payloadBytes(k.end - k.start);
     if (payload > o.maxPayloadBytes) {
-      oversized.push({ db: k.db, key: k.key });
+      // k.key is a view of the RDB piece being parsed: kept, it needs its own bytes.
+      oversized.push({ db: k.db, key: Buffer.from(k.key) });
       return undefined;
     }
     let perNode = encoders.get(k.db);

@@ -28,7 +28,7 @@ import { readFollowingMaster } from './recopy-following-master.ts';
 import { SkipStamps } from './skip-stamps.ts';
 import { shardFlush } from './slot-flush.ts';
 import { SourceLink } from './source-link.ts';
-import { isRestoreAsking } from './source-slot-moves.ts';
+import { isRestoreAsking, reshardedInCatchUp } from './source-slot-moves.ts';
 import { StreamFeed, type StreamItem } from './stream-feed.ts';
 
 const RECOPY_KEYS_PER_BATCH = 500;
@@ -502,14 +502,4 @@ export class IncrementalSync {
       this.expiries?.observeSourceOffset(offset, Date.now());
     });
   }
-}
-
-/** The catch-up re-copies keys from this shard's master alone: it cannot order a move between masters. */
-function reshardedInCatchUp(shardId: string): DtsError {
-  return new DtsError(
-    'SOURCE_RESHARD_NOT_FOLLOWED',
-    `shard ${shardId} of the source cluster took part in a slot move during the full sync or before a resume ` +
-      "(its stream holds keys of another master's slots), which only the incremental phase follows",
-    'run the task again with a fresh full sync once the source is no longer being resharded',
-  );
 }

@@ -345,3 +345,13 @@ function asRestoreReplace(argv: readonly Buffer[]): Buffer[] {
   if (!argv.slice(4).some((a) => a.toString('latin1').toUpperCase() === 'REPLACE')) out.push(REPLACE);
   return out;
 }
+
+/** The catch-up re-copies keys from this shard's master alone: it cannot order a move between masters. */
+export function reshardedInCatchUp(shardId: string): DtsError {
+  return new DtsError(
+    'SOURCE_RESHARD_NOT_FOLLOWED',
+    `shard ${shardId} of the source cluster took part in a slot move during the full sync or before a resume ` +
+      "(its stream holds keys of another master's slots), which only the incremental phase follows",
+    'run the task again with a fresh full sync once the source is no longer being resharded',
+  );
+}

@@ -1,6 +1,7 @@
 import type { RawConnection } from '../redis/raw-connection.ts';
 import { RespError } from '../redis/resp.ts';
 import { encodeKeyCommands, HEAD, send } from '../verify/key-commands.ts';
+import { chunkReadError } from './stamped-chunk-reader.ts';
 
 /** A batch of keys split by size: the small ones are DUMPed in the chunk, the big ones copied in parts. */
 export interface SizedKeys {
@@ -39,6 +40,8 @@ export class SizeProbe {
     for (let i = 0; i < keys.length; i++) {
       const r = replies[i];
       if (r instanceof RespError) {
+        // The key's slot left this master (a reshard or failover): the caller follows that, as for a DUMP.
+        if (r.prefix === 'MOVED' || r.prefix === 'ASK') throw chunkReadError(this.conn, r);
         this.available = false;
         this.onUnavailable(r.message);
         return { small: [...keys], smallBytes: 0, big: [] };

@@ -1,5 +1,7 @@
 import { DtsError } from '../errors.ts';
 import { classifyRedisError } from '../redis/classify-error.ts';
+import { tagForSlots } from '../redis/cluster-slot.ts';
+import { readClusterTopology } from '../redis/cluster-topology.ts';
 import { describeEndpoint, type RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import { RespError, type RespValue } from '../redis/resp.ts';
@@ -59,6 +61,7 @@ export class HeartbeatWriter {
   private source: RedisEndpoint | undefined;
   private opts: Required<Omit<HeartbeatStartOptions, 'shardTag'>> | undefined;
   private heartbeatKeyBuf: Buffer | undefined;
+  private shardTag: string | undefined;
   private conn: RawConnection | undefined;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
@@ -120,6 +123,7 @@ export class HeartbeatWriter {
       db: o.db ?? 0,
       ttlMs: o.ttlMs ?? Math.max(60_000, 10 * o.intervalMs),
     };
+    this.shardTag = o.shardTag;
     this.heartbeatKeyBuf = heartbeatKey(o.prefix, o.taskId, o.shardTag);
     await this.tick();
   }
@@ -195,6 +199,7 @@ export class HeartbeatWriter {
       this.reported = false;
       this.lastFailure = undefined;
     } catch (e) {
+      if (await this.retagAfterMove(e)) return;
       this.failures++;
       this.lastFailure = this.classify(e);
       if (this.conn?.failed) {
@@ -210,6 +215,30 @@ export class HeartbeatWriter {
           }),
         );
       }
+    }
+  }
+
+  /**
+   * The slot of the key's tag was resharded away from this master (MOVED/ASK): a tag on a slot it still
+   * serves, read from its own slot map, takes over from the next beat. True when the tag changed.
+   */
+  private async retagAfterMove(e: unknown): Promise<boolean> {
+    if (this.shardTag === undefined || !(e instanceof RespError) || !/^(MOVED|ASK) /.test(e.message)) {
+      return false;
+    }
+    try {
+      const conn = await this.connection();
+      const id = String(await conn.call(['CLUSTER', 'MYID']));
+      const topology = await readClusterTopology(this.source!);
+      const index = topology.masters.findIndex((m) => m.id === id);
+      if (index < 0 || !topology.slotOwner.includes(index)) return false;
+      const tag = tagForSlots((slot) => topology.slotOwner[slot] === index);
+      if (tag === this.shardTag) return false;
+      this.shardTag = tag;
+      this.heartbeatKeyBuf = heartbeatKey(this.opts!.prefix, this.opts!.taskId, tag);
+      return true;
+    } catch {
+      return false;
     }
   }
 

@@ -1,3 +1,4 @@
+import { targetDbFor } from '../commands/key-filter.ts';
 import { DtsError } from '../errors.ts';
 import { readClusterTopology } from '../redis/cluster-topology.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
@@ -393,7 +394,9 @@ export class IncrementalSync {
     if (!moves) return { commands: keys.length > 0 ? await this.recopyRead(db, keys, follow) : [] };
     const read = (part: Buffer[], following: boolean) =>
       this.recopyRead(db, part, following ? follow : undefined);
-    return { commands: await recopyAroundMoves(moves, this.o.shardId, keys, read) };
+    const targetDb = targetDbFor(this.o.filter.dbMap, db);
+    const deleted = (gone: Buffer[]) => gone.map((k) => ({ db: targetDb, argv: [DEL, k] }));
+    return { commands: await recopyAroundMoves(moves, this.o.shardId, keys, read, deleted) };
   }
 
   private async recopyRead(

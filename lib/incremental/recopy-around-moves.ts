@@ -8,16 +8,19 @@ export type RecopyRead = (keys: Buffer[], follow: boolean) => Promise<ApplyComma
 
 /**
  * A re-copy on a shard of a cluster source whose slots may be moving to another master. A key whose
- * RESTORE another shard applied is that shard's now (read here it would be a DEL); a key of a slot this
- * master is giving away may be gone from it already (MOVED or ASK): its state then comes from the new
- * master's RESTORE, or it was deleted here and the DEL follows in this stream; either way nothing of it is
- * written from here.
+ * RESTORE another shard applied is that shard's now (read here it would be a DEL). A key of a slot this
+ * master is giving away may be gone from it already (MOVED or ASK), and is deleted on the destination
+ * (`deleted`): either it moved, and the new master's RESTORE, which waits for this shard's stream to be
+ * applied up to the command being handled, writes it again over the DEL; or this master removed it
+ * without a DEL of its own to follow (a RENAME away, an SMOVE of the last member), and the DEL is its
+ * effect. (Writing nothing lost that second case: the renamed-away key stayed on the destination.)
  */
 export async function recopyAroundMoves(
   moves: SourceSlotMoves,
   shardId: string,
   keys: Buffer[],
   read: RecopyRead,
+  deleted: (keys: Buffer[]) => ApplyCommand[],
 ): Promise<ApplyCommand[]> {
   const owned = moves.ownedKeys(shardId, keys);
   let leaving = owned.filter((k) => moves.leaving(shardId, k));
@@ -38,8 +41,11 @@ export async function recopyAroundMoves(
   if (staying.length > 0) commands.push(...(await read(staying, true)));
   for (const group of bySlot(leaving)) {
     // One transaction per slot fails whole for one key gone: the others are then read one by one.
-    const gone = await readUnlessMoved(read, group, commands);
-    if (gone && group.length > 1) for (const k of group) await readUnlessMoved(read, [k], commands);
+    if (!(await readUnlessMoved(read, group, commands))) continue;
+    if (group.length === 1) commands.push(...deleted(group));
+    else {
+      for (const k of group) if (await readUnlessMoved(read, [k], commands)) commands.push(...deleted([k]));
+    }
   }
   return commands;
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
+import { keySlot } from '../../lib/redis/cluster-slot.ts';
 import { startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
 import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
@@ -125,6 +126,15 @@ describe('cluster source resharded during incremental sync', () => {
       const out = await reshard(`${m0!.host}:${m0!.port}`, await id(m0), await id(m1), 4000);
       expect(out).toContain('Moving slot');
       expect(await slotCount(m1!)).toBe(5461 + 4000);
+      // Master 0's heartbeat key was on slot 1584 (tag {3}), which moved: it writes under a tag of a slot
+      // it kept, or its shard would go without heartbeats.
+      let beating = '';
+      for (let i = 0; i < 50 && !beating; i++) {
+        beating = String(await m0!.cli('KEYS', 'redis-dts:heartbeat:*'));
+        if (!beating) await sleep(100);
+      }
+      expect(beating).toMatch(/:\{\w+\}$/);
+      expect(keySlot(Buffer.from(beating.match(/\{(\w+)\}$/)![1]!))).toBeGreaterThanOrEqual(4000);
       await sleep(1500);
       const stats = await writers.stop();
       expect(stats.ops).toBeGreaterThan(1000);

@@ -5,7 +5,7 @@ import { type LogicalChunk, LogicalChunkReader } from '../fullsync/logical-chunk
 import { replaceCommands } from '../fullsync/logical-writer.ts';
 import { SizeProbe } from '../fullsync/size-probe.ts';
 import { type Chunk, type Stamp, StampedChunkReader } from '../fullsync/stamped-chunk-reader.ts';
-import { keySlot } from '../redis/cluster-slot.ts';
+import { groupBySlot } from '../redis/cluster-slot.ts';
 import type { RedisEndpoint } from '../redis/endpoint.ts';
 import { RawConnection } from '../redis/raw-connection.ts';
 import type { MemoryBudget } from '../util/memory-budget.ts';
@@ -317,17 +317,6 @@ interface DbReader {
   reader: StampedChunkReader;
   probe: SizeProbe;
   logical?: LogicalChunkReader;
-}
-
-function groupBySlot(keys: readonly Buffer[]): Buffer[][] {
-  const bySlot = new Map<number, Buffer[]>();
-  for (const k of keys) {
-    const slot = keySlot(k);
-    const group = bySlot.get(slot);
-    if (group) group.push(k);
-    else bySlot.set(slot, [k]);
-  }
-  return [...bySlot.values()];
 }
 
 function isConnectionLoss(e: unknown): boolean {

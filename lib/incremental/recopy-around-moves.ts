@@ -1,4 +1,4 @@
-import { keySlot } from '../redis/cluster-slot.ts';
+import { groupBySlot } from '../redis/cluster-slot.ts';
 import type { ApplyCommand } from './marker-applier.ts';
 import { isSourceSlotsMoved } from './recopy-following-master.ts';
 import type { SourceSlotMoves } from './source-slot-moves.ts';
@@ -39,7 +39,7 @@ export async function recopyAroundMoves(
     }
   }
   if (staying.length > 0) commands.push(...(await read(staying, true)));
-  for (const group of bySlot(leaving)) {
+  for (const group of groupBySlot(leaving)) {
     // One transaction per slot fails whole for one key gone: the others are then read one by one.
     if (!(await readUnlessMoved(read, group, commands))) continue;
     if (group.length === 1) commands.push(...deleted(group));
@@ -59,15 +59,4 @@ async function readUnlessMoved(read: RecopyRead, keys: Buffer[], into: ApplyComm
     if (!isSourceSlotsMoved(e)) throw e;
     return true;
   }
-}
-
-function bySlot(keys: Buffer[]): Buffer[][] {
-  const groups = new Map<number, Buffer[]>();
-  for (const k of keys) {
-    const slot = keySlot(k);
-    const group = groups.get(slot);
-    if (group) group.push(k);
-    else groups.set(slot, [k]);
-  }
-  return [...groups.values()];
 }

@@ -61,3 +61,15 @@ export function slotTag(slot: number): string {
   }
   return slotTagTable[slot]!;
 }
+
+/** Keys grouped by hash slot, each group in the keys' order (one transaction per slot on a cluster). */
+export function groupBySlot(keys: readonly Buffer[]): Buffer[][] {
+  const bySlot = new Map<number, Buffer[]>();
+  for (const k of keys) {
+    const slot = keySlot(k);
+    const group = bySlot.get(slot);
+    if (group) group.push(k);
+    else bySlot.set(slot, [k]);
+  }
+  return [...bySlot.values()];
+}

@@ -1,6 +1,3 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeKeyFilter } from '../../lib/commands/key-filter.ts';
@@ -10,33 +7,20 @@ import { openTargetRouting } from '../../lib/redis/target-routing.ts';
 import { parseRedisUrl } from '../../lib/redis/url.ts';
 import { startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
-import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
+import { clusterFixture, seedCluster } from '../support/cluster-fixture.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { startWriters } from '../support/writers.ts';
 
 // FLUSHDB/FLUSHALL sent to one master of a cluster source: the destination loses exactly that master's
 // slots' keys, while the other masters' streams keep writing theirs.
 
-const dirs: string[] = [];
-const clusters: RedisClusterProcess[] = [];
+const fixture = clusterFixture('redis-dts-flush-');
+const { cluster, stateDir } = fixture;
 
 afterAll(async () => {
-  await Promise.all(clusters.map((c) => c.stop()));
+  await fixture.cleanup();
   await stopAllRedis();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function cluster(o: Parameters<typeof startRedisCluster>[0] = {}): Promise<RedisClusterProcess> {
-  const c = await startRedisCluster(o);
-  clusters.push(c);
-  return c;
-}
-
-function stateDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'redis-dts-flush-'));
-  dirs.push(d);
-  return d;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BIG_BACKLOG = ['--repl-backlog-size', '256mb'];
@@ -44,25 +28,6 @@ const BIG_BACKLOG = ['--repl-backlog-size', '256mb'];
 const SHARD_1 = 'slots5461-10921';
 /** One step of a two-run test: long enough for a loaded CI machine, short enough to show the output. */
 const STEP_MS = 70_000;
-
-/** Keys spread over every slot, written through a cluster client. */
-async function seedCluster(c: RedisClusterProcess, count: number): Promise<void> {
-  const client = new Cluster([{ host: c.masters[0]!.host, port: c.masters[0]!.port }]);
-  try {
-    for (let i = 0; i < count; i += 500) {
-      await Promise.all(
-        Array.from({ length: Math.min(500, count - i) }, (_, j) => {
-          const n = i + j;
-          if (n % 3 === 0) return client.hset(`seed:h:${n}`, 'a', n);
-          if (n % 3 === 1) return client.rpush(`seed:l:${n}`, 'x', String(n));
-          return client.set(`seed:s:${n}`, `v${n}`, 'EX', 1000 + n);
-        }),
-      );
-    }
-  } finally {
-    client.disconnect();
-  }
-}
 
 async function dbsize(urls: readonly string[]): Promise<number> {
   let n = 0;

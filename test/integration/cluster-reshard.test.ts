@@ -1,14 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { Cluster, Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keySlot } from '../../lib/redis/cluster-slot.ts';
 import { startCli, syncArgs, watchCli } from '../support/cli.ts';
 import { assertSameKeys } from '../support/cluster-compare.ts';
-import { type RedisClusterProcess, startRedisCluster } from '../support/redis-cluster.ts';
+import { clusterFixture, seedCluster } from '../support/cluster-fixture.ts';
 import { startRedis, stopAllRedis } from '../support/redis-server.ts';
 import { startWriters } from '../support/writers.ts';
 
@@ -18,49 +15,17 @@ import { startWriters } from '../support/writers.ts';
 // RESTORE-ASKING).
 
 const run = promisify(execFile);
-const dirs: string[] = [];
-const clusters: RedisClusterProcess[] = [];
+const fixture = clusterFixture('redis-dts-reshard-');
+const { cluster, stateDir } = fixture;
 
 afterAll(async () => {
-  await Promise.all(clusters.map((c) => c.stop()));
+  await fixture.cleanup();
   await stopAllRedis();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
-
-async function cluster(o: Parameters<typeof startRedisCluster>[0] = {}): Promise<RedisClusterProcess> {
-  const c = await startRedisCluster(o);
-  clusters.push(c);
-  return c;
-}
-
-function stateDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'redis-dts-reshard-'));
-  dirs.push(d);
-  return d;
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const BIG_BACKLOG = ['--repl-backlog-size', '256mb'];
 const SHARDS = ['slots0-5460', 'slots5461-10921', 'slots10922-16383'];
-
-/** Keys spread over every slot, written through a cluster client. */
-async function seedCluster(c: RedisClusterProcess, count: number): Promise<void> {
-  const client = new Cluster([{ host: c.masters[0]!.host, port: c.masters[0]!.port }]);
-  try {
-    for (let i = 0; i < count; i += 500) {
-      await Promise.all(
-        Array.from({ length: Math.min(500, count - i) }, (_, j) => {
-          const n = i + j;
-          if (n % 3 === 0) return client.hset(`seed:h:${n}`, 'a', n);
-          if (n % 3 === 1) return client.rpush(`seed:l:${n}`, 'x', String(n));
-          return client.set(`seed:s:${n}`, `v${n}`, 'EX', 1000 + n);
-        }),
-      );
-    }
-  } finally {
-    client.disconnect();
-  }
-}
 
 /** redis-cli --cluster reshard, non-interactive; resolves with its output. */
 async function reshard(seed: string, from: string, to: string, slots: number): Promise<string> {

@@ -1,7 +1,7 @@
 import { awsCallError } from '../aws/aws-call-error.ts';
 import { DtsError } from '../errors.ts';
 import { inPartsText, memorySummary } from '../fullsync/memory-summary.ts';
-import { createDynamoClient, openLocalStore } from '../state/dynamo-client.ts';
+import { createDynamoClient, useLocalStore } from '../state/dynamo-client.ts';
 import { hasLocalTask, localTaskIds } from '../state/local-state-dir.ts';
 import {
   type NotificationStatus,
@@ -61,12 +61,7 @@ export async function withStore<T>(
         "run 'redis-dts list' to see the tasks, or pass --state-dir",
       );
     }
-    const local = await openLocalStore({ stateDir, taskId: id, shared: true });
-    try {
-      return await use(local.store, where);
-    } finally {
-      await local.close();
-    }
+    return await useLocalStore({ stateDir, taskId: id }, (store) => use(store, where));
   }
   if (values['state-dir'] !== undefined) {
     throw new UsageError(
@@ -100,12 +95,7 @@ export async function withStore<T>(
 async function localTasks(stateDir: string): Promise<TaskRecord[]> {
   const tasks: TaskRecord[] = [];
   for (const taskId of await localTaskIds(stateDir)) {
-    const local = await openLocalStore({ stateDir, taskId, shared: true });
-    try {
-      tasks.push(...(await local.store.listTasks()));
-    } finally {
-      await local.close();
-    }
+    tasks.push(...(await useLocalStore({ stateDir, taskId }, (store) => store.listTasks())));
   }
   return tasks.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
 }

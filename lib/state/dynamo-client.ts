@@ -90,6 +90,42 @@ export async function openLocalStore(
   return { store, endpoint: dynamo.endpoint, close };
 }
 
+/** How long a reader waits out a run of its task that is ending (its store server closing under it). */
+const RUN_ENDING_ATTEMPTS = 40;
+const RUN_ENDING_WAIT_MS = 250;
+
+/**
+ * Opens the local store of a task as a reader (`shared`), runs `use` and closes it. A run of the task that
+ * ends meanwhile (a cut-over taken, a stop) closes the server its endpoint named: the connection is
+ * refused, or the lock is held without an endpoint for a moment; then the store is opened again, from
+ * its files once the run is gone. A refused connection sent nothing, so `use` may run again.
+ */
+export async function useLocalStore<T>(
+  opts: { stateDir: string; taskId: string },
+  use: (store: TaskStore) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    let local: LocalStore | undefined;
+    try {
+      local = await openLocalStore({ ...opts, shared: true });
+      return await use(local.store);
+    } catch (e) {
+      if (attempt >= RUN_ENDING_ATTEMPTS || !isRunEnding(e)) throw e;
+    } finally {
+      await local?.close();
+    }
+    await new Promise((r) => setTimeout(r, RUN_ENDING_WAIT_MS));
+  }
+}
+
+function isRunEnding(e: unknown): boolean {
+  if (e instanceof DtsError) return e.code === 'STATE_DIR_LOCKED';
+  for (let c: unknown = e, depth = 0; c instanceof Error && depth < 4; c = c.cause, depth++) {
+    if ((c as NodeJS.ErrnoException).code === 'ECONNREFUSED') return true;
+  }
+  return false;
+}
+
 function taskRunning(stateDir: string, taskId: string, pid: number): DtsError {
   return new DtsError(
     'TASK_RUNNING',

@@ -6,9 +6,14 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DtsError } from '../../lib/errors.ts';
 import { freshProgress } from '../../lib/fullsync/copy-unit.ts';
-import { createDynamoClient, type LocalStore, openLocalStore } from '../../lib/state/dynamo-client.ts';
+import {
+  createDynamoClient,
+  type LocalStore,
+  openLocalStore,
+  useLocalStore,
+} from '../../lib/state/dynamo-client.ts';
 import { startEmbeddedDynamo } from '../../lib/state/embedded-dynamo.ts';
-import { localTaskIds } from '../../lib/state/local-state-dir.ts';
+import { localTaskIds, taskStoreDir } from '../../lib/state/local-state-dir.ts';
 import {
   type TaskRecord,
   TaskStore,
@@ -352,6 +357,32 @@ describe('embedded dynalite on disk', () => {
     expect(await second.store.isStopRequested('t-disk')).toBe(true);
     // Versions carry on where the first run left them.
     expect(await second.store.putCheckpoint('t-disk', { ...cp, done: true }, 1)).toBe(2);
+  });
+
+  it('a reader whose run ends under it (the endpoint it read refuses) opens the store again, from its files', async () => {
+    const stateDir = tempStateDir();
+    const run = await openLocalStore({ stateDir, taskId: 't-ending' });
+    await run.store.putTask(task('t-ending'));
+    await run.close();
+    // What a reader sees in the moment a run ends: its endpoint still published, its server gone.
+    const closed = await startEmbeddedDynamo();
+    const gone = closed.endpoint;
+    await closed.close();
+    const endpointFile = join(taskStoreDir(stateDir, 't-ending'), 'dynamodb.endpoint');
+    writeFileSync(endpointFile, JSON.stringify({ endpoint: gone, pid: process.pid }));
+    let refused = 0;
+    const read = useLocalStore({ stateDir, taskId: 't-ending' }, async (store) => {
+      try {
+        return await store.listTasks();
+      } catch (e) {
+        refused++;
+        rmSync(endpointFile, { force: true });
+        throw e;
+      }
+    });
+    const tasks = await read;
+    expect(refused).toBeGreaterThanOrEqual(1);
+    expect(tasks.map((t) => t.taskId)).toEqual(['t-ending']);
   });
 
   it('keeps each task of a state dir in its own store: two open at once, a second run of one refused', async () => {

@@ -187,12 +187,8 @@ export class RdbCursor {
    * caller done with it before the data is fed on (a key name copied into a batch).
    */
   stringView(): Buffer {
-    if (this.pos >= this.end || this.buf[this.pos]! >> 6 === ENCODED) return this.string();
-    const n = this.checkedLength(this.length());
-    this.need(n);
-    const s = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return s;
+    if (this.pos < this.end && this.buf[this.pos]! >> 6 !== ENCODED) return this.plainView();
+    return this.string();
   }
 
   /** Reads a string as the bytes it stands for (int-encoded as decimal, LZF decompressed); a copy. */
@@ -200,11 +196,7 @@ export class RdbCursor {
     const first = this.byte();
     if (first >> 6 !== ENCODED) {
       this.pos--;
-      const n = this.checkedLength(this.length());
-      this.need(n);
-      const s = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
-      this.pos += n;
-      return s;
+      return Buffer.from(this.plainView());
     }
     switch (first & 0x3f) {
       case ENC_INT8: {
@@ -239,6 +231,15 @@ export class RdbCursor {
       default:
         throw new Malformed(`an unknown string encoding 0x${first.toString(16)}`);
     }
+  }
+
+  /** A plain (length-prefixed) string at pos, as a view of the data. */
+  private plainView(): Buffer {
+    const n = this.checkedLength(this.length());
+    this.need(n);
+    const s = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return s;
   }
 
   /** Skips a double in the old text form (ZSET type 3): a length byte, 253–255 for nan/+inf/-inf. */

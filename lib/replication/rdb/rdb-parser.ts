@@ -342,8 +342,8 @@ export class RdbParser {
 
   private readKey(c: RdbCursor, data: Buffer, type: number): void {
     if (!isValueType(type)) throw new Malformed(`an unknown opcode or value type ${type}`);
-    // Raw keys are taken before the next piece is fed: their name needs no copy of its own (a fifth of
-    // the small-key load's allocations).
+    // Raw keys are taken before the next piece is fed: their name needs no copy of its own (one
+    // allocation per key that nothing kept).
     const key = this.onRawKey ? c.stringView() : c.string();
     this.currentKey = key;
     const start = c.pos;

@@ -223,9 +223,8 @@ export class HeartbeatWriter {
    * serves, read from its own slot map, takes over from the next beat. True when the tag changed.
    */
   private async retagAfterMove(e: unknown): Promise<boolean> {
-    if (this.shardTag === undefined || !(e instanceof RespError) || !/^(MOVED|ASK) /.test(e.message)) {
-      return false;
-    }
+    if (this.shardTag === undefined || !(e instanceof RespError)) return false;
+    if (e.prefix !== 'MOVED' && e.prefix !== 'ASK') return false;
     try {
       const conn = await this.connection();
       const id = String(await conn.call(['CLUSTER', 'MYID']));

@@ -166,7 +166,14 @@ function makeProcess(child: ChildProcess, port: number, dir: string, password?: 
         child.once('exit', done);
         child.kill('SIGKILL');
         function done() {
-          rmSync(dir, { recursive: true, force: true });
+          // A fork of the killed server (an RDB for a replica) can still be writing into the dir: rmSync then
+          // fails with ENOTEMPTY, which thrown here would leave stop() pending forever. Retried, and never
+          // in the way of resolving.
+          try {
+            rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+          } catch {
+            // The leftover is a temp dir of the OS.
+          }
           resolve();
         }
       });
